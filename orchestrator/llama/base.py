@@ -1,0 +1,174 @@
+"""Options shared by :class:`LlamaCpp` and :class:`ChatLlamaCpp`, and the engine they resolve to.
+
+Options are closed: an unknown or misspelled keyword (``n_gpu_layer=``) is an error with a
+suggestion, never silently ignored. Construction is cheap (it validates the file header but does
+not load weights); the engine is loaded on first use, or by :meth:`LlamaSettings.warm_up`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from orchestrator.errors import OptionError, unknown_option
+from orchestrator.gguf_info import GGUFInfo, read_gguf_info
+from orchestrator.llama.engine import (
+    Engine,
+    EngineKey,
+    Sampling,
+    Usage,
+    get_engine,
+    gpu_backend_available,
+)
+from orchestrator.settings import DEFAULT_N_CTX_CAP, default_threads, resolve_model_path
+
+#: Options a caller may override per call (``llm.invoke(text, max_tokens=20)``).
+CALL_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+
+
+class LlamaSettings(BaseModel):
+    """Load and sampling options, with the names the book and LangChain's LlamaCpp use."""
+
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, protected_namespaces=()
+    )
+
+    model_path: str | None = None
+    """GGUF file; ``None``: ``$ORCHESTRATOR_MODEL``, else the embedded SmolLM2-135M."""
+    n_gpu_layers: int | None = None
+    """Layers to offload (-1 = all). Default: all when llama.cpp has a GPU backend, else 0."""
+    n_ctx: int | None = Field(default=None, ge=16)
+    """Context window. Default: what the model was trained for, capped at 4096."""
+    n_threads: int | None = Field(default=None, ge=1)
+    n_batch: int = Field(default=512, ge=1)
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.8, ge=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0)
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.1, gt=0.0)
+    seed: int = -1
+    """Sampling seed; -1 draws a random one. Use with ``temperature=0`` for repeatable output."""
+    stop: list[str] | None = None
+    prefix_reuse: bool = True
+    """Keep the KV cache of the common prompt prefix between calls (no history re-prefill)."""
+    chat_format: str | None = None
+    """Force a built-in chat format (``phi3``, ``chatml``, ``llama3``) instead of the GGUF's."""
+
+    _engine: Engine | None = PrivateAttr(default=None)
+    _info: GGUFInfo | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known = set(cls.model_fields) | {
+                f.alias for f in cls.model_fields.values() if f.alias
+            }
+            for name in data:
+                if name not in known:
+                    raise unknown_option(str(name), known, where=cls.__name__)
+        return data
+
+    @model_validator(mode="after")
+    def _check_model(self) -> LlamaSettings:
+        self._info = read_gguf_info(resolve_model_path(self.model_path))
+        if self.n_gpu_layers not in (None, 0) and not gpu_backend_available():
+            warnings.warn(
+                f"n_gpu_layers={self.n_gpu_layers} was asked for, but this llama.cpp build has no "
+                f"GPU backend: 0 of {self._info.n_layers} layers are offloaded, all run on the "
+                'CPU. Rebuild with CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall '
+                "--no-cache-dir llama-cpp-python",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return self
+
+    @property
+    def info(self) -> GGUFInfo:
+        """Header metadata of the model file (read at construction, no weights loaded)."""
+        assert self._info is not None
+        return self._info
+
+    def engine_key(self) -> EngineKey:
+        info = self.info
+        trained = info.context_length or DEFAULT_N_CTX_CAP
+        gpu = -1 if gpu_backend_available() else 0
+        return EngineKey(
+            path=str(info.path),
+            n_ctx=self.n_ctx if self.n_ctx is not None else min(trained, DEFAULT_N_CTX_CAP),
+            n_gpu_layers=gpu if self.n_gpu_layers is None else self.n_gpu_layers,
+            n_threads=self.n_threads if self.n_threads is not None else default_threads(),
+            n_batch=self.n_batch,
+            verbose=bool(getattr(self, "verbose", False)),
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """The shared loaded model (loaded on first access)."""
+        if self._engine is None:
+            self._engine = get_engine(self.engine_key())
+        return self._engine
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first call."""
+        _ = self.engine
+
+    def get_num_tokens(self, text: str) -> int:
+        """Token count with the model's own tokenizer (used by token-bounded memory)."""
+        return self.engine.count_tokens(text)
+
+    def sampling(self, overrides: Mapping[str, Any]) -> Sampling:
+        """Sampling settings for one call; unknown per-call options are rejected."""
+        for name in overrides:
+            if name not in CALL_OPTIONS:
+                raise unknown_option(name, CALL_OPTIONS, where=f"{type(self).__name__} call")
+        values = {name: getattr(self, name) for name in CALL_OPTIONS} | dict(overrides)
+        if values["max_tokens"] is None or values["max_tokens"] < 1:
+            raise OptionError(f"max_tokens must be >= 1, got {values['max_tokens']}")
+        values["seed"] = None if values["seed"] is None or values["seed"] < 0 else values["seed"]
+        return Sampling(**values)
+
+    def stop_list(self, stop: Sequence[str] | None, extra: Sequence[str] = ()) -> list[str]:
+        """Stop sequences for a call: the object's, the call's, plus end-of-turn markers."""
+        merged = [*(self.stop or []), *(stop or []), *extra]
+        return list(dict.fromkeys(s for s in merged if s))
+
+    def prompt_tokens(self, text: str) -> list[int]:
+        """Tokens for a raw prompt; a BOS token is added once if the model expects one."""
+        engine = self.engine
+        tokens = engine.tokenize(text, add_bos=False, special=True)
+        bos = engine.llama.token_bos()
+        wants_bos = bool(engine.llama._model.add_bos_token()) and bos >= 0
+        if wants_bos and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
+
+    def generate_text(
+        self,
+        tokens: list[int],
+        overrides: Mapping[str, Any],
+        stop: Sequence[str],
+        usage: Usage,
+        grammar: Any = None,
+    ) -> Iterator[str]:
+        """The one generation path both model classes stream from."""
+        return self.engine.stream(
+            tokens,
+            self.sampling(overrides),
+            stop=stop,
+            grammar=grammar,
+            reuse_prefix=self.prefix_reuse,
+            usage=usage,
+        )
+
+    def usage_dict(self, usage: Usage) -> dict[str, int]:
+        return {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "cached_tokens": usage.cached_tokens,
+        }

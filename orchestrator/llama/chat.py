@@ -1,0 +1,154 @@
+"""``ChatLlamaCpp``: a chat model rendering messages with the model's own chat template."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models.chat_models import BaseChatModel, generate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from orchestrator.errors import unknown_option
+from orchestrator.llama import structured
+from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
+from orchestrator.llama.engine import Usage
+from prompts import ChatFormat, format_from_template, render_chat
+
+#: Keyword arguments a call may carry besides sampling overrides.
+_CALL_EXTRAS = ("tools", "tool_choice", "response_format", "ls_structured_output_format")
+
+
+def chat_format_of(model: LlamaSettings) -> ChatFormat:
+    """The model's chat format: a forced built-in, else the GGUF template, else Phi-3's."""
+    if model.chat_format:
+        return format_from_template(None, default=model.chat_format)
+    return format_from_template(model.info.chat_template, default="phi3")
+
+
+def render_messages(model: LlamaSettings, messages: Sequence[Mapping[str, str]]) -> str:
+    """Render role/content dicts into the prompt string for ``model``."""
+    info = model.info
+    return render_chat(
+        messages, chat_format_of(model), bos_token=info.bos_token, eos_token=info.eos_token
+    )
+
+
+class ChatLlamaCpp(LlamaSettings, BaseChatModel):
+    """A GGUF model through llama.cpp, as a LangChain chat model.
+
+    Streaming, stop sequences, token usage (``usage_metadata``), tool calling and structured
+    output. Tool calls and structured output are generated under a llama.cpp grammar built
+    from the JSON schema, so even a 135M model returns JSON that parses.
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "orchestrator-chat-llamacpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": str(self.info.path), "chat_format": chat_format_of(self).name}
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        overrides, extras = _split_kwargs(kwargs)
+        plan = structured.plan_call(self, messages, extras)
+        fmt = chat_format_of(self)
+        tokens = self.prompt_tokens(render_messages(self, plan.messages))
+        usage = Usage()
+        pieces = self.generate_text(
+            tokens, overrides, self.stop_list(stop, fmt.end_of_turn), usage, plan.grammar
+        )
+        if plan.buffer_output:
+            yield structured.final_chunk("".join(pieces), plan)
+        else:
+            yield from _text_chunks(pieces, run_manager)
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata={
+                    "input_tokens": usage.prompt_tokens,
+                    "output_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                    "input_token_details": {"cache_read": usage.cached_tokens},
+                },
+                response_metadata={
+                    "finish_reason": usage.finish_reason,
+                    "model_name": self.info.name,
+                },
+                chunk_position="last",
+            )
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+        generation = result.generations[0]
+        if isinstance(generation, ChatGeneration) and isinstance(generation.message.content, str):
+            generation.message.content = generation.message.content.strip()
+        return result
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessageChunk]:  # type: ignore[override]
+        """Bind tools; ``tool_choice`` may be ``auto``, ``none``, ``any``/``required`` or a name."""
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(  # type: ignore[override]
+        self,
+        schema: Mapping[str, Any] | type,
+        *,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Output that matches ``schema``, decoded under a grammar so it always parses."""
+        return structured.with_structured_output(self, schema, method, include_raw, **kwargs)
+
+
+def _split_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    overrides, extras = {}, {}
+    for name, value in kwargs.items():
+        if name in CALL_OPTIONS:
+            overrides[name] = value
+        elif name in _CALL_EXTRAS:
+            extras[name] = value
+        else:
+            raise unknown_option(name, (*CALL_OPTIONS, *_CALL_EXTRAS), where="ChatLlamaCpp call")
+    return overrides, extras
+
+
+def _text_chunks(
+    pieces: Iterator[str], run_manager: CallbackManagerForLLMRun | None
+) -> Iterator[ChatGenerationChunk]:
+    first = True
+    for text in pieces:
+        if first:  # a chat answer never starts with the space SentencePiece puts before words
+            text, first = text.lstrip(), not text.strip()
+            if not text:
+                continue
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+        if run_manager:
+            run_manager.on_llm_new_token(text, chunk=chunk)
+        yield chunk

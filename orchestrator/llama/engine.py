@@ -1,0 +1,278 @@
+"""One loaded llama.cpp model, shared by every object that names the same file and settings.
+
+The engine owns the ``llama_cpp.Llama`` instance, a lock (a llama.cpp context is not safe for
+concurrent use) and the single generation loop that everything else is built on: completion,
+chat, streaming, grammars and token accounting all go through :meth:`Engine.stream`.
+
+Prefix reuse: ``Llama.generate`` keeps the KV cache of the previous call and only evaluates the
+tokens after the longest common prefix, so a conversation that grows by one turn does not
+re-prefill its history. ``reuse_prefix=False`` clears the cache first (used by benchmarks).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import ContextOverflowError, ModelLoadError, OptionError
+from orchestrator.gguf_info import GGUFInfo, read_gguf_info
+from orchestrator.llama.stops import StopMatcher
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything that changes how a model is loaded; equal keys share one engine."""
+
+    path: str
+    n_ctx: int
+    n_gpu_layers: int
+    n_threads: int
+    n_batch: int
+    verbose: bool
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Per-call sampling settings."""
+
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    seed: int | None = None
+
+
+@dataclass
+class Usage:
+    """Token accounting for one generation, filled in as it runs."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    finish_reason: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Engine:
+    """A loaded model plus the lock that serialises access to its context."""
+
+    key: EngineKey
+    info: GGUFInfo
+    llama: Any
+    gpu_layers_offloaded: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _pieces: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.llama.n_ctx())
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
+        """Tokens of ``text``; ``special=True`` parses markers like ``<|end|>`` as single tokens."""
+        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` costs, with the model's own tokenizer."""
+        return len(self.tokenize(text, special=False))
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (memoised: the vocabulary is fixed)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            cached = self._pieces[token] = _token_bytes(self.llama._model.vocab, token)
+        return cached
+
+    def is_end_of_generation(self, token: int) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token))
+
+    def check_fits(self, n_prompt: int) -> None:
+        """Raise :class:`ContextOverflowError` when a prompt leaves no room to generate."""
+        if n_prompt >= self.n_ctx:
+            raise ContextOverflowError(n_prompt, self.n_ctx, n_ctx_train=self.info.context_length)
+
+    def stream(
+        self,
+        prompt_tokens: Sequence[int],
+        sampling: Sampling,
+        *,
+        stop: Sequence[str] = (),
+        grammar: Any = None,
+        reuse_prefix: bool = True,
+        usage: Usage | None = None,
+    ) -> Iterator[str]:
+        """Generate text for ``prompt_tokens``, yielding decoded pieces as they are produced.
+
+        The lock is held until the generator finishes or is closed, so abandoning a stream
+        (Ctrl-C, ``break``) frees the model for the next caller with a consistent KV cache.
+        """
+        usage = usage if usage is not None else Usage()
+        self.check_fits(len(prompt_tokens))
+        usage.prompt_tokens = len(prompt_tokens)
+        budget = min(sampling.max_tokens, self.n_ctx - len(prompt_tokens))
+        with self.lock:
+            llama = self.llama
+            if not reuse_prefix:
+                llama.reset()
+            usage.cached_tokens = _common_prefix(llama, prompt_tokens) if reuse_prefix else 0
+            if sampling.seed is not None and sampling.seed >= 0:
+                llama.set_seed(sampling.seed)
+            yield from self._decode_loop(prompt_tokens, sampling, budget, stop, grammar, usage)
+
+    def _decode_loop(
+        self,
+        prompt_tokens: Sequence[int],
+        sampling: Sampling,
+        budget: int,
+        stop: Sequence[str],
+        grammar: Any,
+        usage: Usage,
+    ) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        matcher = StopMatcher(stop)
+        usage.finish_reason = "length"
+        if budget <= 0:
+            return
+        tokens = self.llama.generate(
+            list(prompt_tokens),
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=sampling.min_p,
+            temp=sampling.temperature,
+            repeat_penalty=sampling.repeat_penalty,
+            grammar=grammar,
+        )
+        with contextlib.closing(tokens):
+            for token in tokens:
+                if self.is_end_of_generation(token):
+                    usage.finish_reason = "stop"
+                    break
+                usage.completion_tokens += 1
+                text, stopped = matcher.feed(decoder.decode(self.piece(token)))
+                if text:
+                    yield text
+                if stopped:
+                    usage.finish_reason = "stop"
+                    return
+                if usage.completion_tokens >= budget:
+                    break
+        tail, stopped = matcher.feed(decoder.decode(b"", final=True))
+        tail = tail if stopped else tail + matcher.flush()
+        if tail:
+            yield tail
+
+
+def _token_bytes(vocab: Any, token: int) -> bytes:
+    import ctypes
+
+    import llama_cpp
+
+    size = 64
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+        if n >= 0:
+            return buffer.raw[:n]
+        size = -n
+
+
+def _common_prefix(llama: Any, tokens: Sequence[int]) -> int:
+    cached = llama._input_ids[: llama.n_tokens].tolist()
+    n = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+_ENGINES: dict[EngineKey, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def gpu_backend_available() -> bool:
+    """Whether this llama.cpp build can offload layers to a GPU."""
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def get_engine(key: EngineKey) -> Engine:
+    """The shared engine for ``key``, loading the model on first use."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = _load(key)
+        return engine
+
+
+def release_engines() -> None:
+    """Drop every cached engine (frees model memory once no object refers to them)."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+
+
+def _load(key: EngineKey) -> Engine:
+    import llama_cpp
+
+    info = read_gguf_info(key.path)
+    requested = key.n_gpu_layers
+    layers = info.n_layers or 0
+    offloaded = 0
+    if requested != 0 and gpu_backend_available():
+        offloaded = layers + 1 if requested < 0 else min(requested, layers + 1)
+    try:
+        llama = llama_cpp.Llama(
+            model_path=key.path,
+            n_ctx=key.n_ctx,
+            n_gpu_layers=requested if gpu_backend_available() else 0,
+            n_threads=key.n_threads,
+            n_threads_batch=key.n_threads,
+            n_batch=min(key.n_batch, key.n_ctx),
+            verbose=key.verbose,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(
+            f"llama.cpp could not load {key.path} (architecture {info.architecture!r}): {exc}",
+            fix="check that this llama-cpp-python supports the architecture "
+            "(pip install -U llama-cpp-python) and that the file is a complete GGUF",
+        ) from exc
+    return Engine(key=key, info=info, llama=llama, gpu_layers_offloaded=offloaded)
+
+
+def make_grammar(engine: Engine, gbnf: str) -> Any:
+    """A llama.cpp grammar, checked to parse: llama.cpp would otherwise fail at sampling time."""
+    import llama_cpp
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    grammar = LlamaGrammar.from_string(gbnf, verbose=False)
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        engine.llama._model.vocab, gbnf.encode("utf-8"), b"root"
+    )
+    if not sampler:
+        raise OptionError(
+            "the grammar did not parse in llama.cpp, so decoding would not be constrained",
+            fix="check the GBNF (or JSON schema) you passed; it needs a 'root' rule",
+        )
+    llama_cpp.llama_sampler_free(sampler)
+    return grammar
+
+
+def json_schema_grammar(engine: Engine, schema: dict[str, Any]) -> Any:
+    """A grammar that only admits JSON documents matching ``schema``."""
+    import json
+
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return make_grammar(engine, json_schema_to_gbnf(json.dumps(schema)))

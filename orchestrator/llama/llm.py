@@ -1,0 +1,74 @@
+"""``LlamaCpp``: a completion model. The prompt goes to the model exactly as written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.llms import BaseLLM
+from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+
+from orchestrator.llama.base import LlamaSettings
+from orchestrator.llama.engine import Usage
+
+
+class LlamaCpp(LlamaSettings, BaseLLM):
+    """A GGUF model through llama.cpp, as a LangChain completion LLM.
+
+    Takes the arguments of ``langchain_community.llms.LlamaCpp`` (``model_path``,
+    ``n_gpu_layers``, ``max_tokens``, ``n_ctx``, ``seed``, ``temperature``, ``top_p``, ``top_k``,
+    ``stop``, ``verbose``); objects naming the same file share one loaded engine.
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "orchestrator-llamacpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": str(self.info.path), "n_ctx": self.engine_key().n_ctx}
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        usage = Usage()
+        tokens = self.prompt_tokens(prompt)
+        for text in self.generate_text(tokens, kwargs, self.stop_list(stop), usage):
+            chunk = GenerationChunk(text=text)
+            if run_manager:
+                run_manager.on_llm_new_token(text, chunk=chunk)
+            yield chunk
+        yield GenerationChunk(
+            text="",
+            generation_info={"finish_reason": usage.finish_reason, "usage": self.usage_dict(usage)},
+        )
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        generations: list[list[Generation]] = []
+        totals: dict[str, int] = {}
+        for prompt in prompts:
+            final: GenerationChunk | None = None
+            for chunk in self._stream(prompt, stop, run_manager, **kwargs):
+                final = chunk if final is None else final + chunk
+            assert final is not None
+            generations.append([Generation(text=final.text, generation_info=final.generation_info)])
+            for key, value in (final.generation_info or {}).get("usage", {}).items():
+                totals[key] = totals.get(key, 0) + value
+        return LLMResult(generations=generations, llm_output={"token_usage": totals})
+
+    def wrap_user_prompt(self, text: str) -> str:
+        """``text`` as one user turn in this model's chat format (for instruction models)."""
+        from orchestrator.llama.chat import render_messages
+
+        return render_messages(self, [{"role": "user", "content": text}])

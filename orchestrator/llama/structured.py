@@ -1,0 +1,243 @@
+"""Tool calling and structured output for llama.cpp chat models, by grammar-constrained decoding.
+
+A call with tools or a ``response_format`` is planned here: which messages the model sees (tool
+descriptions go into the system turn), which grammar constrains decoding, and how the raw text
+becomes an ``AIMessage`` with ``tool_calls``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.output_parsers import (
+    JsonOutputKeyToolsParser,
+    JsonOutputParser,
+    PydanticOutputParser,
+    PydanticToolsParser,
+)
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel
+
+from orchestrator.errors import OptionError
+from orchestrator.llama.engine import json_schema_grammar, make_grammar
+
+if TYPE_CHECKING:
+    from orchestrator.llama.chat import ChatLlamaCpp
+
+_FORCED = ("any", "required", True)
+_PROSE_RULE = 'prose ::= [^{ \\t\\n] [^\\x00]*'
+
+
+@dataclass
+class CallPlan:
+    """How one chat call is run: rendered messages, grammar, and whether to parse tool calls."""
+
+    messages: list[dict[str, str]]
+    grammar: Any = None
+    tool_names: list[str] = field(default_factory=list)
+
+    @property
+    def buffer_output(self) -> bool:
+        return bool(self.tool_names)
+
+
+def content_text(message: BaseMessage) -> str:
+    """Message content as plain text (content blocks joined)."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [b if isinstance(b, str) else str(b.get("text", "")) for b in content]
+    return "".join(parts)
+
+
+def to_role_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """LangChain messages as role/content dicts a chat template understands."""
+    out: list[dict[str, str]] = []
+    for message in messages:
+        text = content_text(message)
+        if isinstance(message, SystemMessage):
+            out.append({"role": "system", "content": text})
+        elif isinstance(message, AIMessage):
+            calls = [{"name": c["name"], "arguments": c["args"]} for c in message.tool_calls]
+            body = json.dumps(calls[0] if len(calls) == 1 else calls) if calls else text
+            out.append({"role": "assistant", "content": body})
+        elif isinstance(message, ToolMessage):
+            out.append({"role": "user", "content": f"Tool result: {text}"})
+        elif isinstance(message, HumanMessage) or message.type in ("human", "user"):
+            out.append({"role": "user", "content": text})
+        else:
+            out.append({"role": getattr(message, "role", "user"), "content": text})
+    return _merge_system(out)
+
+
+def _merge_system(items: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Many chat templates accept one system turn, first: fold the others into it."""
+    systems = [m["content"] for m in items if m["role"] == "system"]
+    rest = [m for m in items if m["role"] != "system"]
+    return ([{"role": "system", "content": "\n\n".join(systems)}] if systems else []) + rest
+
+
+def _tool_instructions(tools: Sequence[Mapping[str, Any]], forced: bool) -> str:
+    lines = [
+        "You can call these tools. To call one, reply with only a JSON object "
+        '{"name": <tool name>, "arguments": {...}}.'
+        + ("" if forced else " Otherwise answer in plain text."),
+    ]
+    for tool in tools:
+        fn = tool["function"]
+        params = json.dumps(fn.get("parameters", {}))
+        lines.append(f"- {fn['name']}: {fn.get('description', '')} Arguments schema: {params}")
+    return "\n".join(lines)
+
+
+def _call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    options = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": t["function"]["name"]},
+                "arguments": t["function"].get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+        }
+        for t in tools
+    ]
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def _select_tools(
+    tools: Sequence[Mapping[str, Any]], choice: Any
+) -> tuple[list[Mapping[str, Any]], bool]:
+    names = [t["function"]["name"] for t in tools]
+    if isinstance(choice, dict):
+        choice = choice.get("function", {}).get("name") or choice.get("name")
+    if choice in (None, "auto", False):
+        return list(tools), False
+    if choice in _FORCED:
+        return list(tools), True
+    if choice == "none":
+        return [], False
+    if choice in names:
+        return [t for t in tools if t["function"]["name"] == choice], True
+    raise OptionError(
+        f"tool_choice={choice!r} names no bound tool",
+        fix=f"use 'auto', 'any', 'none' or one of {names}",
+    )
+
+
+def plan_call(
+    model: ChatLlamaCpp, messages: Sequence[BaseMessage], extras: Mapping[str, Any]
+) -> CallPlan:
+    """Decide the prompt and grammar for one call from its tools / response_format."""
+    items = to_role_dicts(messages)
+    fmt = extras.get("response_format")
+    if fmt:
+        return CallPlan(items, grammar=json_schema_grammar(model.engine, _response_schema(fmt)))
+    tools, forced = _select_tools(extras.get("tools") or [], extras.get("tool_choice"))
+    if not tools:
+        return CallPlan(items)
+    note = _tool_instructions(tools, forced)
+    if items and items[0]["role"] == "system":
+        items[0] = {"role": "system", "content": items[0]["content"] + "\n\n" + note}
+    else:
+        items.insert(0, {"role": "system", "content": note})
+    schema = _call_schema(tools)
+    if forced:
+        grammar = json_schema_grammar(model.engine, schema)
+    else:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        gbnf = json_schema_to_gbnf(json.dumps(schema)).replace("root ::=", "call ::=", 1)
+        grammar = make_grammar(model.engine, f"root ::= call | prose\n{_PROSE_RULE}\n{gbnf}")
+    return CallPlan(items, grammar=grammar, tool_names=[t["function"]["name"] for t in tools])
+
+
+def _response_schema(fmt: Mapping[str, Any]) -> dict[str, Any]:
+    kind = fmt.get("type")
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        spec = fmt.get("json_schema", fmt)
+        return dict(spec.get("schema") or {"type": "object"})
+    raise OptionError(
+        f"response_format type {kind!r} is not supported",
+        fix="use {'type': 'json_schema', 'schema': {...}} or {'type': 'json_object'}",
+    )
+
+
+def final_chunk(text: str, plan: CallPlan) -> ChatGenerationChunk:
+    """The whole buffered answer: a tool call when it parses as one, else plain text."""
+    stripped = text.strip()
+    try:
+        data = json.loads(stripped) if stripped.startswith("{") else None
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and data.get("name") in plan.tool_names:
+        call = {
+            "name": data["name"],
+            "args": json.dumps(data.get("arguments") or {}),
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "index": 0,
+            "type": "tool_call_chunk",
+        }
+        return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[call]))
+    return ChatGenerationChunk(message=AIMessageChunk(content=stripped))
+
+
+def with_structured_output(
+    model: ChatLlamaCpp,
+    schema: Mapping[str, Any] | type,
+    method: str,
+    include_raw: bool,
+    **kwargs: Any,
+) -> Runnable[Any, Any]:
+    """LangChain's ``with_structured_output``, defaulting to grammar-constrained JSON schema."""
+    kwargs.pop("strict", None)  # grammar-constrained decoding is always strict
+    if kwargs:
+        raise OptionError(f"with_structured_output got unknown options {sorted(kwargs)}")
+    is_pydantic = isinstance(schema, type) and issubclass(schema, BaseModel)
+    tool = convert_to_openai_tool(schema)
+    name, params = tool["function"]["name"], tool["function"]["parameters"]
+    structured_format = {"kwargs": {"method": method}, "schema": tool}
+    if method == "function_calling":
+        llm = model.bind_tools(
+            [schema], tool_choice=name, ls_structured_output_format=structured_format
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            if is_pydantic
+            else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        )
+    elif method in ("json_schema", "json_mode"):
+        fmt = (
+            {"type": "json_schema", "schema": params}
+            if method == "json_schema"
+            else {"type": "json_object"}
+        )
+        llm = model.bind(response_format=fmt, ls_structured_output_format=structured_format)
+        parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
+    else:
+        raise OptionError(
+            f"unknown structured output method {method!r}",
+            fix="use 'json_schema' (default), 'function_calling' or 'json_mode'",
+        )
+    if not include_raw:
+        return llm | parser
+    parse = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+    fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+    return RunnableMap(raw=llm) | parse.with_fallbacks([fallback], exception_key="parsing_error")
