@@ -38,6 +38,10 @@ class ContextOverflowError(OrchestratorError, ValueError):
         )
 
 
+class TruncatedOutputError(OrchestratorError, ValueError):
+    """Grammar-constrained output (JSON, a tool call) hit ``max_tokens`` before it was complete."""
+
+
 class OptionError(OrchestratorError, TypeError):
     """An unknown, misspelled or out-of-range option."""
 

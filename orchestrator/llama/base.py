@@ -165,6 +165,14 @@ class LlamaSettings(BaseModel):
             usage=usage,
         )
 
+    def call_grammar(self, gbnf: str | None) -> Any:
+        """A checked llama.cpp grammar for a per-call ``grammar=`` (GBNF text), or ``None``."""
+        if gbnf is None:
+            return None
+        from orchestrator.llama.engine import make_grammar
+
+        return make_grammar(self.engine, gbnf)
+
     def usage_dict(self, usage: Usage) -> dict[str, int]:
         return {
             "prompt_tokens": usage.prompt_tokens,

@@ -14,14 +14,20 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from orchestrator.errors import unknown_option
+from orchestrator.errors import TruncatedOutputError, unknown_option
 from orchestrator.llama import structured
 from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
 from orchestrator.llama.engine import Usage
 from prompts import ChatFormat, format_from_template, render_chat
 
 #: Keyword arguments a call may carry besides sampling overrides.
-_CALL_EXTRAS = ("tools", "tool_choice", "response_format", "ls_structured_output_format")
+_CALL_EXTRAS = (
+    "tools",
+    "tool_choice",
+    "response_format",
+    "grammar",
+    "ls_structured_output_format",
+)
 
 
 def chat_format_of(model: LlamaSettings) -> ChatFormat:
@@ -74,6 +80,12 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
             yield structured.final_chunk("".join(pieces), plan)
         else:
             yield from _text_chunks(pieces, run_manager)
+        if plan.grammar is not None and usage.finish_reason == "length":
+            raise TruncatedOutputError(
+                f"constrained output was cut off at {usage.completion_tokens} tokens, before "
+                "the JSON was complete",
+                fix="raise max_tokens (per call or on the model) or ask for a shorter answer",
+            )
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",

@@ -102,6 +102,32 @@ class Engine:
         if n_prompt >= self.n_ctx:
             raise ContextOverflowError(n_prompt, self.n_ctx, n_ctx_train=self.info.context_length)
 
+    def next_token_logprobs(
+        self, prompt_tokens: Sequence[int], candidates: Sequence[int]
+    ) -> list[float]:
+        """Log-probabilities of ``candidates`` as the next token after ``prompt_tokens``.
+
+        Used for scoring (e.g. an LLM reranker reading P("yes")). Reuses the cached prefix
+        like generation does.
+        """
+        import math
+
+        import numpy as np
+
+        if not prompt_tokens:
+            raise OptionError("next_token_logprobs needs at least one prompt token")
+        self.check_fits(len(prompt_tokens))
+        with self.lock:
+            llama = self.llama
+            common = min(_common_prefix(llama, prompt_tokens), len(prompt_tokens) - 1)
+            llama.n_tokens = common
+            llama.eval(list(prompt_tokens[common:]))
+            raw = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
+            logits = raw.astype(np.float64)
+        top = float(logits.max())
+        log_z = top + math.log(float(np.exp(logits - top).sum()))
+        return [float(logits[c]) - log_z for c in candidates]
+
     def stream(
         self,
         prompt_tokens: Sequence[int],

@@ -18,7 +18,8 @@ class LlamaCpp(LlamaSettings, BaseLLM):
 
     Takes the arguments of ``langchain_community.llms.LlamaCpp`` (``model_path``,
     ``n_gpu_layers``, ``max_tokens``, ``n_ctx``, ``seed``, ``temperature``, ``top_p``, ``top_k``,
-    ``stop``, ``verbose``); objects naming the same file share one loaded engine.
+    ``stop``, ``verbose``); objects naming the same file share one loaded engine. A call may
+    pass ``grammar=`` (GBNF text) to constrain what is generated.
     """
 
     @property
@@ -37,8 +38,9 @@ class LlamaCpp(LlamaSettings, BaseLLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         usage = Usage()
+        grammar = self.call_grammar(kwargs.pop("grammar", None))
         tokens = self.prompt_tokens(prompt)
-        for text in self.generate_text(tokens, kwargs, self.stop_list(stop), usage):
+        for text in self.generate_text(tokens, kwargs, self.stop_list(stop), usage, grammar):
             chunk = GenerationChunk(text=text)
             if run_manager:
                 run_manager.on_llm_new_token(text, chunk=chunk)

@@ -145,6 +145,8 @@ def plan_call(
 ) -> CallPlan:
     """Decide the prompt and grammar for one call from its tools / response_format."""
     items = to_role_dicts(messages)
+    if extras.get("grammar"):
+        return CallPlan(items, grammar=model.call_grammar(extras["grammar"]))
     fmt = extras.get("response_format")
     if fmt:
         return CallPlan(items, grammar=json_schema_grammar(model.engine, _response_schema(fmt)))

@@ -1,0 +1,1 @@
+"""The ``orchestrator`` command line (the application shell; nothing below imports it)."""

@@ -1,0 +1,31 @@
+"""Entry point: builds the Typer app from the command modules."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import typer
+
+#: Command modules under ``orchestrator.cli``; each defines ``register(app)``.
+COMMAND_MODULES = ("generate",)
+
+app = typer.Typer(
+    name="orchestrator",
+    help="LLM applications on your own machine: GGUF models through llama.cpp.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"orchestrator.cli.{_name}").register(app)
+
+
+def main() -> None:
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Shared CLI plumbing: error reporting, model options, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from orchestrator.errors import OrchestratorError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="GGUF file (default: $ORCHESTRATOR_MODEL or embedded)."),
+]
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens to generate.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def guarded(fn: F) -> F:
+    """Turn expected errors into a red message with the fix and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OrchestratorError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}")
+            if exc.fix:
+                err_console.print(f"[yellow]fix:[/] {exc.fix}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[dim]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def chat_model(model: str | None, max_tokens: int, **kwargs: Any) -> Any:
+    """A ChatLlamaCpp for CLI use (imported lazily so ``--help`` stays fast)."""
+    from orchestrator.llama.chat import ChatLlamaCpp
+
+    return ChatLlamaCpp(model_path=model, max_tokens=max_tokens, **kwargs)

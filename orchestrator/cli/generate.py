@@ -1,0 +1,104 @@
+"""``ask``, ``story`` and ``models``: one-shot generation and model inspection."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.cli.common import (
+    JsonOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    chat_model,
+    console,
+    guarded,
+    print_json,
+)
+
+TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", min=0.0)]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ask")(ask)
+    app.command("story")(story)
+    app.command("models")(models)
+
+
+@guarded
+def ask(
+    text: Annotated[str, typer.Argument(help="The question or instruction.")],
+    model: ModelOpt = None,
+    max_tokens: MaxTokensOpt = 256,
+    temperature: TemperatureOpt = 0.7,
+    seed: SeedOpt = -1,
+    system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the model once; tokens stream to the terminal as they are generated."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    llm = chat_model(model, max_tokens, temperature=temperature, seed=seed)
+    messages = ([SystemMessage(system)] if system else []) + [HumanMessage(text)]
+    final: Any = None
+    for chunk in llm.stream(messages):
+        final = chunk if final is None else final + chunk
+        if not as_json and chunk.content:
+            sys.stdout.write(str(chunk.content))
+            sys.stdout.flush()
+    usage = dict(final.usage_metadata or {}) if final is not None else {}
+    answer = str(final.content).strip() if final is not None else ""
+    if as_json:
+        print_json({"answer": answer, "model": str(llm.info.path), "usage": usage})
+    else:
+        sys.stdout.write("\n")
+
+
+@guarded
+def story(
+    summary: Annotated[str, typer.Argument(help="What the story is about.")],
+    model: ModelOpt = None,
+    max_tokens: MaxTokensOpt = 200,
+    temperature: TemperatureOpt = 0.7,
+    seed: SeedOpt = -1,
+    as_json: JsonOpt = False,
+) -> None:
+    """The sequential story chain: summary -> title -> character -> story."""
+    from chains.story import story_chain
+
+    llm = chat_model(model, max_tokens, temperature=temperature, seed=seed)
+    with console.status("writing the story...", spinner="dots"):
+        result = story_chain(llm).invoke({"summary": summary})
+    fields = {k: result[k] for k in ("summary", "title", "character", "story")}
+    if as_json:
+        print_json(fields)
+        return
+    from rich.panel import Panel
+
+    console.print(Panel(fields["title"], title="title", expand=False))
+    console.print(Panel(fields["character"], title="character"))
+    console.print(Panel(fields["story"], title="story"))
+
+
+@guarded
+def models(model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+    """Which model file, its architecture, chat format, context size and GPU offload."""
+    from orchestrator.llama.engine import gpu_backend_available
+    from orchestrator.llama.info import describe_model
+
+    info = describe_model(model)
+    if as_json:
+        print_json(info)
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, title="model")
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if not gpu_backend_available():
+        console.print(
+            '[dim]GPU offload: rebuild llama-cpp-python with CMAKE_ARGS="-DGGML_CUDA=on"[/]'
+        )

@@ -1,0 +1,160 @@
+"""Fakes for unit tests, shipped for users' own tests too (as langchain-core ships fake models).
+
+- :class:`ScriptedChatModel` / :class:`ScriptedLLM`: answer from a queue of scripted replies,
+  record every call, and fail loudly when the queue runs dry (a test that needs more model
+  calls than it scripted is a bug, not something to paper over with a default answer).
+- :class:`HashEmbeddings`: deterministic bag-of-words embeddings, no model needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models.chat_models import BaseChatModel, generate_from_stream
+from langchain_core.language_models.llms import BaseLLM
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult, Generation, LLMResult
+from pydantic import ConfigDict, Field
+
+
+class ScriptExhaustedError(AssertionError):
+    """A scripted model was called more times than it had replies."""
+
+
+def _next_reply(queue: list[Any], calls: int, owner: str) -> Any:
+    if not queue:
+        raise ScriptExhaustedError(
+            f"{owner} ran out of scripted replies after {calls} call(s); add more replies"
+        )
+    return queue.pop(0)
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that returns scripted replies in order and records what it was sent.
+
+    A reply may be a string or an ``AIMessage`` (e.g. one carrying ``tool_calls``). ``stop``
+    sequences are honoured like a real model: the reply is cut at the first one.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    replies: list[str | AIMessage] = Field(default_factory=list)
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-chat"
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        self.calls.append({"messages": list(messages), "stop": stop, "kwargs": kwargs})
+        reply = _next_reply(self.replies, len(self.calls) - 1, "ScriptedChatModel")
+        if isinstance(reply, AIMessage):
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=reply.content,
+                    tool_call_chunks=[
+                        {"name": c["name"], "args": _json(c["args"]), "id": c["id"], "index": i}
+                        for i, c in enumerate(reply.tool_calls)
+                    ],
+                )
+            )
+            return
+        for word in re.findall(r"\S+\s*|\s+", cut_at_stop(reply, stop)):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word))
+            if run_manager:
+                run_manager.on_llm_new_token(word, chunk=chunk)
+            yield chunk
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        return self.bind(tools=list(tools), **kwargs)
+
+
+class ScriptedLLM(BaseLLM):
+    """A completion model returning scripted replies in order; records every prompt."""
+
+    replies: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+    stops: list[list[str] | None] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-llm"
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        generations = []
+        for prompt in prompts:
+            self.prompts.append(prompt)
+            self.stops.append(stop)
+            reply = _next_reply(self.replies, len(self.prompts) - 1, "ScriptedLLM")
+            generations.append([Generation(text=cut_at_stop(reply, stop))])
+        return LLMResult(generations=generations)
+
+    def get_num_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
+    """``text`` up to the first stop sequence, as a real model would stop generating."""
+    cut = len(text)
+    for s in stop or []:
+        i = text.find(s)
+        if i >= 0:
+            cut = min(cut, i)
+    return text[:cut]
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+class HashEmbeddings(Embeddings):
+    """Deterministic embeddings: hashed lower-cased word counts, L2-normalised.
+
+    Texts sharing words get similar vectors, which is enough to test retrieval plumbing.
+    """
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+
+    def _embed(self, text: str) -> list[float]:
+        vec = [0.0] * self.dim
+        for word in re.findall(r"\w+", text.lower()):
+            digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+            vec[int.from_bytes(digest, "little") % self.dim] += 1.0
+        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+        return [v / norm for v in vec]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._embed(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(text)
