@@ -55,7 +55,14 @@ BUILTIN_FORMATS: dict[str, ChatFormat] = {
 }
 
 #: Markers that end a turn in common templates; any found in a template become stop strings.
-KNOWN_END_MARKERS = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>", "</s>", "<|endoftext|>")
+KNOWN_END_MARKERS = (
+    "<|end|>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<end_of_turn>",
+    "</s>",
+    "<|endoftext|>",
+)
 
 
 class ChatTemplateError(ValueError):

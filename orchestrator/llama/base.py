@@ -26,7 +26,16 @@ from orchestrator.llama.engine import (
 from orchestrator.settings import DEFAULT_N_CTX_CAP, default_threads, resolve_model_path
 
 #: Options a caller may override per call (``llm.invoke(text, max_tokens=20)``).
-CALL_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+CALL_OPTIONS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "seed",
+    "timeout",
+)
 
 
 class LlamaSettings(BaseModel):
@@ -53,6 +62,10 @@ class LlamaSettings(BaseModel):
     seed: int = -1
     """Sampling seed; -1 draws a random one. Use with ``temperature=0`` for repeatable output."""
     stop: list[str] | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds one generation may run; output so far is returned (finish_reason ``timeout``)."""
+    streaming: bool = False
+    """Stream internally even on ``invoke`` (callbacks get each token)."""
     prefix_reuse: bool = True
     """Keep the KV cache of the common prompt prefix between calls (no history re-prefill)."""
     chat_format: str | None = None
@@ -76,6 +89,7 @@ class LlamaSettings(BaseModel):
     @model_validator(mode="after")
     def _check_model(self) -> LlamaSettings:
         self._info = read_gguf_info(resolve_model_path(self.model_path))
+        self.model_path = str(self._info.path)
         if self.n_gpu_layers not in (None, 0) and not gpu_backend_available():
             warnings.warn(
                 f"n_gpu_layers={self.n_gpu_layers} was asked for, but this llama.cpp build has no "

@@ -7,7 +7,11 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.language_models.chat_models import BaseChatModel, generate_from_stream
+from langchain_core.language_models.chat_models import (
+    BaseChatModel,
+    LangSmithParams,
+    generate_from_stream,
+)
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -61,6 +65,17 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_path": str(self.info.path), "chat_format": chat_format_of(self).name}
 
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "llamacpp"
+        params["ls_model_name"] = kwargs.get("model") or self.info.path.name
+        params["ls_model_type"] = "chat"
+        params["ls_temperature"] = kwargs.get("temperature", self.temperature)
+        params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
+        if stop or self.stop:
+            params["ls_stop"] = self.stop_list(stop)
+        return params
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -80,11 +95,11 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
             yield structured.final_chunk("".join(pieces), plan)
         else:
             yield from _text_chunks(pieces, run_manager)
-        if plan.grammar is not None and usage.finish_reason == "length":
+        if plan.grammar is not None and usage.finish_reason in ("length", "timeout"):
             raise TruncatedOutputError(
-                f"constrained output was cut off at {usage.completion_tokens} tokens, before "
-                "the JSON was complete",
-                fix="raise max_tokens (per call or on the model) or ask for a shorter answer",
+                f"constrained output was cut off ({usage.finish_reason}) after "
+                f"{usage.completion_tokens} tokens, before the JSON was complete",
+                fix="raise max_tokens / timeout (per call or on the model) or ask for less",
             )
         yield ChatGenerationChunk(
             message=AIMessageChunk(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ class Sampling:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     seed: int | None = None
+    timeout: float | None = None
+    """Wall-clock seconds one generation may run; when hit it ends with ``timeout``."""
 
 
 @dataclass
@@ -167,6 +170,7 @@ class Engine:
     ) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         matcher = StopMatcher(stop)
+        deadline = time.monotonic() + sampling.timeout if sampling.timeout else None
         usage.finish_reason = "length"
         if budget <= 0:
             return
@@ -192,6 +196,9 @@ class Engine:
                     usage.finish_reason = "stop"
                     return
                 if usage.completion_tokens >= budget:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    usage.finish_reason = "timeout"
                     break
         tail, stopped = matcher.feed(decoder.decode(b"", final=True))
         tail = tail if stopped else tail + matcher.flush()

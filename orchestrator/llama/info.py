@@ -8,7 +8,9 @@ from orchestrator.llama.chat import ChatLlamaCpp, chat_format_of
 from orchestrator.llama.engine import gpu_backend_available
 
 
-def describe_model(model_path: str | None = None, n_gpu_layers: int | None = None) -> dict[str, Any]:
+def describe_model(
+    model_path: str | None = None, n_gpu_layers: int | None = None
+) -> dict[str, Any]:
     """File, architecture, chat format, context sizes and GPU offload, without loading weights."""
     llm = ChatLlamaCpp(model_path=model_path, n_gpu_layers=n_gpu_layers)
     info, key = llm.info, llm.engine_key()

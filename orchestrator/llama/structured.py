@@ -31,7 +31,7 @@ from langchain_core.output_parsers import (
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel
+from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from orchestrator.errors import OptionError
 from orchestrator.llama.engine import json_schema_grammar, make_grammar
@@ -212,7 +212,7 @@ def with_structured_output(
     kwargs.pop("strict", None)  # grammar-constrained decoding is always strict
     if kwargs:
         raise OptionError(f"with_structured_output got unknown options {sorted(kwargs)}")
-    is_pydantic = isinstance(schema, type) and issubclass(schema, BaseModel)
+    is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
     tool = convert_to_openai_tool(schema)
     name, params = tool["function"]["name"], tool["function"]["parameters"]
     structured_format = {"kwargs": {"method": method}, "schema": tool}
@@ -226,11 +226,9 @@ def with_structured_output(
             else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
         )
     elif method in ("json_schema", "json_mode"):
-        fmt = (
-            {"type": "json_schema", "schema": params}
-            if method == "json_schema"
-            else {"type": "json_object"}
-        )
+        # json_mode only promises "some JSON object"; we have the schema, so decoding is held to
+        # it as well: a small model then cannot return a valid object of the wrong shape.
+        fmt = {"type": "json_schema", "schema": params}
         llm = model.bind(response_format=fmt, ls_structured_output_format=structured_format)
         parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
     else:
@@ -240,6 +238,8 @@ def with_structured_output(
         )
     if not include_raw:
         return llm | parser
-    parse = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+    parse = RunnablePassthrough.assign(
+        parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+    )
     fallback = RunnablePassthrough.assign(parsed=lambda _: None)
     return RunnableMap(raw=llm) | parse.with_fallbacks([fallback], exception_key="parsing_error")
