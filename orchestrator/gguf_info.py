@@ -134,8 +134,8 @@ def _parse(buf: mmap.mmap) -> tuple[dict[str, Any], int]:
 def _read_cached(path: str, size: int, mtime_ns: int) -> GGUFInfo:
     broken = "re-download or re-convert the file; it is truncated or corrupted"
     try:
-        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            meta, end = _parse(m)
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            meta, end = _parse(buf)
     except (ValueError, KeyError, struct.error, OverflowError) as exc:
         raise ModelLoadError(f"{path} has a malformed GGUF header: {exc}", fix=broken) from exc
     if end > size:

@@ -78,7 +78,9 @@ class Engine:
 
     @property
     def n_ctx(self) -> int:
-        return int(self.llama.n_ctx())
+        """Usable context: llama.cpp may pad the window up, but the Python-side token buffer
+        keeps the size that was asked for, so the smaller of the two is the real limit."""
+        return min(int(self.llama.n_ctx()), int(self.llama.input_ids.shape[0]))
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
         """Tokens of ``text``; ``special=True`` parses markers like ``<|end|>`` as single tokens."""

@@ -1,0 +1,84 @@
+"""Build a tiny Phi-3-architecture GGUF with random weights and a real SentencePiece-style vocab.
+
+It carries no chat template, so loading it exercises the built-in Phi-3 format, and its
+``<|end|>`` token is the end-of-generation token, as in Phi-3-mini.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SPECIALS = [
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<|endoftext|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|end|>",
+]
+WORDS = ["hello", "world", "the", "a", "cat", "dog", "is", "blue", "sky", "what", "name"]
+
+
+def _vocab() -> tuple[list[str], list[float], list[int]]:
+    from gguf import TokenType
+
+    tokens = list(SPECIALS)
+    types = [TokenType.UNKNOWN] + [TokenType.CONTROL] * (len(SPECIALS) - 1)
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    types += [TokenType.BYTE] * 256
+    pieces = ["\u2581"] + [f"\u2581{w}" for w in WORDS] + list("abcdefghijklmnopqrstuvwxyz")
+    tokens += pieces
+    types += [TokenType.NORMAL] * len(pieces)
+    scores = [0.0] * len(SPECIALS) + [0.0] * 256 + [-float(i) for i in range(len(pieces))]
+    return tokens, scores, [int(t) for t in types]
+
+
+def build_tiny_phi3(path: Path, *, n_embd: int = 64, n_layer: int = 2, n_ff: int = 128) -> Path:
+    """Write the model to ``path`` and return it."""
+    from gguf import GGUFWriter
+
+    rng = np.random.default_rng(0)
+    n_head = 4
+    tokens, scores, types = _vocab()
+    n_vocab = len(tokens)
+    writer = GGUFWriter(str(path), "phi3")
+    writer.add_name("tiny-phi3-random")
+    writer.add_context_length(256)
+    writer.add_embedding_length(n_embd)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_block_count(n_layer)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(SPECIALS.index("<s>"))
+    writer.add_eos_token_id(SPECIALS.index("<|end|>"))
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd))
+    for i in range(n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.attn_qkv.weight", weight(3 * n_embd, n_embd))
+        writer.add_tensor(f"blk.{i}.attn_output.weight", weight(n_embd, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(2 * n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(n_embd, n_ff))
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    writer.add_tensor("output.weight", weight(n_vocab, n_embd))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
