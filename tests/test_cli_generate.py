@@ -1,0 +1,63 @@
+"""The CLI as a user runs it: real processes, real model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli.app", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_ask_json() -> None:
+    proc = run_cli(
+        "ask", "What is the capital of France?", "--max-tokens", "12", "--seed", "1", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert set(payload) == {"answer", "model", "usage"}
+    assert payload["answer"] and payload["usage"]["output_tokens"] <= 12
+    assert payload["model"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def test_ask_streams_plain_text() -> None:
+    proc = run_cli("ask", "Say hello.", "--max-tokens", "8")
+    assert proc.returncode == 0 and proc.stdout.strip()
+
+
+def test_story_json_has_the_four_fields() -> None:
+    proc = run_cli("story", "a robot learning to paint", "--max-tokens", "30", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) == {"summary", "title", "character", "story"}
+
+
+def test_models_json_describes_the_file() -> None:
+    proc = run_cli("models", "--json")
+    info = json.loads(proc.stdout)
+    assert info["architecture"] == "llama" and info["context_default"] == 4096
+    assert info["gpu_layers_offloaded"] == 0 or info["gpu_backend"]
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    proc = run_cli("ask", "hi", "--model", str(tmp_path / "missing.gguf"))
+    assert proc.returncode == 2
+    assert "model file not found" in proc.stderr and "fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_option_is_rejected() -> None:
+    proc = run_cli("ask", "hi", "--modle", "x")
+    assert proc.returncode == 2 and "--modle" in proc.stderr
