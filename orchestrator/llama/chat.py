@@ -12,7 +12,7 @@ from langchain_core.language_models.chat_models import (
     LangSmithParams,
     generate_from_stream,
 )
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -137,7 +137,7 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
         *,
         tool_choice: str | bool | dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessageChunk]:  # type: ignore[override]
+    ) -> Runnable[LanguageModelInput, AIMessage]:  # type: ignore[override]
         """Bind tools; ``tool_choice`` may be ``auto``, ``none``, ``any``/``required`` or a name."""
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)

@@ -22,6 +22,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import (
     JsonOutputKeyToolsParser,
     JsonOutputParser,
@@ -190,13 +191,12 @@ def final_chunk(text: str, plan: CallPlan) -> ChatGenerationChunk:
     except json.JSONDecodeError:
         data = None
     if isinstance(data, dict) and data.get("name") in plan.tool_names:
-        call = {
-            "name": data["name"],
-            "args": json.dumps(data.get("arguments") or {}),
-            "id": f"call_{uuid.uuid4().hex[:24]}",
-            "index": 0,
-            "type": "tool_call_chunk",
-        }
+        call = tool_call_chunk(
+            name=data["name"],
+            args=json.dumps(data.get("arguments") or {}),
+            id=f"call_{uuid.uuid4().hex[:24]}",
+            index=0,
+        )
         return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[call]))
     return ChatGenerationChunk(message=AIMessageChunk(content=stripped))
 
@@ -217,8 +217,10 @@ def with_structured_output(
     name, params = tool["function"]["name"], tool["function"]["parameters"]
     structured_format = {"kwargs": {"method": method}, "schema": tool}
     if method == "function_calling":
-        llm = model.bind_tools(
-            [schema], tool_choice=name, ls_structured_output_format=structured_format
+        llm: Runnable[Any, Any] = model.bind_tools(
+            [schema],  # type: ignore[list-item]
+            tool_choice=name,
+            ls_structured_output_format=structured_format,
         )
         parser: Runnable[Any, Any] = (
             PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
@@ -230,7 +232,11 @@ def with_structured_output(
         # it as well: a small model then cannot return a valid object of the wrong shape.
         fmt = {"type": "json_schema", "schema": params}
         llm = model.bind(response_format=fmt, ls_structured_output_format=structured_format)
-        parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
+        parser = (
+            PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+            if is_pydantic
+            else JsonOutputParser()
+        )
     else:
         raise OptionError(
             f"unknown structured output method {method!r}",
