@@ -11,6 +11,7 @@ re-prefill its history. ``reuse_prefix=False`` clears the cache first (used by b
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import threading
@@ -255,7 +256,16 @@ def get_engine(key: EngineKey) -> Engine:
 def release_engines() -> None:
     """Drop every cached engine (frees model memory once no object refers to them)."""
     with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
         _ENGINES.clear()
+    for engine in engines:
+        with contextlib.suppress(Exception):
+            engine.llama.close()
+
+
+# Free llama.cpp contexts while the interpreter is still whole; at shutdown their __del__
+# would otherwise run after llama_cpp's module globals are gone and print ignored errors.
+atexit.register(release_engines)
 
 
 def _load(key: EngineKey) -> Engine:

@@ -1,0 +1,96 @@
+"""GBNF grammars that make a llama.cpp model write one well-formed ReAct step.
+
+A step is ``Thought: ...`` followed by either ``Action: <tool>`` + ``Action Input: ...`` or
+``Final Answer: ...``. The tool name is one of the literal names, so a small model cannot
+invent a tool or forget a field; every line is bounded so a rambling model still finishes the
+step inside its token budget. Once the step is complete the grammar admits only end of
+generation, so the model never writes its own ``Observation:``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from orchestrator.errors import OptionError
+
+#: Longest thought / action input / final answer line the grammar admits (characters).
+THOUGHT_CHARS = 300
+INPUT_CHARS = 200
+ANSWER_CHARS = 400
+#: A token budget no step the grammar admits can exceed (every token writes at least one
+#: character of a line; the labels add a few dozen), so a constrained step is never cut off.
+STEP_TOKEN_BUDGET = THOUGHT_CHARS + max(INPUT_CHARS, ANSWER_CHARS) + 64
+
+
+def gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal (JSON escaping is a subset GBNF accepts)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _line(max_chars: int) -> str:
+    # A non-blank first character, then any characters up to the end of the line.
+    return f"[^\\n \\t] [^\\n]{{0,{max_chars - 1}}}"
+
+
+#: Key in a tool's ``metadata`` holding a GBNF expression its ``Action Input`` must match.
+INPUT_GBNF_KEY = "input_gbnf"
+
+
+def step_grammar(
+    tool_names: Sequence[str],
+    *,
+    thought_prefix: bool,
+    input_rules: Mapping[str, str] | None = None,
+) -> str:
+    """Grammar for one step: a thought, then exactly one action or the final answer.
+
+    ``thought_prefix``: whether the model must write ``Thought:`` itself (a chat model starts a
+    new turn) or the prompt already ends with it (a completion model continues the text).
+    ``input_rules``: per tool, a GBNF expression its input must match (e.g. only arithmetic for
+    the calculator); other tools take any single line.
+    """
+    names = [n for n in dict.fromkeys(tool_names) if n]
+    if not names:
+        raise OptionError(
+            "a ReAct step grammar needs at least one tool name",
+            fix="give the agent at least one tool",
+        )
+    for name in names:
+        if "\n" in name:
+            raise OptionError(f"tool name {name!r} contains a newline", fix="rename the tool")
+    head = '"Thought: "' if thought_prefix else '" "?'
+    rules = {n: r for n, r in (input_rules or {}).items() if n in names}
+    plain = [n for n in names if n not in rules]
+    actions = ['"Action: " tool "\\nAction Input: " input "\\n"'] if plain else []
+    typed = []
+    for i, name in enumerate(rules):
+        actions.append(f'"Action: " {gbnf_literal(name)} "\\nAction Input: " typed{i} "\\n"')
+        typed.append(f"typed{i} ::= {rules[name]}")
+    lines = [
+        f'root ::= {head} thought "\\n" ( action | final )',
+        f"thought ::= {_line(THOUGHT_CHARS)}",
+        f"action ::= {' | '.join(actions)}",
+        *typed,
+    ]
+    if plain:
+        lines.append(f"tool ::= {' | '.join(gbnf_literal(n) for n in plain)}")
+        lines.append(f"input ::= {_line(INPUT_CHARS)}")
+    lines.append('final ::= "Final Answer: " answer "\\n"?')
+    lines.append(f"answer ::= {_line(ANSWER_CHARS)}")
+    return "\n".join(lines)
+
+
+def final_grammar(*, answer_prefix: bool) -> str:
+    """Grammar for the last call once a limit is hit: only a final answer, no action.
+
+    ``answer_prefix``: whether the model must write ``Final Answer:`` itself or the prompt
+    already ends with it.
+    """
+    head = '"Final Answer: "' if answer_prefix else '" "?'
+    return "\n".join(
+        [
+            f'root ::= {head} answer "\\n"?',
+            f"answer ::= {_line(ANSWER_CHARS)}",
+        ]
+    )

@@ -1,0 +1,225 @@
+"""``create_react_agent``: a prompt, a model and tools, as one step of the ReAct loop.
+
+The agent turns ``{"input": ..., "intermediate_steps": [...]}`` into the next
+:class:`AgentAction` or :class:`AgentFinish`. With a llama.cpp model every step is decoded under
+a grammar (see :mod:`agents.grammar`) so the format cannot break; any other model gets the
+tolerant parser and, in the executor, the parse-error feedback loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.agents import AgentAction, AgentFinish
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.prompt_values import PromptValue
+from langchain_core.prompts import BasePromptTemplate, PromptTemplate
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSerializable
+from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field
+
+from agents.grammar import INPUT_GBNF_KEY, STEP_TOKEN_BUDGET, final_grammar, step_grammar
+from agents.parser import FINAL_ANSWER, clean_thought, parse_step
+from orchestrator.errors import OptionError, TruncatedOutputError
+from prompts.library import REACT
+
+REQUIRED_VARIABLES = ("tools", "tool_names", "agent_scratchpad")
+OBSERVATION_STOP = "\nObservation:"
+
+#: What the agent tells itself when a limit ends the loop, before its last, tool-less answer.
+STOP_NOTES = {
+    "max_iterations": "I have used all my steps, so I must answer now from what I found.",
+    "max_execution_time": "I am out of time, so I must answer now from what I found.",
+    "repeated_action": "I already did exactly that, so I must answer now from what I found.",
+    "repeated_output": "I keep writing the same thing, so I must answer now.",
+    "context_overflow": "I have no room for more steps, so I must answer now.",
+}
+
+
+class StepTimeout(Exception):
+    """Generation of a step passed the executor's deadline and was abandoned."""
+
+
+def llama_model(llm: Runnable[Any, Any]) -> Any:
+    """The llama.cpp model behind ``llm`` (through ``.bind`` wrappers), or ``None``."""
+    from orchestrator.llama.base import LlamaSettings
+
+    inner: Any = llm
+    while isinstance(inner, RunnableBinding):
+        inner = inner.bound
+    return inner if isinstance(inner, LlamaSettings) else None
+
+
+def is_chat_model(llm: Runnable[Any, Any]) -> bool:
+    inner: Any = llm
+    while isinstance(inner, RunnableBinding):
+        inner = inner.bound
+    return isinstance(inner, BaseChatModel)
+
+
+def format_scratchpad(steps: Sequence[tuple[AgentAction, str]]) -> str:
+    """The steps so far as the prompt continues them (LangChain's ``format_log_to_str``)."""
+    return "".join(f"{a.log}\nObservation: {obs}\nThought: " for a, obs in steps)
+
+
+def render_tools(tools: Sequence[BaseTool]) -> str:
+    """``name - description`` lines (no Python signatures: they cost context and confuse)."""
+    return "\n".join(f"{t.name} - {' '.join(t.description.split())}" for t in tools)
+
+
+class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]):
+    """One ReAct step: render the prompt with the scratchpad, generate, parse."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    llm: Runnable[Any, Any]
+    tools: list[BaseTool]
+    prompt: BasePromptTemplate
+    grammar: bool | None = None
+    """``None``: constrain steps with a grammar when the model is llama.cpp; ``False``: never."""
+    step_max_tokens: int | None = Field(default=None, ge=16)
+    """Per-step token budget for llama.cpp models. Default: with the grammar, enough for any
+    step it admits (the grammar bounds every line, so a step always completes); without it,
+    the model's own ``max_tokens``."""
+    stop: list[str] = Field(default_factory=lambda: [OBSERVATION_STOP])
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t.name for t in self.tools]
+
+    @property
+    def uses_grammar(self) -> bool:
+        return self.grammar is not False and llama_model(self.llm) is not None
+
+    def render(
+        self, inputs: Mapping[str, Any], steps: Sequence[tuple[AgentAction, str]], tail: str = ""
+    ) -> PromptValue:
+        """The prompt for the next step (``tail`` is appended to the scratchpad)."""
+        values = {k: v for k, v in inputs.items() if k != "intermediate_steps"}
+        values.setdefault("tools", render_tools(self.tools))
+        values.setdefault("tool_names", ", ".join(self.tool_names))
+        values["agent_scratchpad"] = format_scratchpad(steps) + tail
+        return self.prompt.invoke(values)
+
+    def generate(
+        self,
+        inputs: Mapping[str, Any],
+        steps: Sequence[tuple[AgentAction, str]],
+        *,
+        deadline: float | None = None,
+        config: RunnableConfig | None = None,
+    ) -> str:
+        """The model's text for the next step (only the first action is kept by the parser)."""
+        prompt = self.render(inputs, steps)
+        options: dict[str, Any] = {}
+        if self.uses_grammar:
+            prefix = is_chat_model(self.llm) or not prompt.to_string().rstrip().endswith("Thought:")
+            rules = {
+                t.name: str(t.metadata[INPUT_GBNF_KEY])
+                for t in self.tools
+                if t.metadata and t.metadata.get(INPUT_GBNF_KEY)
+            }
+            options["grammar"] = step_grammar(
+                self.tool_names, thought_prefix=prefix, input_rules=rules
+            )
+        return self._complete(prompt, options, deadline, config)
+
+    def generate_final(
+        self,
+        inputs: Mapping[str, Any],
+        steps: Sequence[tuple[AgentAction, str]],
+        reason: str,
+        *,
+        config: RunnableConfig | None = None,
+    ) -> str:
+        """The model's final answer without tools, once ``reason`` ended the loop."""
+        note = STOP_NOTES.get(reason, "I must answer now from what I found.")
+        lead = "" if steps else " "
+        prompt = self.render(inputs, steps, tail=f"{lead}{note}\n{FINAL_ANSWER}")
+        options: dict[str, Any] = {}
+        if self.uses_grammar:
+            options["grammar"] = final_grammar(answer_prefix=False)
+        return self._complete(prompt, options, None, config)
+
+    def parse(self, text: str) -> AgentAction | AgentFinish:
+        return parse_step(text, self.tool_names)
+
+    @staticmethod
+    def parse_final(text: str) -> AgentFinish:
+        """The answer in a tool-less final reply, whether or not it repeats ``Final Answer:``."""
+        head, sep, tail = text.partition(FINAL_ANSWER)
+        answer = (tail if sep else clean_thought(head)).strip()
+        return AgentFinish({"output": answer}, log=f" {FINAL_ANSWER} {answer}")
+
+    def invoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AgentAction | AgentFinish:
+        steps = list(input.get("intermediate_steps", []))
+        return self.parse(self.generate(input, steps, config=config))
+
+    def _complete(
+        self,
+        prompt: PromptValue,
+        options: dict[str, Any],
+        deadline: float | None,
+        config: RunnableConfig | None,
+    ) -> str:
+        if llama_model(self.llm) is not None:
+            if self.step_max_tokens is not None:
+                options["max_tokens"] = self.step_max_tokens
+            elif "grammar" in options:
+                options["max_tokens"] = STEP_TOKEN_BUDGET
+        pieces: list[str] = []
+        chunks: Iterator[Any] = iter(self.llm.stream(prompt, config, stop=self.stop, **options))
+        try:
+            for chunk in chunks:
+                pieces.append(chunk if isinstance(chunk, str) else str(chunk.content))
+                if deadline is not None and time.monotonic() > deadline:
+                    raise StepTimeout
+        except TruncatedOutputError:
+            pass  # the budget ran out mid-step: the partial text fails to parse, and says so
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return "".join(pieces)
+
+
+def create_react_agent(
+    llm: Runnable[Any, Any],
+    tools: Sequence[BaseTool],
+    prompt: BasePromptTemplate | None = None,
+    *,
+    grammar: bool | None = None,
+    step_max_tokens: int | None = None,
+) -> ReActAgent:
+    """A ReAct agent (the book's ``create_react_agent(llm, tools, prompt)``).
+
+    ``prompt`` defaults to the classic ReAct prompt; it must name ``{tools}``,
+    ``{tool_names}`` and ``{agent_scratchpad}``. ``grammar=False`` turns off grammar-constrained
+    steps for llama.cpp models (to compare, or for a model whose output you want raw).
+    """
+    template = prompt if prompt is not None else PromptTemplate.from_template(REACT)
+    missing = [v for v in REQUIRED_VARIABLES if v not in template.input_variables]
+    if missing:
+        raise OptionError(
+            f"the ReAct prompt is missing the variable(s) {missing}",
+            fix="use prompts.library.REACT or add {tools}, {tool_names} and {agent_scratchpad}",
+        )
+    tool_list = list(tools)
+    if not tool_list:
+        raise OptionError("a ReAct agent needs at least one tool", fix="pass tools=[...]")
+    names = [t.name for t in tool_list]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise OptionError(f"tool names must be unique; repeated: {duplicates}", fix="rename one")
+    if grammar and llama_model(llm) is None:
+        raise OptionError(
+            f"grammar=True needs a llama.cpp model; got {type(llm).__name__}",
+            fix="pass an orchestrator LlamaCpp / ChatLlamaCpp, or leave grammar unset",
+        )
+    return ReActAgent(
+        llm=llm, tools=tool_list, prompt=template, grammar=grammar, step_max_tokens=step_max_tokens
+    )

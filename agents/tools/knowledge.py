@@ -1,0 +1,84 @@
+"""``knowledge_base``: look things up offline in a retrieval index.
+
+Takes any LangChain ``BaseRetriever``; :func:`open_knowledge_base` opens an index directory
+built by ``orchestrator.retrieval.build_index`` (hybrid dense + BM25 search).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field
+
+from orchestrator.errors import OptionError
+
+KNOWLEDGE_BASE_DESCRIPTION = (
+    "Looks up facts in the local knowledge base (offline documents). "
+    "Input: a question or a few keywords. Returns the most relevant passages."
+)
+
+
+def format_passages(docs: list[Document], max_chars: int) -> str:
+    """Numbered passages with their document ids, each cut to ``max_chars``."""
+    lines = []
+    for n, doc in enumerate(docs, start=1):
+        text = " ".join(doc.page_content.split())
+        if len(text) > max_chars:
+            text = text[:max_chars].rstrip() + "..."
+        doc_id = doc.metadata.get("doc_id") or doc.metadata.get("source")
+        label = f"[{n}] ({doc_id}) " if doc_id else f"[{n}] "
+        lines.append(label + text)
+    return "\n".join(lines)
+
+
+class KnowledgeBaseTool(BaseTool):
+    """Passages from a retriever for the agent's query."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str = "knowledge_base"
+    description: str = KNOWLEDGE_BASE_DESCRIPTION
+    retriever: BaseRetriever
+    k: int = Field(default=3, ge=1, le=20)
+    max_chars: int = Field(default=400, ge=50)
+
+    def _run(self, query: str, run_manager: CallbackManagerForToolRun | None = None) -> str:
+        query = query.strip().strip("\"'")
+        if not query:
+            return "The knowledge base needs a query: pass a question or keywords."
+        docs = self.retriever.invoke(query)[: self.k]
+        if not docs:
+            return f"The knowledge base has nothing about {query!r}."
+        return format_passages(docs, self.max_chars)
+
+
+def open_knowledge_base(
+    index_dir: str | Path, *, k: int = 3, mode: str | None = None
+) -> KnowledgeBaseTool:
+    """The ``knowledge_base`` tool over an index directory from ``build_index``.
+
+    ``mode``: ``hybrid`` (dense + BM25), ``dense`` or ``bm25``; by default ``hybrid`` when the
+    index has both sides, else the side it was built with.
+    """
+    path = Path(index_dir).expanduser()
+    if not path.is_dir():
+        raise OptionError(
+            f"knowledge base index {str(path)!r} is not a directory",
+            fix="build one with `orchestrator index` / orchestrator.retrieval.build_index, "
+            "then pass --index DIR",
+        )
+    try:
+        from orchestrator.retrieval import open_retriever, open_store
+    except ImportError as exc:
+        raise OptionError(
+            f"the retrieval package is not available ({exc})",
+            fix="install the rag extra: pip install 'orchestrator[rag]'",
+        ) from None
+    if mode is None:
+        built = list(open_store(path).manifest.get("modes", []))
+        mode = "hybrid" if len(built) > 1 or not built else str(built[0])
+    return KnowledgeBaseTool(retriever=open_retriever(path, mode=mode, k=k), k=k)

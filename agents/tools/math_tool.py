@@ -1,0 +1,72 @@
+"""The ``calculator`` tool (the book's ``llm-math``).
+
+Input is an arithmetic expression, evaluated by :func:`agents.tools.calculator.calculate`.
+Given an ``llm``, words the calculator cannot read ("what is 3 times 4") are first translated
+into an expression by the model (under a grammar for llama.cpp models); the translation goes
+through the same allowlist as any other input, so model output is never executed as code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field
+
+from agents.grammar import INPUT_GBNF_KEY
+from agents.tools.calculator import CalculatorError, calculate, evaluate, format_number
+
+CALCULATOR_DESCRIPTION = (
+    "Evaluates one arithmetic expression such as 2*(3+4), 37593*67, 2**10 or sqrt(2). "
+    "Input: the expression only, with numbers, not words."
+)
+
+TRANSLATE_PROMPT = (
+    "Rewrite the math problem as one arithmetic expression using numbers, + - * / ** and "
+    "parentheses. Reply with the expression only.\n\nProblem: {question}\nExpression:"
+)
+
+#: What an expression may look like, as a GBNF expression (digits, operators, known names).
+EXPRESSION_GBNF = (
+    '( [0-9.+*/%()^ -] | "sqrt(" | "log(" | "log10(" | "exp(" | "sin(" | "cos(" | "tan(" '
+    '| "abs(" | "floor(" | "ceil(" | "pi" | "e" ){1,80}'
+)
+_TRANSLATE_GBNF = f'root ::= " "? {EXPRESSION_GBNF}'
+
+
+class CalculatorTool(BaseTool):
+    """Arithmetic only; refusals and errors come back as plain observations."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str = "calculator"
+    description: str = CALCULATOR_DESCRIPTION
+    metadata: dict[str, Any] | None = Field(
+        default_factory=lambda: {INPUT_GBNF_KEY: EXPRESSION_GBNF}
+    )
+    """Tells grammar-constrained agents to admit only arithmetic as this tool's input."""
+    llm: Runnable[Any, Any] | None = None
+    """Optional model that turns a worded problem into an expression (``llm-math``)."""
+
+    def _run(self, expression: str, run_manager: CallbackManagerForToolRun | None = None) -> str:
+        try:
+            return format_number(evaluate(expression))
+        except CalculatorError as exc:
+            if not (exc.wordy and self.llm is not None):
+                return calculate(expression)
+        translated = self._translate(expression)
+        result = calculate(translated)
+        return f"{translated} = {result}" if not result.startswith("Calculator") else result
+
+    def _translate(self, question: str) -> str:
+        from agents.react import llama_model
+
+        assert self.llm is not None
+        options: dict[str, Any] = {"stop": ["\n"]}
+        if llama_model(self.llm) is not None:
+            options["grammar"] = _TRANSLATE_GBNF
+        reply = self.llm.invoke(TRANSLATE_PROMPT.format(question=question.strip()), **options)
+        text = reply if isinstance(reply, str) else str(getattr(reply, "content", reply))
+        return text.strip().splitlines()[0].strip() if text.strip() else ""

@@ -1,0 +1,117 @@
+"""``agent``: answer a question with a ReAct agent and its tools, showing every step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.cli.common import JsonOpt, ModelOpt, console, guarded, print_json
+from orchestrator.errors import OptionError
+
+#: Tool names the CLI offers (``load_tools`` also accepts the book's aliases).
+CLI_TOOLS = ("calculator", "web_search", "knowledge_base")
+
+ToolsOpt = Annotated[
+    str,
+    typer.Option("--tools", help=f"Comma-separated tools: {', '.join(CLI_TOOLS)}."),
+]
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", help="Index directory for the knowledge_base tool (build_index)."),
+]
+StepsOpt = Annotated[int, typer.Option("--max-steps", min=1, help="Most tool steps.")]
+TimeOpt = Annotated[
+    float | None, typer.Option("--max-time", min=1.0, help="Most seconds for the whole run.")
+]
+TraceOpt = Annotated[
+    Path | None, typer.Option("--trace", help="Save the run as a JSON trace (file or directory).")
+]
+StepTokensOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens", min=16, help="Tokens per step (default: enough for any constrained step)."
+    ),
+]
+ModeOpt = Annotated[
+    str, typer.Option("--mode", help="completion (prompt as written) or chat (chat template).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("agent")(agent)
+
+
+def parse_tool_names(text: str) -> list[str]:
+    """The tool list from ``--tools``; an unknown name is an error listing the known ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise OptionError("--tools is empty", fix=f"choose from {', '.join(CLI_TOOLS)}")
+    for name in names:
+        if name not in CLI_TOOLS:
+            raise OptionError(f"unknown tool {name!r}", fix=f"known tools: {', '.join(CLI_TOOLS)}")
+    return list(dict.fromkeys(names))
+
+
+def build_model(model: str | None, mode: str, max_tokens: int | None, seed: int) -> Any:
+    if mode not in ("completion", "chat"):
+        raise OptionError(f"unknown --mode {mode!r}", fix="use --mode completion or --mode chat")
+    if mode == "chat":
+        from orchestrator.llama.chat import ChatLlamaCpp
+
+        return ChatLlamaCpp(
+            model_path=model, max_tokens=max_tokens or 256, temperature=0, seed=seed
+        )
+    from orchestrator.llama.llm import LlamaCpp
+
+    return LlamaCpp(model_path=model, max_tokens=max_tokens or 256, temperature=0.0, seed=seed)
+
+
+@guarded
+def agent(
+    question: Annotated[str, typer.Argument(help="The question for the agent.")],
+    tools: ToolsOpt = "calculator",
+    index: IndexOpt = None,
+    max_steps: StepsOpt = 5,
+    max_time: TimeOpt = None,
+    model: ModelOpt = None,
+    mode: ModeOpt = "completion",
+    max_tokens: StepTokensOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    trace: TraceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer)."""
+    from agents.executor import AgentExecutor
+    from agents.react import create_react_agent
+    from agents.tools.loading import load_tools
+
+    names = parse_tool_names(tools)
+    if "knowledge_base" in names and index is None:
+        raise OptionError("the knowledge_base tool needs an index", fix="pass --index DIR")
+    llm = build_model(model, mode, max_tokens, seed)
+    tool_list = load_tools(names, llm=llm, index_dir=index)
+    executor = AgentExecutor(
+        agent=create_react_agent(llm, tool_list, step_max_tokens=max_tokens),
+        tools=tool_list,
+        verbose=not as_json,
+        console=console,
+        handle_parsing_errors=True,
+        max_iterations=max_steps,
+        max_execution_time=max_time,
+    )
+    result = executor.invoke({"input": question})
+    if trace is not None and executor.last_trace is not None:
+        saved = executor.last_trace.save(trace)
+        if not as_json:
+            console.print(f"[dim]trace saved to {saved}[/]")
+    if as_json:
+        keys = ("thought", "action", "action_input", "observation")
+        print_json(
+            {
+                "output": result["output"],
+                "steps": [{k: s[k] for k in (*keys, "parse_error")} for s in result["steps"]],
+                "stopped_because": result["stopped_because"],
+            }
+        )
