@@ -1,0 +1,156 @@
+"""``Conversation``: one chat with a memory, turn by turn, fitted to the context window.
+
+This is what the ``orchestrator chat`` REPL (and the memory benchmark) runs on. Each turn:
+
+1. the memory says which history the model sees (buffer, window, summary, token budget);
+2. a *message builder* turns the user's text and that history into the turn's messages
+   (system, history, user). The default one is :func:`history_messages`; a retrieval chat
+   plugs in its own builder that adds sources;
+3. if the prompt would not fit the model's context window (with room for the answer), the
+   oldest history messages are left out, so a long chat never crashes on overflow;
+4. the answer streams; the exchange is stored only when it is complete (an interrupted answer
+   is not remembered).
+
+History goes to a chat model as messages, so with llama.cpp the unchanged prefix of the prompt
+stays in the KV cache between turns (no re-prefill of the whole conversation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from memory.base import ConversationMemory, as_text
+from orchestrator.errors import ContextOverflowError
+
+#: Builds one turn's messages from the user's text and the history the memory shows.
+MessageBuilder = Callable[[str, list[BaseMessage]], list[BaseMessage]]
+
+
+def history_messages(system: str | None = None) -> MessageBuilder:
+    """The plain chat turn: optional system message, the history, the user's message."""
+
+    def build(text: str, history: list[BaseMessage]) -> list[BaseMessage]:
+        head: list[BaseMessage] = [SystemMessage(content=system)] if system else []
+        return [*head, *history, HumanMessage(content=text)]
+
+    return build
+
+
+def context_window(llm: Any) -> int | None:
+    """The model's context size in tokens, when it is a llama.cpp model (else unknown)."""
+    engine = getattr(llm, "engine", None)
+    return int(engine.n_ctx) if engine is not None else None
+
+
+def prompt_token_count(llm: Any, messages: Sequence[BaseMessage]) -> int:
+    """Tokens the rendered chat prompt costs, exactly as ``ChatLlamaCpp`` will send it."""
+    from orchestrator.llama.chat import render_messages
+    from orchestrator.llama.structured import to_role_dicts
+
+    return len(llm.prompt_tokens(render_messages(llm, to_role_dicts(messages))))
+
+
+class Conversation:
+    """A chat model plus a memory, run one turn at a time (see the module docstring)."""
+
+    def __init__(
+        self,
+        llm: Any,
+        memory: ConversationMemory,
+        *,
+        system: str | None = None,
+        build: MessageBuilder | None = None,
+        answer_reserve: int | None = None,
+        low_water: float = 0.75,
+    ) -> None:
+        self.llm = llm
+        self.memory = memory
+        self.system = system
+        self.build = build or history_messages(system)
+        self.answer_reserve = answer_reserve
+        self.low_water = low_water
+        self.last_dropped = 0
+        self.newly_dropped = 0
+        self.last_usage: dict[str, Any] = {}
+        self._skip = 0
+        self._head: BaseMessage | None = None
+
+    def next_messages(self, text: str) -> list[BaseMessage]:
+        """The messages the model gets for ``text`` now, fitted to the context window.
+
+        When the prompt would not fit (with room for the answer), the oldest history messages
+        are left out down to ``low_water`` of the room, and the same cut is kept on later turns
+        while they fit: the prompt prefix then stays unchanged and llama.cpp reuses its KV
+        cache, instead of re-reading the whole context every turn once it is full.
+        ``last_dropped`` says how many history messages are left out, ``newly_dropped`` how
+        many of them were cut this turn.
+        """
+        history = list(self.memory.context_messages())
+        n_ctx = context_window(self.llm)
+        self.last_dropped = self.newly_dropped = 0
+        if n_ctx is None:
+            return self.build(text, history)
+        room = n_ctx - self._reserve(n_ctx)
+        keep = 0 < self._skip < len(history) and history[self._skip] == self._head
+        skip = self._skip if keep else 0
+        messages = self.build(text, history[skip:])
+        n_prompt = prompt_token_count(self.llm, messages)
+        if n_prompt > room:
+            target = int(room * self.low_water)
+            first = skip
+            while n_prompt > target and skip < len(history):
+                skip = _next_start(history, skip)
+                messages = self.build(text, history[skip:])
+                n_prompt = prompt_token_count(self.llm, messages)
+            self.newly_dropped = skip - first
+        if n_prompt >= n_ctx:
+            raise ContextOverflowError(n_prompt, n_ctx)
+        self._skip, self._head = skip, (history[skip] if skip < len(history) else None)
+        self.last_dropped = skip
+        return messages
+
+    def stream(self, text: str, **kwargs: Any) -> Iterator[str]:
+        """Stream the answer to ``text``; store the exchange once the answer is complete.
+
+        Closing the generator early (Ctrl-C) stops generation and stores nothing.
+        """
+        messages = self.next_messages(text)
+        parts: list[str] = []
+        final: Any = None
+        chunks = self.llm.stream(messages, **kwargs)
+        try:
+            for chunk in chunks:
+                final = chunk if final is None else final + chunk
+                piece = as_text(chunk) if isinstance(chunk, BaseMessage) else str(chunk)
+                if piece:
+                    parts.append(piece)
+                    yield piece
+        finally:
+            chunks.close()
+        self.last_usage = dict(getattr(final, "usage_metadata", None) or {})
+        answer = "".join(parts).strip()
+        memory = self.memory
+        memory.save_context(
+            {memory.input_key or "input": text}, {memory.output_key or "output": answer}
+        )
+
+    def ask(self, text: str, **kwargs: Any) -> str:
+        """The whole answer at once (stored like a streamed one)."""
+        return "".join(self.stream(text, **kwargs)).strip()
+
+    def _reserve(self, n_ctx: int) -> int:
+        wanted = self.answer_reserve
+        if wanted is None:
+            wanted = int(getattr(self.llm, "max_tokens", 0) or 0)
+        return max(0, min(wanted, n_ctx // 2))
+
+
+def _next_start(history: Sequence[BaseMessage], start: int) -> int:
+    """The next place the kept history may start: never on an answer whose question is cut."""
+    start += 1
+    while start < len(history) and isinstance(history[start], AIMessage):
+        start += 1
+    return start

@@ -1,0 +1,70 @@
+"""Memories by name, for command lines and config files: ``create_memory("window", k=3)``."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from langchain_core.chat_history import BaseChatMessageHistory
+
+from memory.base import ConversationMemory
+from memory.buffers import (
+    ConversationBufferMemory,
+    ConversationBufferWindowMemory,
+    ConversationTokenBufferMemory,
+)
+from memory.summary import ConversationSummaryMemory
+from orchestrator.errors import OptionError
+
+MEMORY_KINDS: dict[str, type[ConversationMemory]] = {
+    "buffer": ConversationBufferMemory,
+    "window": ConversationBufferWindowMemory,
+    "summary": ConversationSummaryMemory,
+    "tokens": ConversationTokenBufferMemory,
+}
+
+
+def create_memory(
+    kind: str,
+    *,
+    llm: Any = None,
+    k: int | None = None,
+    max_token_limit: int | None = None,
+    chat_memory: BaseChatMessageHistory | None = None,
+    **options: Any,
+) -> ConversationMemory:
+    """A memory of ``kind`` (buffer, window, summary, tokens) over ``chat_memory``.
+
+    ``k`` is for ``window`` only, ``max_token_limit`` for ``tokens`` only; ``llm`` is needed by
+    ``summary`` (writes the summary) and ``tokens`` (counts tokens). Other options go to the
+    class (``return_messages=True``, ``memory_key=...``).
+    """
+    cls = MEMORY_KINDS.get(kind)
+    if cls is None:
+        close = difflib.get_close_matches(str(kind), MEMORY_KINDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise OptionError(
+            f"unknown memory kind {kind!r}",
+            fix=f"{hint}choose one of: {', '.join(MEMORY_KINDS)}",
+        )
+    if k is not None and kind != "window":
+        raise OptionError(
+            f"k applies to the window memory only, not {kind!r}",
+            fix="drop k, or use the window memory",
+        )
+    if max_token_limit is not None and kind != "tokens":
+        raise OptionError(
+            f"a token limit applies to the tokens memory only, not {kind!r}",
+            fix="drop the token limit, or use the tokens memory",
+        )
+    if k is not None:
+        options["k"] = k
+    if max_token_limit is not None:
+        options["max_token_limit"] = max_token_limit
+    if kind in ("summary", "tokens"):
+        if llm is None:
+            raise OptionError(f"the {kind} memory needs llm=", fix="pass the model")
+        options["llm"] = llm
+    if chat_memory is not None:
+        options["chat_memory"] = chat_memory
+    return cls(**options)
