@@ -1,0 +1,189 @@
+"""Evaluation suites: a YAML file naming a dataset, pipeline configurations and metrics.
+
+The schema is strict (pydantic, ``extra="forbid"``): a misspelled key is an error naming the
+file and line, with the closest valid key. Paths inside a suite are relative to its file.
+
+    name: cranfield
+    dataset: ../../../shared/data/cranfield     # BEIR directory, or a .jsonl question set
+    metrics: [map, ndcg_cut_10, recip_rank, P_10, recall_100]
+    configurations:
+      - {name: bm25, mode: bm25}
+      - {name: hybrid, mode: hybrid}
+    thresholds: {map: 0.2}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evals.metrics import parse_measure
+from orchestrator.errors import DataError, OrchestratorError
+
+Mode = Literal["dense", "bm25", "hybrid"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineConfig(_Strict):
+    """One pipeline to evaluate; a suite compares several side by side."""
+
+    name: str = Field(min_length=1, pattern=r"^[\w.\-]+$")
+    index: str | None = None
+    mode: Mode = "hybrid"
+    rerank: str | None = None
+    k: int = Field(default=4, ge=1, description="chunks given to the model (RAG)")
+    model: str | None = Field(default=None, description="GGUF answering the questions (RAG)")
+    prompt: str | None = Field(default=None, description="prompt name or template (RAG)")
+    max_tokens: int = Field(default=160, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict, description="open_retriever options")
+
+
+class JudgeConfig(_Strict):
+    """The Ragas judge: a local GGUF (the embedded model by default) and its budgets."""
+
+    model: str | None = None
+    max_tokens: int = Field(default=384, ge=16)
+    max_items: int = Field(default=4, ge=1, le=32)
+    max_chars: int = Field(default=160, ge=8, le=2000)
+    timeout: float = Field(default=300.0, gt=0)
+
+
+class Suite(_Strict):
+    """A whole suite file."""
+
+    name: str = Field(min_length=1)
+    dataset: str
+    split: str = "test"
+    documents: list[str] = Field(
+        default_factory=list, description="files indexed for a question set without index"
+    )
+    metrics: list[str] = Field(min_length=1)
+    k: int = Field(default=100, ge=1, description="documents retrieved per query (retrieval)")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    configurations: list[PipelineConfig] = Field(min_length=1)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("configurations")
+    @classmethod
+    def _unique_names(cls, value: list[PipelineConfig]) -> list[PipelineConfig]:
+        names = [c.name for c in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"configuration name {twice[0]!r} is used twice")
+        return value
+
+    @property
+    def kind(self) -> Literal["retrieval", "rag"]:
+        return "rag" if self.dataset.endswith(".jsonl") else "retrieval"
+
+
+def _node_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The line (1-based) of the YAML node at pydantic's error location ``loc``."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((kv for kv in node.value if kv[0].value == str(part)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _message(error: Any) -> tuple[str, str]:
+    """A readable message and fix for one pydantic error (unknown keys suggest a close one)."""
+    loc = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        import difflib
+
+        key = str(error["loc"][-1])
+        model = _model_at(error["loc"][:-1])
+        known = sorted(model.model_fields)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+        return f"unknown key {key!r} (at {loc})", hint
+    return f"{loc}: {error['msg']}", "see the suite format in evals/suite.py"
+
+
+#: Suite keys whose values are nested models (for "did you mean" on their keys).
+_SECTIONS: dict[str, type[BaseModel]] = {"judge": JudgeConfig, "configurations": PipelineConfig}
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Suite
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        sub = _SECTIONS.get(str(part))
+        if sub is None:
+            break
+        model = sub
+    return model
+
+
+def load_suite(path: str | Path) -> tuple[Suite, Path]:
+    """Read and validate a suite; returns it and the directory its relative paths start from."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{file}: no such suite file", fix="check the path to the YAML file")
+    text = file.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        raise DataError(f"{where}: not valid YAML ({exc})", fix="fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{file}:1: a suite is a mapping of keys", fix="start with 'name: ...'")
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        # A misspelt key also makes the real key "missing": report the misspelling first.
+        error = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        line = _node_line(node, error["loc"])
+        message, fix = _message(error)
+        raise DataError(f"{file}:{line or 1}: {message}", fix=fix) from None
+    _check_metric_names(suite, file, node)
+    return suite, file.parent
+
+
+def _check_metric_names(suite: Suite, file: Path, node: yaml.Node | None) -> None:
+    from evals.rag import check_metrics
+
+    for i, name in enumerate(suite.metrics):
+        try:
+            if suite.kind == "rag":
+                check_metrics([name])
+            else:
+                parse_measure(name)
+        except OrchestratorError as exc:
+            line = _node_line(node, ("metrics", i))
+            raise DataError(f"{file}:{line}: {exc.message}", fix=exc.fix) from None
+    for name in suite.thresholds:
+        if name not in suite.metrics:
+            line = _node_line(node, ("thresholds", name))
+            raise DataError(
+                f"{file}:{line}: threshold on {name!r}, which is not among the suite's metrics",
+                fix=f"add {name!r} to metrics, or use one of {suite.metrics}",
+            )
+
+
+def resolve(base: Path, value: str | None) -> str | None:
+    """A suite path made absolute against the suite's directory (None stays None)."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())

@@ -1,0 +1,234 @@
+"""``eval``: measure retrieval (trec_eval measures) and RAG answers (Ragas), run suites.
+
+    orchestrator eval retrieval --dataset BEIR_DIR [--mode hybrid] [--rerank llm] [--json]
+    orchestrator eval rag --dataset QA.jsonl --index DIR [--metrics ...] [--json]
+    orchestrator eval SUITE.yaml [--out DIR] [--baseline PREVIOUS.json] [--fail-below map=0.3]
+
+``eval`` is a command group whose unknown first argument, when it is a YAML file, runs the
+``suite`` subcommand on it: ``eval SUITE.yaml`` is ``eval suite SUITE.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from orchestrator.cli.common import JsonOpt, console, err_console, guarded, print_json
+from orchestrator.errors import DataError, OptionError
+
+ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
+RerankOpt = Annotated[
+    str, typer.Option("--rerank", help="none | llm | a local CrossEncoder directory.")
+]
+MODES = ("dense", "bm25", "hybrid")
+
+
+class EvalGroup(TyperGroup):
+    """A group where ``eval PATH.yaml ...`` means ``eval suite PATH.yaml ...``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        first = args[0] if args else ""
+        if first not in self.commands and first.endswith((".yaml", ".yml")):
+            return "suite", self.commands["suite"], args
+        return super().resolve_command(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=EvalGroup,
+    no_args_is_help=True,
+    help="Evaluate retrieval and RAG: eval retrieval | eval rag | eval SUITE.yaml.",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        from orchestrator.errors import unknown_option
+
+        raise unknown_option(mode, MODES, where="--mode")
+
+
+def _table(title: str, mean: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    for name, value in mean.items():
+        table.add_row(name, "n/a" if value is None else f"{value:.4f}")
+    console.print(table)
+
+
+@eval_app.command("retrieval")
+@guarded
+def retrieval(
+    dataset: Annotated[Path, typer.Option("--dataset", help="BEIR directory.")],
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = "none",
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Index of the corpus (default: built, cached).")
+    ] = None,
+    metrics: Annotated[
+        str, typer.Option("--metrics", help="trec_eval measures, comma separated.")
+    ] = "map,ndcg_cut_10,recip_rank,P_10,recall_100",
+    k: Annotated[int, typer.Option("--k", min=1, help="Documents retrieved per query.")] = 100,
+    split: Annotated[str, typer.Option("--split", help="qrels split.")] = "test",
+    run_file: Annotated[
+        Path | None, typer.Option("--run-file", help="Write the run here (TREC format).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieve for every judged query of a BEIR dataset; print trec_eval measures."""
+    from evals.metrics import parse_measure
+    from evals.retrieval import ensure_index, evaluate_retriever
+    from evals.runner import index_modes, progress_bar
+    from orchestrator.retrieval import load_beir, open_retriever
+
+    _check_mode(mode)
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    for name in names:
+        parse_measure(name)
+    data = load_beir(dataset, split)
+    index_dir = ensure_index([dataset], index, index_modes(mode), progress=not as_json)
+    retriever = open_retriever(index_dir, mode=mode, rerank=rerank, k=k)
+    with progress_bar(not as_json) as task:
+        result = evaluate_retriever(
+            retriever, data, name=mode, metrics=names, k=k, run_file=run_file,
+            progress=task(f"retrieving ({mode})", len(data.queries)),
+        )
+    if as_json:
+        print_json(result.mean)
+        return
+    _table(f"{dataset} · {mode} · {len(result.per_query)} queries", result.mean)
+    if result.run_file:
+        console.print(f"[dim]run written to {result.run_file}[/]")
+
+
+@eval_app.command("rag")
+@guarded
+def rag(
+    dataset: Annotated[Path, typer.Option("--dataset", help="JSONL question set.")],
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Index answering samples without response.")
+    ] = None,
+    metrics: Annotated[
+        str, typer.Option("--metrics", help="Ragas metrics, comma separated.")
+    ] = "faithfulness,answer_relevancy,context_precision,context_recall",
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = "none",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="GGUF answering the questions.")
+    ] = None,
+    judge_model: Annotated[
+        str | None, typer.Option("--judge-model", help="GGUF judging (default: embedded).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Chunks given to the model.")] = 4,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 160,
+    judge_max_tokens: Annotated[int, typer.Option("--judge-max-tokens", min=16)] = 384,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per sample.")] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer (where needed) and score a question set with Ragas on a local judge."""
+    from evals.qa import answer_samples, load_qa
+    from evals.rag import check_metrics, evaluate_rag
+    from evals.runner import progress_bar, rag_components, rag_pipeline
+    from evals.suite import JudgeConfig, PipelineConfig
+
+    _check_mode(mode)
+    chosen = check_metrics([m.strip() for m in metrics.split(",") if m.strip()])
+    samples = load_qa(dataset)
+    unanswered = any(s.response is None or s.retrieved_contexts is None for s in samples)
+    if unanswered and index is None:
+        raise OptionError(f"{dataset}: some samples have no response/retrieved_contexts",
+                          fix="give --index DIR so the RAG pipeline answers them")
+    judge, embeddings = rag_components(
+        chosen, JudgeConfig(model=judge_model, max_tokens=judge_max_tokens)
+    )
+    with progress_bar(not as_json) as task:
+        if unanswered:
+            config = PipelineConfig(name="cli", index=str(index), mode=mode,  # type: ignore[arg-type]
+                                    rerank=rerank, k=k, model=model, max_tokens=max_tokens)
+            chain, _ = rag_pipeline(config, Path.cwd())
+            samples = answer_samples(samples, chain, progress=task("answering", len(samples)))
+        result = evaluate_rag(samples, chosen, judge=judge, embeddings=embeddings,
+                              timeout=timeout, progress=task("judging", len(samples)))
+    payload = result.to_json()
+    if as_json:
+        print_json({k: payload[k] for k in ("mean", "scored", "judge", "samples", "failed")})
+        return
+    _table(f"{dataset} · {len(samples)} samples", payload["mean"])
+    for failure in payload["failed"]:
+        err_console.print(f"[yellow]not scored[/] {failure['id']} {failure['metric']}: "
+                          f"{failure['reason']}")
+    if judge is not None:
+        from evals.report import JUDGE_NOTE
+
+        console.print(f"[dim]{JUDGE_NOTE}[/]")
+
+
+@eval_app.command("suite")
+@guarded
+def suite(
+    path: Annotated[Path, typer.Argument(help="Suite YAML file.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for results and reports.")] = Path(
+        "eval-results"
+    ),
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="A previous results.json to compare with.")
+    ] = None,
+    fail_below: Annotated[
+        list[str] | None, typer.Option("--fail-below", help="METRIC=VALUE (repeatable).")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0, help="Allowed drop below the baseline.")
+    ] = 0.0,
+    judge_model: Annotated[
+        str | None, typer.Option("--judge-model", help="GGUF judging (overrides the suite's).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a suite (results.json, report.md, report.html); exit 1 on a failed threshold or
+    a regression against the baseline."""
+    from evals.report import write_reports
+    from evals.runner import gate, parse_fail_below, run_suite
+    from evals.suite import load_suite
+
+    thresholds = parse_fail_below(fail_below or [])
+    previous = _read_baseline(baseline) if baseline else None
+    spec, base = load_suite(path)
+    if judge_model:
+        judge = spec.judge.model_copy(update={"model": str(Path(judge_model).resolve())})
+        spec = spec.model_copy(update={"judge": judge})
+    results = run_suite(spec, base, out, progress=not as_json)
+    failures = gate(results, thresholds=thresholds, baseline=previous, tolerance=tolerance)
+    paths = write_reports(results, out, failures)
+    if as_json:
+        print_json({"suite": results["suite"], "passed": not failures, "failures": failures,
+                    "mean": {c["name"]: c["mean"] for c in results["configurations"]},
+                    "reports": {k: str(v) for k, v in paths.items()}})
+    else:
+        for config in results["configurations"]:
+            _table(f"{results['suite']} · {config['name']}", config["mean"])
+        for failure in failures:
+            err_console.print(f"[bold red]FAIL[/] {failure}")
+        console.print(f"reports: {paths['markdown']}  {paths['html']}  {paths['results']}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _read_baseline(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable results.json ({exc})",
+                        fix="pass the results.json of a previous suite run") from None
+    if not isinstance(data, dict) or not isinstance(data.get("configurations"), list):
+        raise DataError(f"{path}: has no 'configurations'", fix="pass a suite's results.json")
+    return data
