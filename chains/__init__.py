@@ -1,6 +1,7 @@
 """Chains: LLMChain, the sequential story chain, and (with retrieval) RAG chains."""
 
 from chains.llm_chain import ChainMemory, LLMChain
+from chains.rag import RAGChain, RetrievalQA, rag_chain
 from chains.story import story_chain
 
-__all__ = ["ChainMemory", "LLMChain", "story_chain"]
+__all__ = ["ChainMemory", "LLMChain", "RAGChain", "RetrievalQA", "rag_chain", "story_chain"]

@@ -1,0 +1,152 @@
+"""Retrieval speed: query latency per mode at Cranfield size and at 100k synthetic chunks,
+BM25 against rank-bm25 on the same tokens, and index build throughput.
+
+At 100k chunks the document vectors are random unit vectors: embedding 100k chunks with
+MiniLM takes hours on this 2-core machine, and search latency does not depend on what the
+vectors mean. Query embedding is real (MiniLM) and included in every dense/hybrid latency.
+The synthetic chunk texts are drawn from Cranfield's word distribution.
+
+Usage: python benchmarks/retrieval_speed.py [--chunks 100000] [--rank-bm25-queries 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from retrieval_common import CACHE, CRANFIELD, cranfield_index
+
+from orchestrator.retrieval import IndexStore, load_beir, open_retriever
+from orchestrator.retrieval.bm25 import BM25Index, BM25Params
+from orchestrator.retrieval.dense import FaissVectorIndex
+from orchestrator.retrieval.retriever import IndexRetriever
+from orchestrator.retrieval.search import Searcher, search_config
+from orchestrator.retrieval.types import Chunk, chunk_hash
+
+
+def latencies(retriever: Any, queries: list[str], k: int = 10) -> dict[str, float]:
+    retriever.invoke(queries[0], k=k)
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        retriever.invoke(query, k=k)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))]}
+
+
+def synthetic_texts(n: int, corpus: dict[str, dict[str, Any]], seed: int = 0) -> list[str]:
+    words = Counter(w for d in corpus.values() for w in (d["title"] + " " + d["text"]).split())
+    vocab, weights = zip(*words.items(), strict=True)
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(vocab, weights, k=rng.randint(40, 120))) for _ in range(n)]
+
+
+def synthetic_store(path: Any, texts: list[str], kind: str) -> IndexStore:
+    store = IndexStore.create(path, index_kind=kind)
+    dim = store.embedder.dimension
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(texts), dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.chunks = [Chunk(chunk_hash(str(i), t), str(i), t) for i, t in enumerate(texts)]
+    store.ids = np.arange(len(texts), dtype=np.int64)
+    start = time.perf_counter()
+    store.bm25.add(texts)
+    bm25_s = time.perf_counter() - start
+    start = time.perf_counter()
+    store.vectors, store.dense = vectors, FaissVectorIndex.build(kind, store.ids, vectors)
+    faiss_s = time.perf_counter() - start
+    store.manifest["embedding"].update(dimension=dim, resolved_kind=kind)
+    store.manifest["build"] = {"bm25_s": bm25_s, "faiss_s": faiss_s}
+    return store
+
+
+def retriever_on(store: IndexStore, mode: str) -> IndexRetriever:
+    retriever = IndexRetriever(index_dir=str(store.directory), mode=mode)
+    retriever._searcher = Searcher(store, search_config(mode=mode))
+    return retriever
+
+
+def bm25_vs_rank_bm25(store: IndexStore, queries: list[str], n: int) -> dict[str, Any]:
+    from rank_bm25 import BM25Okapi
+
+    analyzer = store.bm25.analyzer
+    tokens = [analyzer(c.text) for c in store.chunks]
+    start = time.perf_counter()
+    reference = BM25Okapi(tokens)
+    ref_build = time.perf_counter() - start
+    start = time.perf_counter()
+    okapi = BM25Index(analyzer, BM25Params(k1=1.5, b=0.75, epsilon=0.25, idf="okapi"))
+    okapi.add_tokens(tokens)
+    ours_build = time.perf_counter() - start
+    ours_t, ref_t, max_diff = [], [], 0.0
+    for query in queries[:n]:
+        q = analyzer(query)
+        start = time.perf_counter()
+        ref_scores = reference.get_scores(q)
+        ref_t.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ours = okapi.get_scores(q)
+        ours_t.append(time.perf_counter() - start)
+        max_diff = max(max_diff, float(np.abs(ours - ref_scores).max()))
+    topk_t = []
+    for query in queries[:200]:
+        start = time.perf_counter()
+        store.bm25.top_k(query, 10)
+        topk_t.append(time.perf_counter() - start)
+    ref_ms, ours_ms = statistics.median(ref_t) * 1000, statistics.median(ours_t) * 1000
+    return {
+        "rank_bm25_ms": ref_ms,
+        "ours_ms": ours_ms,
+        "speedup": ref_ms / ours_ms,
+        "ours_top10_p50_ms": statistics.median(topk_t) * 1000,
+        "rank_bm25_build_s": ref_build,
+        "ours_build_s": ours_build,
+        "max_abs_score_diff": max_diff,
+        "queries": n,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--rank-bm25-queries", type=int, default=10)
+    args = parser.parse_args()
+    data = load_beir(CRANFIELD)
+    queries = list(data.queries.values())
+    report: dict[str, Any] = {}
+    path, _ = cranfield_index()
+    report["cranfield"] = {
+        mode: latencies(open_retriever(path, mode=mode), queries[:100])
+        for mode in ("bm25", "dense", "hybrid")
+    }
+    report["cranfield"]["chunks"] = len(open_retriever(path).searcher.store.chunks)
+    texts = synthetic_texts(args.chunks, data.corpus)
+    big: dict[str, Any] = {"chunks": args.chunks}
+    for kind in ("flat", "hnsw"):
+        target = CACHE / f"synthetic-{kind}"
+        import shutil
+
+        shutil.rmtree(target, ignore_errors=True)
+        store = synthetic_store(target, texts, kind)
+        big[f"build_{kind}"] = store.manifest["build"]
+        big["bm25_chunks_per_s"] = args.chunks / store.manifest["build"]["bm25_s"]
+        for mode in ("bm25", "dense", "hybrid"):
+            if kind == "hnsw" and mode == "bm25":
+                continue
+            big[f"{mode}_{kind}"] = latencies(retriever_on(store, mode), queries[:100])
+        if kind == "flat":
+            big["bm25_vs_rank_bm25"] = bm25_vs_rank_bm25(store, queries, args.rank_bm25_queries)
+    report["synthetic"] = big
+    (CACHE / "retrieval_speed.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

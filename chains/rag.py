@@ -1,0 +1,229 @@
+"""Retrieval-augmented generation: answer from retrieved text, citing numbered sources.
+
+``rag_chain(llm, retriever)`` retrieves chunks, stuffs them into the prompt as ``[1] ...``,
+``[2] ...`` and returns ``{"answer", "sources", "citations"}``; when nothing relevant is
+retrieved (no chunk, or every chunk under ``min_score``) it says it does not know without
+calling the model, since a small model asked to answer from nothing makes something up.
+``stream`` yields the sources first, then the answer as it is generated.
+
+``RetrievalQA.from_chain_type(llm=..., chain_type="stuff", retriever=...,
+chain_type_kwargs={"prompt": ...})`` is the book's (Hands-On LLMs, ch. 8) interface:
+``invoke("question")`` returns ``{"query": ..., "result": ...}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import BasePromptTemplate, PromptTemplate
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from pydantic import ConfigDict
+
+from orchestrator.errors import OptionError, unknown_option
+from prompts.library import RAG
+
+NO_ANSWER = "I don't know: none of the retrieved sources is relevant to the question."
+_CITATION = re.compile(r"\[(\d+)\]")
+
+
+def format_sources(docs: Sequence[Document]) -> str:
+    """Numbered sources for the prompt: ``[n] text`` separated by blank lines."""
+    return "\n\n".join(f"[{n}] {doc.page_content.strip()}" for n, doc in enumerate(docs, 1))
+
+
+def source_records(docs: Sequence[Document]) -> list[dict[str, Any]]:
+    """What the caller gets back for each numbered source."""
+    return [
+        {
+            "n": n,
+            "doc_id": doc.metadata.get("doc_id"),
+            "chunk_id": doc.metadata.get("chunk_id"),
+            "source": doc.metadata.get("source"),
+            "score": doc.metadata.get("score"),
+            "text": doc.page_content,
+        }
+        for n, doc in enumerate(docs, 1)
+    ]
+
+
+def cited_numbers(answer: str, n_sources: int) -> list[int]:
+    """Source numbers the answer cites, in order of first citation, ignoring invented ones."""
+    found = (int(m) for m in _CITATION.findall(answer))
+    return list(dict.fromkeys(n for n in found if 1 <= n <= n_sources))
+
+
+def _question(input: Any) -> str:
+    if isinstance(input, str):
+        return input
+    if isinstance(input, Mapping):
+        for key in ("question", "query", "input"):
+            if key in input:
+                return str(input[key])
+    raise OptionError(
+        f"the RAG chain got {type(input).__name__} without a question",
+        fix='pass a string or {"question": "..."}',
+    )
+
+
+class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
+    """Retrieve, stuff numbered sources, answer with ``[n]`` citations."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    llm: Runnable[Any, Any]
+    retriever: Runnable[str, list[Document]]
+    prompt: BasePromptTemplate
+    k: int | None = None
+    min_score: float | None = None
+    min_similarity: float | None = None
+    no_answer: str = NO_ANSWER
+
+    def model_post_init(self, context: Any) -> None:
+        missing = {"context", "question"} - set(self.prompt.input_variables)
+        if missing:
+            raise OptionError(
+                f"the RAG prompt lacks the variable(s) {sorted(missing)}",
+                fix="write {context} where the sources go and {question} for the question",
+            )
+
+    def retrieve(self, question: str, config: RunnableConfig | None = None) -> list[Document]:
+        """Retrieved chunks passing ``min_score`` (metadata ``score``) and ``min_similarity``
+        (metadata ``similarity``, the query-chunk cosine our retrievers attach; comparable
+        across queries, unlike fused scores). Empty means nothing relevant."""
+        kwargs = {"k": self.k} if self.k is not None else {}
+        docs = list(self.retriever.invoke(question, config, **kwargs))
+        if self.min_score is not None:
+            docs = [d for d in docs if float(d.metadata.get("score", 0.0)) >= self.min_score]
+        if self.min_similarity is not None:
+            floor = self.min_similarity
+            docs = [d for d in docs if float(d.metadata.get("similarity", floor)) >= floor]
+        return docs
+
+    def _answer_stream(
+        self, question: str, docs: list[Document], config: RunnableConfig | None
+    ) -> Iterator[str]:
+        if not docs:
+            yield self.no_answer
+            return
+        chain = self.prompt | self.llm | StrOutputParser()
+        yield from chain.stream({"context": format_sources(docs), "question": question}, config)
+
+    def invoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for part in self.stream(input, config, **kwargs):
+            for key, value in part.items():
+                result[key] = result.get(key, "") + value if key == "answer" else value
+        result["answer"] = result.get("answer", "").strip()
+        result["citations"] = cited_numbers(result["answer"], len(result["sources"]))
+        return result
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Yield ``{"question", "sources"}`` once, then ``{"answer": piece}`` per piece."""
+        question = _question(input)
+        docs = self.retrieve(question, config)
+        yield {"question": question, "sources": source_records(docs)}
+        for piece in self._answer_stream(question, docs, config):
+            if piece:
+                yield {"answer": piece}
+
+
+def rag_chain(
+    llm: Runnable[Any, Any],
+    retriever: Runnable[str, list[Document]],
+    *,
+    prompt: BasePromptTemplate | str | None = None,
+    k: int | None = None,
+    min_score: float | None = None,
+    min_similarity: float | None = None,
+) -> RAGChain:
+    """A :class:`RAGChain`; the prompt defaults to ``prompts.library.RAG``."""
+    template = prompt if prompt is not None else RAG
+    if isinstance(template, str):
+        template = PromptTemplate.from_template(template)
+    return RAGChain(
+        llm=llm,
+        retriever=retriever,
+        prompt=template,
+        k=k,
+        min_score=min_score,
+        min_similarity=min_similarity,
+    )
+
+
+STUFF_PROMPT = (
+    "Use the following pieces of context to answer the question at the end. If you don't "
+    "know the answer, just say that you don't know, don't try to make up an answer.\n\n"
+    "{context}\n\nQuestion: {question}\nHelpful Answer:"
+)
+CHAIN_TYPE_KWARGS = ("prompt", "document_variable_name", "document_separator")
+
+
+class RetrievalQA(RunnableSerializable[Any, dict[str, Any]]):
+    """The classic "stuff" question answering chain: ``{"query"} -> {"query", "result"}``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    llm: Runnable[Any, Any]
+    retriever: Runnable[str, list[Document]]
+    prompt: BasePromptTemplate
+    document_variable_name: str = "context"
+    document_separator: str = "\n\n"
+    input_key: str = "query"
+    output_key: str = "result"
+    return_source_documents: bool = False
+    verbose: bool = False
+
+    @classmethod
+    def from_chain_type(
+        cls,
+        llm: Runnable[Any, Any],
+        chain_type: str = "stuff",
+        retriever: Runnable[str, list[Document]] | None = None,
+        chain_type_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> RetrievalQA:
+        if chain_type != "stuff":
+            raise OptionError(
+                f"chain_type={chain_type!r} is not supported",
+                fix='use chain_type="stuff" (small local models get one stuffed prompt)',
+            )
+        if retriever is None:
+            raise OptionError("RetrievalQA needs a retriever", fix="pass retriever=...")
+        options = dict(chain_type_kwargs or {})
+        for name in options:
+            if name not in CHAIN_TYPE_KWARGS:
+                raise unknown_option(name, CHAIN_TYPE_KWARGS, where="chain_type_kwargs")
+        prompt = options.pop("prompt", None) or PromptTemplate.from_template(STUFF_PROMPT)
+        return cls(llm=llm, retriever=retriever, prompt=prompt, **options, **kwargs)
+
+    def _query(self, input: Any) -> str:
+        if isinstance(input, Mapping):
+            if self.input_key not in input:
+                raise OptionError(
+                    f"RetrievalQA needs the key {self.input_key!r}",
+                    fix=f'invoke({{"{self.input_key}": "..."}})',
+                )
+            return str(input[self.input_key])
+        return str(input)
+
+    def invoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        query = self._query(input)
+        docs = self.retriever.invoke(query, config)
+        context = self.document_separator.join(d.page_content for d in docs)
+        variables = {self.document_variable_name: context, "question": query}
+        variables = {k: v for k, v in variables.items() if k in self.prompt.input_variables}
+        text = (self.prompt | self.llm | StrOutputParser()).invoke(variables, config).strip()
+        result: dict[str, Any] = {self.input_key: query, self.output_key: text}
+        if self.return_source_documents:
+            result["source_documents"] = docs
+        return result

@@ -1,0 +1,224 @@
+"""``index``, ``search`` and ``rag``: build a persistent index, query it, answer from it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.cli.common import (
+    JsonOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    chat_model,
+    console,
+    guarded,
+    print_json,
+)
+from orchestrator.errors import DataError, OptionError
+
+IndexOpt = Annotated[Path, typer.Option("--index", help="Index directory (required).")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
+RerankOpt = Annotated[
+    str, typer.Option("--rerank", help="none | llm | a local CrossEncoder directory.")
+]
+#: Chunks fetched per wanted document when ranking documents (a document may have several).
+CHUNKS_PER_DOC = 3
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index)
+    app.command("search")(search)
+    app.command("rag")(rag)
+
+
+@guarded
+def index(
+    index_dir: IndexOpt,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories.")] = None,
+    modes: Annotated[str, typer.Option("--modes", help="dense,bm25 | dense | bm25.")] = (
+        "dense,bm25"
+    ),
+    update: Annotated[bool, typer.Option("--update", help="Add to an existing index.")] = False,
+    delete: Annotated[
+        list[str] | None, typer.Option("--delete", help="Document id to remove (repeatable).")
+    ] = None,
+    embedding: Annotated[
+        str | None, typer.Option("--embedding", help="sentence-transformers model name or path.")
+    ] = None,
+    index_kind: Annotated[str, typer.Option("--index-kind", help="auto|flat|hnsw|ivf.")] = "auto",
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=8)] = 256,
+    chunk_overlap: Annotated[int, typer.Option("--chunk-overlap", min=0)] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build an index from text, Markdown, JSONL files or a BEIR directory (or update one)."""
+    from orchestrator.retrieval import IndexStore, build_index, load_documents
+
+    if (update or delete) and not (index_dir / "manifest.json").exists():
+        raise DataError(f"{index_dir} holds no index to update", fix="build it first (no --update)")
+    if update or delete:
+        store = IndexStore.open(index_dir)
+        removed = store.delete_documents(delete or [])
+        added = store.add_documents(list(load_documents(paths or [])), progress=not as_json)
+        store.save()
+    else:
+        if not paths:
+            raise OptionError("nothing to index", fix="orchestrator index PATH... --index DIR")
+        store = build_index(
+            paths,
+            index_dir,
+            modes=modes.split(","),
+            embedding=embedding,
+            index_kind=index_kind,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            progress=not as_json,
+        )
+        added, removed = len(store.chunks), 0
+    _report_index(store, index_dir, added, removed, as_json)
+
+
+def _report_index(store: Any, index_dir: Path, added: int, removed: int, as_json: bool) -> None:
+    summary = {
+        "index": str(index_dir),
+        "documents": len(store.doc_ids),
+        "chunks": len(store.chunks),
+        "added_chunks": added,
+        "removed_chunks": removed,
+        "modes": store.manifest["modes"],
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"[green]indexed[/] {summary['documents']} documents, "
+            f"{summary['chunks']} chunks ({', '.join(summary['modes'])}) in {index_dir}"
+        )
+
+
+@guarded
+def search(
+    index_dir: IndexOpt,
+    query: Annotated[str | None, typer.Argument(help="The query.")] = None,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = "none",
+    k: Annotated[int | None, typer.Option("-k", "--k", min=1, help="Results (run: docs).")] = None,
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="JSONL queries ({_id, text}) for a run.")
+    ] = None,
+    run_out: Annotated[Path | None, typer.Option("--run-out", help="TREC run file.")] = None,
+    tag: Annotated[str, typer.Option("--tag", help="Run tag (TREC column 6).")] = "orchestrator",
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the index; with --queries/--run-out, write a document-level TREC run."""
+    from orchestrator.retrieval import open_retriever
+
+    retriever = open_retriever(index_dir, mode=mode, rerank=rerank, k=k or 4)
+    if queries is not None or run_out is not None:
+        if queries is None or run_out is None or query is not None:
+            raise OptionError("a run needs --queries and --run-out, and no QUERY argument")
+        _write_run(retriever, queries, run_out, k or 100, tag, as_json)
+        return
+    if query is None:
+        raise OptionError("nothing to search for", fix='orchestrator search "QUERY" --index DIR')
+    docs = retriever.invoke(query, k=k or 4)
+    if as_json:
+        print_json({"query": query, "results": [_result(d) for d in docs]})
+        return
+    from rich.table import Table
+
+    table = Table("#", "score", "doc_id", "text", title=f"{mode} search", show_lines=True)
+    for n, doc in enumerate(docs, 1):
+        text = " ".join(doc.page_content.split())
+        table.add_row(
+            str(n),
+            f"{doc.metadata['score']:.4f}",
+            str(doc.metadata["doc_id"]),
+            text[:300] + ("..." if len(text) > 300 else ""),
+        )
+    console.print(table)
+
+
+def _result(doc: Any) -> dict[str, Any]:
+    return {**doc.metadata, "text": doc.page_content}
+
+
+def _read_queries(path: Path) -> dict[str, str]:
+    from orchestrator.retrieval.beir import read_jsonl
+
+    if not path.is_file():
+        raise DataError(f"{path} does not exist", fix="pass a JSONL file of {_id, text} lines")
+    out = {}
+    for number, row in read_jsonl(path):
+        qid = row.get("_id", row.get("id", row.get("qid")))
+        text = row.get("text", row.get("query"))
+        if qid is None or text is None:
+            raise DataError(f"{path}:{number} needs '_id' and 'text'")
+        out[str(qid)] = str(text)
+    return out
+
+
+def _write_run(retriever: Any, queries: Path, run_out: Path, k: int, tag: str, quiet: bool) -> None:
+    from orchestrator.retrieval import doc_ranking
+    from orchestrator.retrieval.progress import progress_task
+
+    wanted = _read_queries(queries)
+    qids, lines = list(wanted), []
+    with progress_task("searching", len(qids), not quiet) as advance:
+        for start in range(0, len(qids), 32):
+            batch = qids[start : start + 32]
+            results = retriever.search_many([wanted[q] for q in batch], k * CHUNKS_PER_DOC)
+            for qid, docs in zip(batch, results, strict=True):
+                for rank, (doc_id, score) in enumerate(doc_ranking(docs)[:k], 1):
+                    lines.append(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+            advance(len(batch))
+    run_out.parent.mkdir(parents=True, exist_ok=True)
+    run_out.write_text("".join(lines), encoding="utf-8")
+    if quiet:
+        print_json({"run": str(run_out), "queries": len(qids), "lines": len(lines)})
+    else:
+        console.print(f"[green]wrote[/] {len(lines)} lines for {len(qids)} queries to {run_out}")
+
+
+@guarded
+def rag(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: IndexOpt,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = "none",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Sources to retrieve.")] = 4,
+    min_similarity: Annotated[
+        float, typer.Option("--min-similarity", help="Drop sources less similar than this.")
+    ] = 0.3,
+    model: ModelOpt = None,
+    max_tokens: MaxTokensOpt = 256,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer from the index with [n] citations; says so when nothing relevant is found."""
+    from chains.rag import cited_numbers, rag_chain
+    from orchestrator.retrieval import open_retriever
+
+    retriever = open_retriever(
+        index_dir, mode=mode, rerank=rerank, k=k, min_similarity=min_similarity
+    )
+    chain = rag_chain(chat_model(model, max_tokens, temperature=0.0, seed=0), retriever)
+    sources: list[dict[str, Any]] = []
+    answer = ""
+    for part in chain.stream({"question": question}):
+        sources = part.get("sources", sources)
+        piece = part.get("answer", "")
+        answer += piece
+        if piece and not as_json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    answer = answer.strip()
+    if as_json:
+        print_json(
+            {"answer": answer, "sources": sources, "citations": cited_numbers(answer, len(sources))}
+        )
+        return
+    sys.stdout.write("\n")
+    for source in sources:
+        console.print(f"[dim][{source['n']}] {source['doc_id']} ({source['source']})[/]")

