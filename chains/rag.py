@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate, PromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
@@ -227,3 +228,32 @@ class RetrievalQA(RunnableSerializable[Any, dict[str, Any]]):
         if self.return_source_documents:
             result["source_documents"] = docs
         return result
+
+
+class DocumentTurn:
+    """One chat turn over documents (``orchestrator chat --index``).
+
+    The history goes to the model as it is; only the newest user message carries the numbered
+    sources retrieved for it, formatted with the RAG prompt. Sources go last, not into the
+    system turn, so the cached history prefix stays valid and is not re-prefilled. Memory
+    stores the user's own words, not the stuffed prompt.
+    """
+
+    def __init__(
+        self,
+        retriever: Runnable[str, list[Document]],
+        *,
+        system: str | None = None,
+        prompt: str = RAG,
+    ) -> None:
+        self.retriever = retriever
+        self.system = system
+        self.prompt = PromptTemplate.from_template(prompt)
+        self.last_sources: list[dict[str, Any]] = []
+
+    def __call__(self, text: str, history: list[BaseMessage]) -> list[BaseMessage]:
+        docs = list(self.retriever.invoke(text))
+        self.last_sources = source_records(docs)
+        content = self.prompt.format(context=format_sources(docs), question=text) if docs else text
+        head: list[BaseMessage] = [SystemMessage(content=self.system)] if self.system else []
+        return [*head, *history, HumanMessage(content=content)]

@@ -57,6 +57,8 @@ class ChatState:
     conversation: Any = None
     durable: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    on_answer: Callable[[bool], None] | None = None
+    """Called after each answer with ``one_line`` (chat over documents lists its sources)."""
 
     def open(self, session: str | None) -> None:
         """Open ``session`` (durable, in the SQLite store) or the in-process default."""
@@ -140,6 +142,8 @@ def answer(state: ChatState, text: str, *, one_line: bool) -> None:
         out.write(" [stopped]")
     out.write("\n")
     out.flush()
+    if state.on_answer is not None:
+        state.on_answer(one_line)
     if conversation.newly_dropped and not one_line:
         err_console.print(
             f"[dim]({conversation.last_dropped} older messages were left out to fit the "
@@ -219,11 +223,21 @@ def _input_history() -> Any:
         return InMemoryHistory()
 
 
-def run_chat(llm: Any, options: ChatOptions, build_factory: BuilderFactory | None = None) -> None:
+def run_chat(
+    llm: Any,
+    options: ChatOptions,
+    build_factory: BuilderFactory | None = None,
+    on_answer: Callable[[bool], None] | None = None,
+) -> None:
     """Open the session and run the chat on this terminal or on piped stdin."""
     from memory import history_messages
 
-    state = ChatState(llm=llm, options=options, build_factory=build_factory or history_messages)
+    state = ChatState(
+        llm=llm,
+        options=options,
+        build_factory=build_factory or history_messages,
+        on_answer=on_answer,
+    )
     state.open(options.session)
     try:
         if sys.stdin.isatty():
@@ -259,6 +273,19 @@ def chat(
     n_ctx: Annotated[int | None, typer.Option("--n-ctx", min=16, help="Context window.")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0)] = 0.7,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random).")] = -1,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option("--index", help="Chat over the documents of this index (see `index`)."),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="With --index: dense, bm25 or hybrid.")
+    ] = "hybrid",
+    k_sources: Annotated[
+        int, typer.Option("--sources", min=1, help="With --index: sources per turn.")
+    ] = 3,
+    min_similarity: Annotated[
+        float, typer.Option("--min-similarity", help="With --index: drop less similar sources.")
+    ] = 0.3,
 ) -> None:
     """Chat with the model; answers stream, Ctrl-C stops one. The memory decides what history
     the model sees; --session stores the chat (and resumes it). Commands: /help, /history,
@@ -272,7 +299,33 @@ def chat(
     # check the memory options before anything is opened or loaded
     create_memory(memory, llm=llm, k=k, max_token_limit=memory_tokens)
     options = ChatOptions(memory, k, memory_tokens, session, system, store)
-    run_chat(llm, options)
+    if index_dir is None:
+        run_chat(llm, options)
+        return
+    turn = _document_turn(index_dir, mode, k_sources, min_similarity, system)
+    run_chat(llm, options, build_factory=lambda _system: turn, on_answer=turn_reporter(turn))
+
+
+def _document_turn(
+    index_dir: Path, mode: str, k: int, min_similarity: float, system: str | None
+) -> Any:
+    from chains.rag import DocumentTurn
+    from orchestrator.retrieval import open_retriever
+
+    retriever = open_retriever(index_dir, mode=mode, k=k, min_similarity=min_similarity)
+    return DocumentTurn(retriever, system=system)
+
+
+def turn_reporter(turn: Any) -> Callable[[bool], None]:
+    """After each answer, name the sources it was given (on a terminal only)."""
+
+    def report(one_line: bool) -> None:
+        if one_line or not turn.last_sources:
+            return
+        names = ", ".join(f"[{s['n']}] {s['doc_id']}" for s in turn.last_sources)
+        err_console.print(f"[dim]sources: {names}[/]")
+
+    return report
 
 
 __all__ = ["COMMANDS", "AnswerStopper", "ChatOptions", "ChatState", "chat", "run_chat"]
