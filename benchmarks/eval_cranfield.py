@@ -39,11 +39,15 @@ def main() -> None:
     started = time.perf_counter()
     index = ensure_index([args.data], None, modes)
     build = time.perf_counter() - started
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; "
-          f"ORCHESTRATOR_THREADS={os.environ.get('ORCHESTRATOR_THREADS', 'default')}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"ORCHESTRATOR_THREADS={os.environ.get('ORCHESTRATOR_THREADS', 'default')}"
+    )
     print(f"index: {'cached' if cached else f'built in {build:.1f} s'} ({index})\n")
-    print("| mode | queries | retrieve + score (s) | ms / query | MAP | nDCG@10 | "
-          "metrics alone (ms) | pytrec_eval (ms) |")
+    print(
+        "| mode | queries | retrieve + score (s) | ms / query | MAP | nDCG@10 | "
+        "metrics alone (ms) | pytrec_eval (ms) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for mode in ("bm25", "dense", "hybrid"):
         retriever = open_retriever(index, mode=mode, k=100)
@@ -55,9 +59,11 @@ def main() -> None:
         ours = _best_of(args.repeat, partial(evaluate_run, dataset.qrels, result.run, METRICS))
         ref = _best_of(args.repeat, partial(reference.evaluate, result.run))
         n = len(result.per_query)
-        print(f"| {mode} | {n} | {total:.1f} | {1000 * total / n:.0f} | "
-              f"{result.mean['map']:.4f} | {result.mean['ndcg_cut_10']:.4f} | "
-              f"{1000 * ours:.0f} | {1000 * ref:.0f} |")
+        print(
+            f"| {mode} | {n} | {total:.1f} | {1000 * total / n:.0f} | "
+            f"{result.mean['map']:.4f} | {result.mean['ndcg_cut_10']:.4f} | "
+            f"{1000 * ours:.0f} | {1000 * ref:.0f} |"
+        )
 
 
 def _best_of(repeat: int, fn: Callable[[], object]) -> float:

@@ -39,9 +39,11 @@ def main() -> None:
     judge = LlamaJudge(model_path=args.judge_model, max_tokens=args.max_tokens)
     embeddings = local_embeddings()
     judge.generate("warm up: reply", _warmup_model())  # model load is not judging time
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; "
-          f"ORCHESTRATOR_THREADS={os.environ.get('ORCHESTRATOR_THREADS', 'default')}; "
-          f"judge: {judge.model_name}, max_tokens={args.max_tokens}\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"ORCHESTRATOR_THREADS={os.environ.get('ORCHESTRATOR_THREADS', 'default')}; "
+        f"judge: {judge.model_name}, max_tokens={args.max_tokens}\n"
+    )
     print("| metric(s) | samples | s / sample | judge calls | mean | not computed |")
     print("|---|---|---|---|---|---|")
     for group in [[m] for m in LLM] + [list(NON_LLM_METRICS)]:
@@ -52,8 +54,10 @@ def main() -> None:
         label = group[0] if len(group) == 1 else f"non-LLM ({len(group)} metrics)"
         means = [v for v in result.mean.values() if v is not None]
         mean = f"{sum(means) / len(means):.3f}" if means else "n/a"
-        print(f"| {label} | {len(samples)} | {seconds:.1f} | {judge.calls - calls} | {mean} | "
-              f"{len(result.failed)} |")
+        print(
+            f"| {label} | {len(samples)} | {seconds:.1f} | {judge.calls - calls} | {mean} | "
+            f"{len(result.failed)} |"
+        )
 
 
 def _warmup_model() -> type:

@@ -49,8 +49,14 @@ def _raw(llm: ChatLlamaCpp, max_tokens: int) -> tuple[float, int, str]:
     start = time.perf_counter()
     text, n = "", 0
     for chunk in llama.create_completion(
-        tokens, max_tokens=max_tokens, temperature=0.0, top_k=40, top_p=0.95, min_p=0.05,
-        repeat_penalty=1.1, stream=True,
+        tokens,
+        max_tokens=max_tokens,
+        temperature=0.0,
+        top_k=40,
+        top_p=0.95,
+        min_p=0.05,
+        repeat_penalty=1.1,
+        stream=True,
     ):
         text += chunk["choices"][0]["text"]
         n += 1

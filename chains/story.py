@@ -22,8 +22,6 @@ def story_chain(llm: Any) -> Runnable[Any, dict[str, Any]]:
     """A chain taking a summary (or ``{"summary": ...}``) and returning
     ``summary``, ``title``, ``character`` and ``story``."""
     title = LLMChain(llm=llm, prompt=instruction_prompt(llm, TITLE), output_key="title")
-    character = LLMChain(
-        llm=llm, prompt=instruction_prompt(llm, CHARACTER), output_key="character"
-    )
+    character = LLMChain(llm=llm, prompt=instruction_prompt(llm, CHARACTER), output_key="character")
     story = LLMChain(llm=llm, prompt=instruction_prompt(llm, STORY), output_key="story")
     return title | character | story

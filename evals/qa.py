@@ -73,10 +73,12 @@ def parse_sample(row: Any, where: str, number: int) -> QASample:
         user_input=row["user_input"],
         reference=row["reference"],
         response=response,
-        retrieved_contexts=None if contexts is None else _strings(contexts, "retrieved_contexts",
-                                                                  where),
-        reference_contexts=None if references is None else _strings(references,
-                                                                    "reference_contexts", where),
+        retrieved_contexts=None
+        if contexts is None
+        else _strings(contexts, "retrieved_contexts", where),
+        reference_contexts=None
+        if references is None
+        else _strings(references, "reference_contexts", where),
         where=where,
     )
 

@@ -246,7 +246,8 @@ def evaluate_rag(
         samples=rows,
         failed=failed,
         seconds=time.perf_counter() - started,
-        judge=getattr(judge, "model_name", None) if any(RAG_METRICS[m].uses_llm for m in chosen)
+        judge=getattr(judge, "model_name", None)
+        if any(RAG_METRICS[m].uses_llm for m in chosen)
         else None,
         settings=dict(settings or {}),
         dataset=dataset,

@@ -135,8 +135,12 @@ def markdown(
         lines += [f"> {JUDGE_NOTE}", ""]
         fails = _failures(results)
         if fails:
-            lines += ["## Scores that could not be computed", "",
-                      "| configuration | sample | metric | reason |", "|---|---|---|---|"]
+            lines += [
+                "## Scores that could not be computed",
+                "",
+                "| configuration | sample | metric | reason |",
+                "|---|---|---|---|",
+            ]
             lines += [f"| {a} | {b} | {c} | {d.replace('|', '/')} |" for a, b, c, d in fails]
             lines.append("")
     lines += ["## Gate", ""]
@@ -153,9 +157,10 @@ def html_report(
     esc = html.escape
     header, rows = _table(results)
     table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
-    table += "".join(
-        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows
-    ) + "</table>"
+    table += (
+        "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+        + "</table>"
+    )
     parts = [
         f"<h1>Evaluation: {esc(results['suite'])}</h1>",
         f"<p>dataset <code>{esc(str(results['dataset']))}</code> ({esc(results['kind'])}); "
@@ -166,21 +171,29 @@ def html_report(
         parts.append(f"<p class='note'>{esc(JUDGE_NOTE)}</p>")
         fails = _failures(results)
         if fails:
-            parts.append("<h2>Scores that could not be computed</h2><table><tr><th>"
-                         "configuration</th><th>sample</th><th>metric</th><th>reason</th></tr>")
+            parts.append(
+                "<h2>Scores that could not be computed</h2><table><tr><th>"
+                "configuration</th><th>sample</th><th>metric</th><th>reason</th></tr>"
+            )
             parts += ["<tr>" + "".join(f"<td>{esc(x)}</td>" for x in f) + "</tr>" for f in fails]
             parts.append("</table>")
     gate_items = [f"<li class='fail'>{esc(f)}</li>" for f in gate_failures] or ["<li>pass</li>"]
     parts.append("<h2>Gate</h2><ul>" + "".join(gate_items) + "</ul><h2>Figures</h2>")
     for name, png in images.items():
         data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{esc(Path(name).stem)}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
-             "collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
-             ".fail{color:#b00}.note{background:#ffd;padding:.5em}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(results['suite'])}"
-            f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+        parts.append(
+            f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{esc(Path(name).stem)}</figcaption></figure>"
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
+        "collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
+        ".fail{color:#b00}.note{background:#ffd;padding:.5em}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(results['suite'])}"
+        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
 
 
 def write_reports(
@@ -190,8 +203,11 @@ def write_reports(
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     payload = {**results, "gate": {"passed": not gate_failures, "failures": list(gate_failures)}}
-    paths = {"results": out / "results.json", "markdown": out / "report.md",
-             "html": out / "report.html"}
+    paths = {
+        "results": out / "results.json",
+        "markdown": out / "report.md",
+        "html": out / "report.html",
+    }
     paths["results"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     images = figures(results)
     for name, png in images.items():

@@ -136,9 +136,7 @@ def evaluate_retriever(
             fix="check the qrels split (qrels/test.tsv) and that its query ids match queries.jsonl",
         )
     started = time.perf_counter()
-    run = retrieve_run(
-        retriever, queries, k=k, corpus_ids=set(dataset.corpus), progress=progress
-    )
+    run = retrieve_run(retriever, queries, k=k, corpus_ids=set(dataset.corpus), progress=progress)
     seconds = time.perf_counter() - started
     scored = evaluate_run(dataset.qrels, run, metrics)
     written = write_run(run, run_file, tag=_tag(name)) if run_file else None

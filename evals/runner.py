@@ -25,7 +25,7 @@ _UNGATED_PREFIX = "num_"
 def progress_bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """A Rich progress display; yields ``task(description, total) -> advance(n)``."""
     if not enabled:
-        yield lambda description, total: (lambda n: None)
+        yield lambda description, total: lambda n: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -49,9 +49,7 @@ def _rerank(base: Path, value: str | None) -> str | None:
     return value if value in (None, "none", "llm") else resolve(base, value)
 
 
-def run_suite(
-    suite: Suite, base: Path, out_dir: Path, *, progress: bool = True
-) -> dict[str, Any]:
+def run_suite(suite: Suite, base: Path, out_dir: Path, *, progress: bool = True) -> dict[str, Any]:
     """Evaluate every configuration of ``suite``; TREC runs go to ``out_dir/runs``."""
     started = dt.datetime.now(dt.UTC)
     with progress_bar(progress) as task:
@@ -86,12 +84,19 @@ def _run_retrieval(
     for config in suite.configurations:
         index = ensure_index([dataset_dir], resolve(base, config.index), modes, progress=progress)
         retriever = open_retriever(
-            index, mode=config.mode, rerank=_rerank(base, config.rerank), k=suite.k,
+            index,
+            mode=config.mode,
+            rerank=_rerank(base, config.rerank),
+            k=suite.k,
             **config.options,
         )
         judged = sum(1 for q in dataset.queries if dataset.qrels.get(q))
         result = evaluate_retriever(
-            retriever, dataset, name=config.name, metrics=suite.metrics, k=suite.k,
+            retriever,
+            dataset,
+            name=config.name,
+            metrics=suite.metrics,
+            k=suite.k,
             run_file=out_dir / "runs" / f"{config.name}.trec",
             progress=task(f"{config.name} ({config.mode})", judged),
             settings=_settings(config, index=str(index)),
@@ -120,8 +125,13 @@ def _run_rag(suite: Suite, base: Path, task: Any, progress: bool) -> list[dict[s
                 samples, chain, progress=task(f"{config.name}: answering", len(samples))
             )
         result = evaluate_rag(
-            answered, chosen, judge=judge, embeddings=embeddings, timeout=suite.judge.timeout,
-            name=config.name, progress=task(f"{config.name}: judging", len(samples)),
+            answered,
+            chosen,
+            judge=judge,
+            embeddings=embeddings,
+            timeout=suite.judge.timeout,
+            name=config.name,
+            progress=task(f"{config.name}: judging", len(samples)),
             settings=settings,
         )
         out.append(result.to_json())
@@ -143,8 +153,10 @@ def _judge(cfg: JudgeConfig, base: Path) -> Any:
     from evals.judge import LlamaJudge
 
     return LlamaJudge(
-        model_path=resolve(base, cfg.model), max_tokens=cfg.max_tokens,
-        max_items=cfg.max_items, max_chars=cfg.max_chars,
+        model_path=resolve(base, cfg.model),
+        max_tokens=cfg.max_tokens,
+        max_items=cfg.max_items,
+        max_chars=cfg.max_chars,
     )
 
 
@@ -163,8 +175,10 @@ def rag_components(
 
     needs_llm = any(RAG_METRICS[m].uses_llm for m in metrics)
     needs_emb = any(RAG_METRICS[m].uses_embeddings for m in metrics)
-    return (_judge(judge, base or Path.cwd()) if needs_llm else None,
-            _embeddings() if needs_emb else None)
+    return (
+        _judge(judge, base or Path.cwd()) if needs_llm else None,
+        _embeddings() if needs_emb else None,
+    )
 
 
 def rag_pipeline(
@@ -181,11 +195,16 @@ def rag_pipeline(
         documents, resolve(base, config.index), index_modes(config.mode), progress=progress
     )
     retriever = open_retriever(
-        index, mode=config.mode, rerank=_rerank(base, config.rerank), k=config.k,
+        index,
+        mode=config.mode,
+        rerank=_rerank(base, config.rerank),
+        k=config.k,
         **config.options,
     )
     llm = ChatLlamaCpp(
-        model_path=resolve(base, config.model), temperature=0.0, seed=0,
+        model_path=resolve(base, config.model),
+        temperature=0.0,
+        seed=0,
         max_tokens=config.max_tokens,
     )
     return rag_chain(llm, retriever, prompt=prompt_template(config.prompt), k=config.k), index

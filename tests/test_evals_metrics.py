@@ -17,8 +17,22 @@ from evals.metrics import MEASURES, RECALL_LEVELS, parse_measure, rank_documents
 from orchestrator.errors import DataError, OptionError
 
 MEASURE_NAMES = [
-    "map", "map_cut_5", "ndcg", "ndcg_cut_3", "ndcg_cut_10", "recip_rank", "P_1", "P_5",
-    "P_10", "recall_3", "recall_100", "Rprec", "success_1", "success_5", "num_ret", "num_rel",
+    "map",
+    "map_cut_5",
+    "ndcg",
+    "ndcg_cut_3",
+    "ndcg_cut_10",
+    "recip_rank",
+    "P_1",
+    "P_5",
+    "P_10",
+    "recall_3",
+    "recall_100",
+    "Rprec",
+    "success_1",
+    "success_5",
+    "num_ret",
+    "num_rel",
     "num_rel_ret",
 ]
 CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"

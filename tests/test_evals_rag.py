@@ -34,9 +34,13 @@ def _output_models() -> dict[str, type]:
         StatementGeneratorOutput,
     )
 
-    return {"nli": NLIStatementOutput, "statements": StatementGeneratorOutput,
-            "precision": ContextPrecisionOutput, "recall": ContextRecallOutput,
-            "relevance": AnswerRelevanceOutput}
+    return {
+        "nli": NLIStatementOutput,
+        "statements": StatementGeneratorOutput,
+        "precision": ContextPrecisionOutput,
+        "recall": ContextRecallOutput,
+        "relevance": AnswerRelevanceOutput,
+    }
 
 
 @pytest.fixture
@@ -75,8 +79,10 @@ def test_tightened_schemas_bound_verdicts_lists_and_strings() -> None:
     item = nli["$defs"]["StatementFaithfulnessAnswer"]["properties"]
     assert item["verdict"]["enum"] == [0, 1]
     assert item["reason"]["maxLength"] == 50
-    assert (nli["properties"]["statements"]["minItems"],
-            nli["properties"]["statements"]["maxItems"]) == (1, 3)
+    assert (
+        nli["properties"]["statements"]["minItems"],
+        nli["properties"]["statements"]["maxItems"],
+    ) == (1, 3)
     recall = tighten_schema(models["recall"].model_json_schema(), max_items=3, max_chars=50)
     classification = recall["$defs"]["ContextRecallClassification"]["properties"]
     assert classification["attributed"]["enum"] == [0, 1]
@@ -137,20 +143,34 @@ def test_judge_stops_at_its_deadline() -> None:
 
 
 def _faithfulness_replies(statements: list[str], verdicts: list[int]) -> list[str]:
-    nli = [{"statement": s, "reason": "r", "verdict": v} for s, v in zip(statements, verdicts,
-                                                                         strict=True)]
+    nli = [
+        {"statement": s, "reason": "r", "verdict": v}
+        for s, v in zip(statements, verdicts, strict=True)
+    ]
     return [json.dumps({"statements": statements}), json.dumps({"statements": nli})]
 
 
 def test_scores_failures_and_means_never_hide_nan() -> None:
-    judge = LlamaJudge(ScriptedChatModel(
-        replies=[*_faithfulness_replies(["a", "b"], [1, 0]), json.dumps({"statements": []})]
-    ))
+    judge = LlamaJudge(
+        ScriptedChatModel(
+            replies=[*_faithfulness_replies(["a", "b"], [1, 0]), json.dumps({"statements": []})]
+        )
+    )
     samples = [
-        QASample(id="ok", user_input="When?", reference="1889", response="In 1889.",
-                 retrieved_contexts=[EIFFEL]),
-        QASample(id="empty", user_input="Where?", reference="Paris", response="Paris.",
-                 retrieved_contexts=[EIFFEL]),
+        QASample(
+            id="ok",
+            user_input="When?",
+            reference="1889",
+            response="In 1889.",
+            retrieved_contexts=[EIFFEL],
+        ),
+        QASample(
+            id="empty",
+            user_input="Where?",
+            reference="Paris",
+            response="Paris.",
+            retrieved_contexts=[EIFFEL],
+        ),
         QASample(id="unanswered", user_input="Who?", reference="Eiffel"),
     ]
     result = evaluate_rag(samples, ["faithfulness"], judge=judge, timeout=30)
@@ -171,8 +191,13 @@ def test_a_slow_sample_is_reported_as_timed_out() -> None:
                 yield chunk
 
     judge = LlamaJudge(Slow(replies=['{"statements": ["one two three four"]}']))
-    sample = QASample(id="s", user_input="q", reference="r", response="one two three four",
-                      retrieved_contexts=["c"])
+    sample = QASample(
+        id="s",
+        user_input="q",
+        reference="r",
+        response="one two three four",
+        retrieved_contexts=["c"],
+    )
     result = evaluate_rag([sample], ["faithfulness"], judge=judge, timeout=0.5)
     assert result.mean == {"faithfulness": None}
     assert "time budget" in result.failed[0]["reason"]
@@ -195,12 +220,16 @@ def _qa_file(tmp_path: Path, rows: list[object]) -> Path:
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([{"user_input": "q", "reference": "r"}, {"user_input": "q", "refrence": "r"}],
-         r"qa\.jsonl:2 got an unknown option 'refrence'"),
+        (
+            [{"user_input": "q", "reference": "r"}, {"user_input": "q", "refrence": "r"}],
+            r"qa\.jsonl:2 got an unknown option 'refrence'",
+        ),
         ([{"user_input": "q"}], r"qa\.jsonl:1: 'reference' is missing"),
         (["{not json"], r"qa\.jsonl:1: not valid JSON"),
-        ([{"user_input": "q", "reference": "r", "retrieved_contexts": "one"}],
-         r"qa\.jsonl:1: 'retrieved_contexts' must be a list of strings"),
+        (
+            [{"user_input": "q", "reference": "r", "retrieved_contexts": "one"}],
+            r"qa\.jsonl:1: 'retrieved_contexts' must be a list of strings",
+        ),
         ([], r"qa\.jsonl: the question set is empty"),
     ],
 )
@@ -212,13 +241,23 @@ def test_bad_question_sets_name_file_and_line(
 
 
 def test_answering_fills_response_and_contexts_and_builds_a_ragas_dataset(tmp_path: Path) -> None:
-    samples = load_qa(_qa_file(tmp_path, [
-        {"user_input": "When?", "reference": "1889"},
-        {"user_input": "Where?", "reference": "Paris", "response": "Paris", "retrieved_contexts":
-         ["x"]},
-    ]))
-    chain = RunnableLambda(lambda q: {"answer": f"answer to {q['question']}",
-                                      "sources": [{"n": 1, "text": EIFFEL}]})
+    samples = load_qa(
+        _qa_file(
+            tmp_path,
+            [
+                {"user_input": "When?", "reference": "1889"},
+                {
+                    "user_input": "Where?",
+                    "reference": "Paris",
+                    "response": "Paris",
+                    "retrieved_contexts": ["x"],
+                },
+            ],
+        )
+    )
+    chain = RunnableLambda(
+        lambda q: {"answer": f"answer to {q['question']}", "sources": [{"n": 1, "text": EIFFEL}]}
+    )
     answered = answer_samples(samples, chain)
     assert answered[0].response == "answer to When?" and answered[0].retrieved_contexts == [EIFFEL]
     assert answered[1].response == "Paris"  # given answers are kept
@@ -227,23 +266,42 @@ def test_answering_fills_response_and_contexts_and_builds_a_ragas_dataset(tmp_pa
 
 
 def test_cli_rag_json_with_non_llm_metrics(tmp_path: Path) -> None:
-    path = _qa_file(tmp_path, [
-        {"id": "a", "user_input": "When?", "reference": "It was completed in 1889.",
-         "response": "It was completed in 1889.", "retrieved_contexts": [EIFFEL],
-         "reference_contexts": [EIFFEL]},
-        {"id": "b", "user_input": "Where?", "reference": "In Paris.", "response": "Paris",
-         "retrieved_contexts": [EIFFEL]},
-    ])
+    path = _qa_file(
+        tmp_path,
+        [
+            {
+                "id": "a",
+                "user_input": "When?",
+                "reference": "It was completed in 1889.",
+                "response": "It was completed in 1889.",
+                "retrieved_contexts": [EIFFEL],
+                "reference_contexts": [EIFFEL],
+            },
+            {
+                "id": "b",
+                "user_input": "Where?",
+                "reference": "In Paris.",
+                "response": "Paris",
+                "retrieved_contexts": [EIFFEL],
+            },
+        ],
+    )
     metrics = "string_similarity,bleu,rouge,chrf,non_llm_context_precision"
-    result = CliRunner().invoke(app, ["eval", "rag", "--dataset", str(path), "--metrics",
-                                      metrics, "--json"])
+    result = CliRunner().invoke(
+        app, ["eval", "rag", "--dataset", str(path), "--metrics", metrics, "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert set(payload["mean"]) == set(metrics.split(","))
     assert payload["mean"]["string_similarity"] == pytest.approx((1.0 + 5 / 9) / 2, abs=0.2)
     assert payload["mean"]["non_llm_context_precision"] == pytest.approx(1.0, abs=1e-6)
-    assert payload["failed"] == [{"id": "b", "metric": "non_llm_context_precision",
-                                  "reason": "the sample has no reference_contexts"}]
+    assert payload["failed"] == [
+        {
+            "id": "b",
+            "metric": "non_llm_context_precision",
+            "reason": "the sample has no reference_contexts",
+        }
+    ]
     assert [s["id"] for s in payload["samples"]] == ["a", "b"]
     assert set(NON_LLM_METRICS) >= set(payload["mean"])
 
@@ -255,18 +313,25 @@ def test_ragas_end_to_end_with_the_embedded_judge(no_network: None) -> None:
 
     judge = LlamaJudge(max_tokens=192, max_items=2, max_chars=80)
     samples = [
-        QASample(id="eiffel", user_input="When was the Eiffel Tower completed?",
-                 reference="The Eiffel Tower was completed in 1889.",
-                 response="It was completed in 1889.", retrieved_contexts=[EIFFEL]),
-        QASample(id="bm25", user_input="What does b control in BM25?",
-                 reference="b controls document length normalisation.",
-                 response="b controls how much scores are normalised by document length.",
-                 retrieved_contexts=["In BM25 the parameter b, usually 0.75, controls length "
-                                     "normalisation."]),
+        QASample(
+            id="eiffel",
+            user_input="When was the Eiffel Tower completed?",
+            reference="The Eiffel Tower was completed in 1889.",
+            response="It was completed in 1889.",
+            retrieved_contexts=[EIFFEL],
+        ),
+        QASample(
+            id="bm25",
+            user_input="What does b control in BM25?",
+            reference="b controls document length normalisation.",
+            response="b controls how much scores are normalised by document length.",
+            retrieved_contexts=[
+                "In BM25 the parameter b, usually 0.75, controls length normalisation."
+            ],
+        ),
     ]
     metrics = ["faithfulness", "answer_relevancy", "context_precision", "context_recall"]
-    result = evaluate_rag(samples, metrics, judge=judge, embeddings=local_embeddings(),
-                          timeout=240)
+    result = evaluate_rag(samples, metrics, judge=judge, embeddings=local_embeddings(), timeout=240)
     failed = {(f["id"], f["metric"]) for f in result.failed}
     for row in result.samples:
         for metric in metrics:
@@ -294,8 +359,9 @@ def test_rag_suite_answers_with_the_real_model_and_reports(
         "configurations:\n  - {name: bm25, mode: bm25, k: 2, max_tokens: 24}\n"
     )
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["eval", str(tmp_path / "suite.yaml"), "--out", str(out),
-                                      "--json"])
+    result = CliRunner().invoke(
+        app, ["eval", str(tmp_path / "suite.yaml"), "--out", str(out), "--json"]
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "results.json").read_text())
     config = saved["configurations"][0]

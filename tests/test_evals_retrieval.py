@@ -14,8 +14,10 @@ from orchestrator.errors import DataError
 
 
 def _doc(doc_id: str, score: float, chunk: str = "c") -> Document:
-    return Document(page_content=f"{doc_id}/{chunk}",
-                    metadata={"doc_id": doc_id, "chunk_id": chunk, "score": score, "source": ""})
+    return Document(
+        page_content=f"{doc_id}/{chunk}",
+        metadata={"doc_id": doc_id, "chunk_id": chunk, "score": score, "source": ""},
+    )
 
 
 @dataclass
@@ -74,8 +76,15 @@ def test_run_keeps_the_top_k_documents_and_uses_batches() -> None:
 def test_evaluate_any_retriever_and_write_a_trec_run(tmp_path: Path) -> None:
     retriever = InvokeOnly(HITS)
     ticks: list[int] = []
-    result = evaluate_retriever(retriever, DATA, name="fake run", metrics=["map", "P_1"],
-                                k=10, run_file=tmp_path / "fake.trec", progress=ticks.append)
+    result = evaluate_retriever(
+        retriever,
+        DATA,
+        name="fake run",
+        metrics=["map", "P_1"],
+        k=10,
+        run_file=tmp_path / "fake.trec",
+        progress=ticks.append,
+    )
     assert [q for q, _ in retriever.calls] == ["wing lift", "heat"]  # judged queries only
     assert result.per_query == {"1": {"map": 1.0, "P_1": 1.0}, "2": {"map": 0.5, "P_1": 0.0}}
     assert result.mean == {"map": 0.75, "P_1": 0.5}

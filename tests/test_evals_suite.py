@@ -21,8 +21,11 @@ CORPUS = {
     "d3": "heat conduction in composite slabs",
     "d4": "shock waves ahead of a blunt body in supersonic flow",
 }
-QUERIES = {"1": "propeller slipstream wing lift", "2": "heat conduction slabs",
-           "3": "supersonic shock wave blunt body"}
+QUERIES = {
+    "1": "propeller slipstream wing lift",
+    "2": "heat conduction slabs",
+    "3": "supersonic shock wave blunt body",
+}
 QRELS = [("1", "d1", 2), ("2", "d3", 1), ("3", "d4", 3), ("3", "d2", 1)]
 
 
@@ -60,8 +63,11 @@ def _suite(path: Path, dataset: Path, extra: str = "") -> Path:
 
 
 def test_typo_in_a_key_names_file_line_and_fix(tmp_path: Path, beir: Path) -> None:
-    path = _suite(tmp_path / "s.yaml", beir).read_text().replace("    mode: bm25\n  - name: b",
-                                                                  "    mdoe: bm25\n  - name: b")
+    path = (
+        _suite(tmp_path / "s.yaml", beir)
+        .read_text()
+        .replace("    mode: bm25\n  - name: b", "    mdoe: bm25\n  - name: b")
+    )
     (tmp_path / "s.yaml").write_text(path)
     with pytest.raises(DataError, match=r"s\.yaml:7: unknown key 'mdoe'") as info:
         load_suite(tmp_path / "s.yaml")
@@ -73,8 +79,11 @@ def test_typo_in_a_key_names_file_line_and_fix(tmp_path: Path, beir: Path) -> No
     [
         (("k: 10", "k: 0"), 3, "k: Input should be greater than or equal to 1"),
         (("recall_100]", "recal_100]"), 4, "unknown option 'recal_100'"),
-        (("mode: bm25\n  - name: bm25-again", "mode: sparse\n  - name: bm25-again"), 7,
-         "configurations.0.mode"),
+        (
+            ("mode: bm25\n  - name: bm25-again", "mode: sparse\n  - name: bm25-again"),
+            7,
+            "configurations.0.mode",
+        ),
         (("name: tiny", "nmae: tiny"), 1, "unknown key 'nmae'"),
     ],
 )
@@ -117,12 +126,16 @@ def test_run_suite_writes_results_and_reports_with_figures(tmp_path: Path, beir:
 
 
 def test_gate_thresholds_and_baseline_regressions() -> None:
-    results = {"thresholds": {"map": 0.3}, "configurations": [
-        {"name": "a", "mean": {"map": 0.25, "P_10": 0.4, "num_ret": 5.0}},
-        {"name": "b", "mean": {"map": 0.35, "P_10": None, "num_ret": 9.0}},
-    ]}
-    baseline = {"configurations": [{"name": "a", "mean": {"map": 0.2, "P_10": 0.5,
-                                                          "num_ret": 9.0}}]}
+    results = {
+        "thresholds": {"map": 0.3},
+        "configurations": [
+            {"name": "a", "mean": {"map": 0.25, "P_10": 0.4, "num_ret": 5.0}},
+            {"name": "b", "mean": {"map": 0.35, "P_10": None, "num_ret": 9.0}},
+        ],
+    }
+    baseline = {
+        "configurations": [{"name": "a", "mean": {"map": 0.2, "P_10": 0.5, "num_ret": 9.0}}]
+    }
     failures = gate(results, thresholds={"P_10": 0.1}, baseline=baseline)
     assert failures == [
         "a: map = 0.2500 is below 0.3",
@@ -143,13 +156,33 @@ def test_cli_suite_exit_codes_and_json(tmp_path: Path, beir: Path) -> None:
     assert ok.exit_code == 0, ok.output
     payload = json.loads(ok.stdout)
     assert payload["passed"] is True and payload["mean"]["bm25"]["recip_rank"] == 1.0
-    failing = runner.invoke(app, ["eval", "suite", str(path), "--out", str(tmp_path / "o2"),
-                                  "--fail-below", "map=1.01", "--json"])
+    failing = runner.invoke(
+        app,
+        [
+            "eval",
+            "suite",
+            str(path),
+            "--out",
+            str(tmp_path / "o2"),
+            "--fail-below",
+            "map=1.01",
+            "--json",
+        ],
+    )
     assert failing.exit_code == 1
     first_failure = json.loads(failing.stdout)["failures"][0]
     assert re.match(r"bm25: map = [01]\.\d{4} is below 1\.01$", first_failure)
-    regressed = runner.invoke(app, ["eval", str(path), "--out", str(tmp_path / "o3"),
-                                    "--baseline", str(_better_baseline(out, tmp_path))])
+    regressed = runner.invoke(
+        app,
+        [
+            "eval",
+            str(path),
+            "--out",
+            str(tmp_path / "o3"),
+            "--baseline",
+            str(_better_baseline(out, tmp_path)),
+        ],
+    )
     assert regressed.exit_code == 1
     assert "regressed" in regressed.output
 
@@ -172,9 +205,22 @@ def test_cli_reports_bad_suite_with_file_line_and_exit_2(tmp_path: Path, beir: P
 
 
 def test_cli_retrieval_json_keys_are_trec_measures(tmp_path: Path, beir: Path) -> None:
-    result = CliRunner().invoke(app, ["eval", "retrieval", "--dataset", str(beir), "--mode",
-                                      "bm25", "--k", "10", "--json",
-                                      "--run-file", str(tmp_path / "run.trec")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "retrieval",
+            "--dataset",
+            str(beir),
+            "--mode",
+            "bm25",
+            "--k",
+            "10",
+            "--json",
+            "--run-file",
+            str(tmp_path / "run.trec"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     mean = json.loads(result.stdout)
     assert set(mean) == {"map", "ndcg_cut_10", "recip_rank", "P_10", "recall_100"}
@@ -183,7 +229,8 @@ def test_cli_retrieval_json_keys_are_trec_measures(tmp_path: Path, beir: Path) -
 
 
 def test_cli_retrieval_rejects_unknown_mode(beir: Path) -> None:
-    result = CliRunner().invoke(app, ["eval", "retrieval", "--dataset", str(beir),
-                                      "--mode", "hybird"])
+    result = CliRunner().invoke(
+        app, ["eval", "retrieval", "--dataset", str(beir), "--mode", "hybird"]
+    )
     assert result.exit_code == 2
     assert "did you mean 'hybrid'?" in " ".join(result.output.split())

@@ -100,7 +100,12 @@ def retrieval(
     retriever = open_retriever(index_dir, mode=mode, rerank=rerank, k=k)
     with progress_bar(not as_json) as task:
         result = evaluate_retriever(
-            retriever, data, name=mode, metrics=names, k=k, run_file=run_file,
+            retriever,
+            data,
+            name=mode,
+            metrics=names,
+            k=k,
+            run_file=run_file,
             progress=task(f"retrieving ({mode})", len(data.queries)),
         )
     if as_json:
@@ -146,27 +151,43 @@ def rag(
     samples = load_qa(dataset)
     unanswered = any(s.response is None or s.retrieved_contexts is None for s in samples)
     if unanswered and index is None:
-        raise OptionError(f"{dataset}: some samples have no response/retrieved_contexts",
-                          fix="give --index DIR so the RAG pipeline answers them")
+        raise OptionError(
+            f"{dataset}: some samples have no response/retrieved_contexts",
+            fix="give --index DIR so the RAG pipeline answers them",
+        )
     judge, embeddings = rag_components(
         chosen, JudgeConfig(model=judge_model, max_tokens=judge_max_tokens)
     )
     with progress_bar(not as_json) as task:
         if unanswered:
-            config = PipelineConfig(name="cli", index=str(index), mode=mode,  # type: ignore[arg-type]
-                                    rerank=rerank, k=k, model=model, max_tokens=max_tokens)
+            config = PipelineConfig(
+                name="cli",
+                index=str(index),
+                mode=mode,  # type: ignore[arg-type]
+                rerank=rerank,
+                k=k,
+                model=model,
+                max_tokens=max_tokens,
+            )
             chain, _ = rag_pipeline(config, Path.cwd())
             samples = answer_samples(samples, chain, progress=task("answering", len(samples)))
-        result = evaluate_rag(samples, chosen, judge=judge, embeddings=embeddings,
-                              timeout=timeout, progress=task("judging", len(samples)))
+        result = evaluate_rag(
+            samples,
+            chosen,
+            judge=judge,
+            embeddings=embeddings,
+            timeout=timeout,
+            progress=task("judging", len(samples)),
+        )
     payload = result.to_json()
     if as_json:
         print_json({k: payload[k] for k in ("mean", "scored", "judge", "samples", "failed")})
         return
     _table(f"{dataset} · {len(samples)} samples", payload["mean"])
     for failure in payload["failed"]:
-        err_console.print(f"[yellow]not scored[/] {failure['id']} {failure['metric']}: "
-                          f"{failure['reason']}")
+        err_console.print(
+            f"[yellow]not scored[/] {failure['id']} {failure['metric']}: {failure['reason']}"
+        )
     if judge is not None:
         from evals.report import JUDGE_NOTE
 
@@ -210,9 +231,15 @@ def suite(
     failures = gate(results, thresholds=thresholds, baseline=previous, tolerance=tolerance)
     paths = write_reports(results, out, failures)
     if as_json:
-        print_json({"suite": results["suite"], "passed": not failures, "failures": failures,
-                    "mean": {c["name"]: c["mean"] for c in results["configurations"]},
-                    "reports": {k: str(v) for k, v in paths.items()}})
+        print_json(
+            {
+                "suite": results["suite"],
+                "passed": not failures,
+                "failures": failures,
+                "mean": {c["name"]: c["mean"] for c in results["configurations"]},
+                "reports": {k: str(v) for k, v in paths.items()},
+            }
+        )
     else:
         for config in results["configurations"]:
             _table(f"{results['suite']} · {config['name']}", config["mean"])
@@ -227,8 +254,10 @@ def _read_baseline(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable results.json ({exc})",
-                        fix="pass the results.json of a previous suite run") from None
+        raise DataError(
+            f"{path}: not a readable results.json ({exc})",
+            fix="pass the results.json of a previous suite run",
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("configurations"), list):
         raise DataError(f"{path}: has no 'configurations'", fix="pass a suite's results.json")
     return data

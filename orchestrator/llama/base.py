@@ -41,9 +41,7 @@ CALL_OPTIONS = (
 class LlamaSettings(BaseModel):
     """Load and sampling options, with the names the book and LangChain's LlamaCpp use."""
 
-    model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, protected_namespaces=()
-    )
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
 
     model_path: str | None = None
     """GGUF file; ``None``: ``$ORCHESTRATOR_MODEL``, else the embedded SmolLM2-135M."""
@@ -78,9 +76,7 @@ class LlamaSettings(BaseModel):
     @classmethod
     def _reject_unknown(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            known = set(cls.model_fields) | {
-                f.alias for f in cls.model_fields.values() if f.alias
-            }
+            known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
             for name in data:
                 if name not in known:
                     raise unknown_option(str(name), known, where=cls.__name__)

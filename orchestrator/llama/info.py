@@ -16,8 +16,10 @@ def describe_model(
     info, key = llm.info, llm.engine_key()
     layers = info.n_layers or 0
     gpu = gpu_backend_available()
-    offloaded = 0 if not gpu or key.n_gpu_layers == 0 else (
-        layers + 1 if key.n_gpu_layers < 0 else min(key.n_gpu_layers, layers + 1)
+    offloaded = (
+        0
+        if not gpu or key.n_gpu_layers == 0
+        else (layers + 1 if key.n_gpu_layers < 0 else min(key.n_gpu_layers, layers + 1))
     )
     return {
         "file": str(info.path),

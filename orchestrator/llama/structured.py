@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from orchestrator.llama.chat import ChatLlamaCpp
 
 _FORCED = ("any", "required", True)
-_PROSE_RULE = 'prose ::= [^{ \\t\\n] [^\\x00]*'
+_PROSE_RULE = "prose ::= [^{ \\t\\n] [^\\x00]*"
 
 
 @dataclass
