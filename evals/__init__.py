@@ -10,11 +10,9 @@ The metrics and TREC file helpers import nothing heavy; the Ragas path (``LlamaJ
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from evals.metrics import MEASURES, evaluate_run, precision_recall_points
 from evals.trec import read_qrels, read_run, write_qrels, write_run
+from orchestrator.lazy import lazy_getattr
 
 _LAZY = {
     "evaluate_retriever": "evals.retrieval",
@@ -38,11 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'evals' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("evals", _LAZY)
 
 
 __all__ = [

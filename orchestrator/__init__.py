@@ -5,7 +5,7 @@ Heavy modules load lazily, so ``import orchestrator`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import (
     ContextOverflowError,
@@ -14,6 +14,7 @@ from orchestrator.errors import (
     OptionError,
     OrchestratorError,
 )
+from orchestrator.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -27,13 +28,7 @@ if TYPE_CHECKING:
     from orchestrator.llama.llm import LlamaCpp
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("orchestrator", _LAZY)
 
 
 __all__ = [

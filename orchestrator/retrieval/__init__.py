@@ -10,8 +10,9 @@ Everything is exported lazily, so ``import orchestrator`` does not pull in FAISS
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from orchestrator.lazy import lazy_getattr
 
 _LAZY = {
     "build_index": "orchestrator.retrieval.retriever",
@@ -46,11 +47,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator.retrieval' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("orchestrator.retrieval", _LAZY)
 
 
 def search_many(retriever: Any, queries: list[str], k: int) -> list[list[Any]]:
