@@ -287,10 +287,13 @@ def chat(
         float, typer.Option("--min-similarity", help="With --index: drop less similar sources.")
     ] = 0.3,
 ) -> None:
-    """Chat with the model; answers stream, Ctrl-C stops one. The memory decides what history
-    the model sees; --session stores the chat (and resumes it). Commands: /help, /history,
-    /memory, /reset, /session NAME, /save FILE, /exit. With piped stdin: one message per line
-    in, one answer per line out."""
+    """Chat with the model in the terminal (answers stream; Ctrl-C stops one).
+
+    The memory decides what history the model sees; --session stores the chat and resumes it;
+    --index chats over the documents of an index. Commands: /help, /history, /memory, /reset,
+    /session NAME, /save FILE, /exit. With piped stdin: one message per line in, one answer per
+    line out.
+    """
     from memory import create_memory, validate_session_id
 
     if session is not None:

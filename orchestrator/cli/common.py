@@ -18,6 +18,22 @@ err_console = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Optional dependencies: the top-level module and the extra that installs it.
+EXTRAS = {
+    "faiss": "rag",
+    "sentence_transformers": "rag",
+    "torch": "rag",
+    "Stemmer": "rag",
+    "scipy": "rag",
+    "bm25s": "rag",
+    "ragas": "eval",
+    "matplotlib": "eval",
+    "rapidfuzz": "eval",
+    "sacrebleu": "eval",
+    "rouge_score": "eval",
+    "ddgs": "web",
+}
+
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="GGUF file (default: $ORCHESTRATOR_MODEL or embedded)."),
@@ -41,6 +57,13 @@ def guarded(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[dim]interrupted[/]")
             raise typer.Exit(130) from None
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top not in EXTRAS:
+                raise
+            err_console.print(f"[bold red]error:[/] this command needs {top!r}, not installed")
+            err_console.print(f"[yellow]fix:[/] pip install 'orchestrator[{EXTRAS[top]}]'")
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

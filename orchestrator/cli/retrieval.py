@@ -196,7 +196,7 @@ def rag(
     max_tokens: MaxTokensOpt = 256,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer from the index with [n] citations; says so when nothing relevant is found."""
+    """Answer from the index, citing numbered sources; says so when nothing relevant is found."""
     from chains.rag import cited_numbers, rag_chain
     from orchestrator.retrieval import open_retriever
 
