@@ -61,3 +61,18 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_unknown_option_is_rejected() -> None:
     proc = run_cli("ask", "hi", "--modle", "x")
     assert proc.returncode == 2 and "--modle" in proc.stderr
+
+
+def test_missing_optional_dependency_names_the_extra(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from orchestrator.cli.common import guarded
+
+    @guarded
+    def needs_faiss() -> None:
+        raise ModuleNotFoundError("No module named 'faiss'", name="faiss")
+
+    with pytest.raises(typer.Exit) as exit_info:
+        needs_faiss()
+    assert exit_info.value.exit_code == 2
+    assert "orchestrator[rag]" in capsys.readouterr().err
