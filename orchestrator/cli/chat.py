@@ -24,7 +24,14 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from orchestrator.cli.chat_commands import COMMANDS, run_command
-from orchestrator.cli.common import MaxTokensOpt, ModelOpt, chat_model, err_console, guarded
+from orchestrator.cli.common import (
+    MaxTokensOpt,
+    ModelOpt,
+    chat_model,
+    err_console,
+    guarded,
+    report_error,
+)
 from orchestrator.errors import OrchestratorError
 
 PROMPT = "you> "
@@ -161,9 +168,7 @@ def handle_line(state: ChatState, line: str, *, one_line: bool) -> bool:
             return run_command(state, text)
         answer(state, text, one_line=one_line)
     except OrchestratorError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
-        if exc.fix:
-            err_console.print(f"[yellow]fix:[/] {exc.fix}")
+        report_error(exc)
     except KeyboardInterrupt:  # a second Ctrl-C (e.g. while a summary is being written)
         state.out.write("\n")
         err_console.print("[dim]interrupted; completed exchanges are kept[/]")

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrator.errors import OrchestratorError
 
@@ -42,6 +43,13 @@ MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens t
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
+def report_error(exc: OrchestratorError) -> None:
+    """Print an expected error and its fix (as text: brackets in it are not markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.fix:
+        err_console.print(f"[yellow]fix:[/] {escape(exc.fix)}")
+
+
 def guarded(fn: F) -> F:
     """Turn expected errors into a red message with the fix and exit code 2 (no traceback)."""
 
@@ -50,9 +58,7 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OrchestratorError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
-            if exc.fix:
-                err_console.print(f"[yellow]fix:[/] {exc.fix}")
+            report_error(exc)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[dim]interrupted[/]")
@@ -62,7 +68,7 @@ def guarded(fn: F) -> F:
             if top not in EXTRAS:
                 raise
             err_console.print(f"[bold red]error:[/] this command needs {top!r}, not installed")
-            err_console.print(f"[yellow]fix:[/] pip install 'orchestrator[{EXTRAS[top]}]'")
+            err_console.print(f"[yellow]fix:[/] pip install 'orchestrator\\[{EXTRAS[top]}]'")
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
