@@ -179,7 +179,8 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
                 if deadline is not None and time.monotonic() > deadline:
                     raise StepTimeout
         except TruncatedOutputError:
-            pass  # the budget ran out mid-step: the partial text fails to parse, and says so
+            # the budget ran out mid-step: the partial text fails to parse, and says so
+            return "".join(pieces)
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
