@@ -238,7 +238,8 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def gpu_backend_available() -> bool:
-    """Whether this llama.cpp build can offload layers to a GPU."""
+    """Whether layers can go to a GPU: llama.cpp says yes only when it was built with a GPU
+    backend and that backend found a device (a CUDA build on a machine without a GPU: no)."""
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
