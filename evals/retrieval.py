@@ -160,8 +160,8 @@ def cached_index_dir(sources: Sequence[str | Path], modes: Sequence[str]) -> Pat
     """Where an index built from ``sources`` is kept between runs (a dataset may be read-only).
 
     ``$ORCHESTRATOR_CACHE`` (default ``~/.cache/orchestrator``) / ``eval-indexes`` / a name
-    derived from the sources' absolute paths, sizes and modification times, the modes and the
-    index format version.
+    derived from the sources' absolute paths, sizes and modification times, the modes, the
+    index format version and the retrieval code.
     """
     parts = []
     for source in sources:
@@ -177,12 +177,16 @@ def cached_index_dir(sources: Sequence[str | Path], modes: Sequence[str]) -> Pat
 
 
 def _index_format() -> str:
-    """The index format version, so a cached index from an older release is not reused."""
+    """The index format version and a digest of the retrieval code that builds indexes, so a
+    cached index from older code (other chunking, analyzer or embedding) is never reused."""
     try:
         from orchestrator.retrieval import storage
     except ImportError:
         return "?"
-    return str(getattr(storage, "FORMAT_VERSION", "?"))
+    code = hashlib.sha256()
+    for module in sorted(Path(storage.__file__).parent.glob("*.py")):
+        code.update(module.read_bytes())
+    return f"{getattr(storage, 'FORMAT_VERSION', '?')}/{code.hexdigest()[:8]}"
 
 
 def ensure_index(
