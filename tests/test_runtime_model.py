@@ -173,3 +173,12 @@ def test_tiny_phi3_architecture_loads_with_phi3_template(tmp_path: Path) -> None
     reply = llm.invoke("hello")
     assert "<|end|>" not in reply.content
     assert reply.usage_metadata["input_tokens"] == len(tokens)
+
+
+def test_seed_is_per_object_on_a_shared_engine() -> None:
+    seeded = ChatLlamaCpp(temperature=1.0, seed=7, max_tokens=12)
+    unseeded = ChatLlamaCpp(temperature=1.0, max_tokens=12)
+    first = seeded.invoke("Tell me a word.").content
+    draws = {unseeded.invoke("Tell me a random word.").content for _ in range(4)}
+    assert len(draws) >= 2, "seed=-1 must not inherit the last caller's seed"
+    assert seeded.invoke("Tell me a word.").content == first

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import contextlib
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -158,8 +159,10 @@ class Engine:
             if not reuse_prefix:
                 llama.reset()
             usage.cached_tokens = _common_prefix(llama, prompt_tokens) if reuse_prefix else 0
-            if sampling.seed is not None and sampling.seed >= 0:
-                llama.set_seed(sampling.seed)
+            # every call sets the seed: the engine is shared, so a seed left behind by another
+            # object's call must not make this one repeatable (or vice versa)
+            seeded = sampling.seed is not None and sampling.seed >= 0
+            llama.set_seed(sampling.seed if seeded else random.getrandbits(31))
             yield from self._decode_loop(prompt_tokens, sampling, budget, stop, grammar, usage)
 
     def _decode_loop(
