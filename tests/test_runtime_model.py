@@ -182,3 +182,34 @@ def test_seed_is_per_object_on_a_shared_engine() -> None:
     draws = {unseeded.invoke("Tell me a random word.").content for _ in range(4)}
     assert len(draws) >= 2, "seed=-1 must not inherit the last caller's seed"
     assert seeded.invoke("Tell me a word.").content == first
+
+
+def test_many_concurrent_async_streams_all_finish(chat_llm: ChatLlamaCpp) -> None:
+    async def one(i: int) -> str:
+        return "".join([str(c.content) async for c in chat_llm.astream(f"Say {i}", max_tokens=6)])
+
+    async def run() -> list[str]:
+        # more streams than the default executor has threads: each must still finish
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(12))), 120)
+
+    assert len(asyncio.run(run())) == 12
+
+
+def test_open_stream_in_same_thread_is_an_error_not_a_hang(chat_llm: ChatLlamaCpp) -> None:
+    from orchestrator import OrchestratorError
+
+    stream = chat_llm.stream("Tell me a story.", max_tokens=20)
+    next(iter(stream))
+    with pytest.raises(OrchestratorError, match="open stream"):
+        chat_llm.invoke("hi", max_tokens=2)
+    stream.close()
+    assert chat_llm.invoke("hi", max_tokens=2).content is not None
+
+
+def test_release_engines_keeps_existing_objects_usable() -> None:
+    from orchestrator.llama.engine import release_engines
+
+    llm = ChatLlamaCpp(temperature=0, max_tokens=4)
+    before = llm.invoke("hi").content
+    release_engines()
+    assert llm.invoke("hi").content == before

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import (
     BaseChatModel,
@@ -20,6 +23,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from orchestrator.errors import TruncatedOutputError, unknown_option
 from orchestrator.llama import structured
+from orchestrator.llama.aio import iterate_in_thread
 from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
 from orchestrator.llama.engine import Usage
 from prompts import ChatFormat, format_from_template, render_chat
@@ -117,6 +121,18 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
                 chunk_position="last",
             )
         )
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in iterate_in_thread(lambda: self._stream(messages, stop, **kwargs)):
+            if run_manager and chunk.text:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
 
     def _generate(
         self,

@@ -21,7 +21,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import ContextOverflowError, ModelLoadError, OptionError
+from orchestrator.errors import (
+    ContextOverflowError,
+    ModelLoadError,
+    OptionError,
+    OrchestratorError,
+)
 from orchestrator.gguf_info import GGUFInfo, read_gguf_info
 from orchestrator.llama.stops import StopMatcher
 
@@ -77,6 +82,7 @@ class Engine:
     gpu_layers_offloaded: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     _pieces: dict[int, bytes] = field(default_factory=dict, repr=False)
+    _owner: int | None = field(default=None, repr=False)
 
     @property
     def n_ctx(self) -> int:
@@ -104,6 +110,23 @@ class Engine:
 
         return bool(llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token))
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[Any]:
+        """Hold the model for one call. The same thread asking again while its own stream is
+        still open would wait forever, so that is an error that says what to do instead."""
+        me = threading.get_ident()
+        if self._owner == me:
+            raise OrchestratorError(
+                "this thread still has an open stream from this model, so the model is busy",
+                fix="finish iterating that stream, or call .close() on it, before the next call",
+            )
+        with self.lock:
+            self._owner = me
+            try:
+                yield self.llama
+            finally:
+                self._owner = None
+
     def check_fits(self, n_prompt: int) -> None:
         """Raise :class:`ContextOverflowError` when a prompt leaves no room to generate."""
         if n_prompt >= self.n_ctx:
@@ -124,8 +147,7 @@ class Engine:
         if not prompt_tokens:
             raise OptionError("next_token_logprobs needs at least one prompt token")
         self.check_fits(len(prompt_tokens))
-        with self.lock:
-            llama = self.llama
+        with self.exclusive() as llama:
             common = min(_common_prefix(llama, prompt_tokens), len(prompt_tokens) - 1)
             llama.n_tokens = common
             llama.eval(list(prompt_tokens[common:]))
@@ -154,8 +176,7 @@ class Engine:
         self.check_fits(len(prompt_tokens))
         usage.prompt_tokens = len(prompt_tokens)
         budget = min(sampling.max_tokens, self.n_ctx - len(prompt_tokens))
-        with self.lock:
-            llama = self.llama
+        with self.exclusive() as llama:
             if not reuse_prefix:
                 llama.reset()
             usage.cached_tokens = _common_prefix(llama, prompt_tokens) if reuse_prefix else 0
@@ -258,18 +279,25 @@ def get_engine(key: EngineKey) -> Engine:
 
 
 def release_engines() -> None:
-    """Drop every cached engine (frees model memory once no object refers to them)."""
+    """Drop every cached engine; its memory is freed once no model object refers to it."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+
+
+def _close_at_exit() -> None:
+    """Free llama.cpp contexts while the interpreter is still whole (at shutdown their
+    ``__del__`` would run after llama_cpp's globals are gone and print ignored errors).
+    An engine another thread is still using is left alone."""
     with _ENGINES_LOCK:
         engines = list(_ENGINES.values())
         _ENGINES.clear()
     for engine in engines:
-        with contextlib.suppress(Exception):
-            engine.llama.close()
+        if engine.lock.acquire(blocking=False):
+            with contextlib.suppress(Exception):
+                engine.llama.close()
 
 
-# Free llama.cpp contexts while the interpreter is still whole; at shutdown their __del__
-# would otherwise run after llama_cpp's module globals are gone and print ignored errors.
-atexit.register(release_engines)
+atexit.register(_close_at_exit)
 
 
 def _load(key: EngineKey) -> Engine:
