@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -105,13 +105,18 @@ class SQLiteStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        """All or nothing. SQLite may already have rolled back by itself (a full disk), so the
+        rollback is only issued while a transaction is open and never hides the first error;
+        a failed COMMIT is rolled back too, so the next transaction can begin."""
         self._guard(lambda: self._conn.execute("BEGIN IMMEDIATE"))
         try:
             yield
+            self._guard(lambda: self._conn.execute("COMMIT"))
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
-        self._guard(lambda: self._conn.execute("COMMIT"))
 
     def _guard(self, action: Callable[[], T]) -> T:
         try:

@@ -211,3 +211,22 @@ def _count(path: Path) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+def test_full_disk_reports_the_real_error_and_the_store_stays_usable(tmp_path: Path) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from memory import SQLiteStore
+    from orchestrator.errors import OrchestratorError
+
+    store = SQLiteStore(tmp_path / "s.db")
+    history = store.history("work")
+    history.add_messages([HumanMessage("hi"), AIMessage("hello")])
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages + 1}")
+    with pytest.raises(OrchestratorError, match="full"):
+        history.add_messages([HumanMessage("x" * 200_000), AIMessage("y" * 200_000)])
+    store._conn.execute("PRAGMA max_page_count = 1000000")
+    history.add_messages([HumanMessage("again"), AIMessage("ok")])
+    assert [m.content for m in store.history("work").messages] == ["hi", "hello", "again", "ok"]
+    store.close()
