@@ -38,6 +38,10 @@ class ContextOverflowError(OrchestratorError, ValueError):
         )
 
 
+class ChatFormatError(OrchestratorError, ValueError):
+    """A model's chat template could not render the messages (or names an unknown format)."""
+
+
 class TruncatedOutputError(OrchestratorError, ValueError):
     """Grammar-constrained output (JSON, a tool call) hit ``max_tokens`` before it was complete."""
 

@@ -213,3 +213,29 @@ def test_release_engines_keeps_existing_objects_usable() -> None:
     before = llm.invoke("hi").content
     release_engines()
     assert llm.invoke("hi").content == before
+
+
+def test_template_that_rejects_messages_is_a_clear_error(tmp_path: Path) -> None:
+    from langchain_core.messages import SystemMessage
+    from tiny_phi3 import build_tiny_phi3
+
+    from orchestrator.errors import ChatFormatError
+
+    strict = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "{{ '<|user|>\\n' + m['content'] + '<|end|>\\n' }}{% endfor %}{{ '<|assistant|>\\n' }}"
+    )
+    path = build_tiny_phi3(tmp_path / "strict.gguf", chat_template=strict)
+    llm = ChatLlamaCpp(model_path=str(path), max_tokens=3)
+    messages = [SystemMessage("be brief"), HumanMessage("hello")]
+    with pytest.raises(ChatFormatError, match="System role not supported") as err:
+        llm.invoke(messages)
+    assert "chat_format" in str(err.value.fix)
+    forced = ChatLlamaCpp(model_path=str(path), max_tokens=3, chat_format="phi3")
+    assert forced.invoke(messages).usage_metadata["output_tokens"] <= 3
+
+
+def test_unknown_chat_format_is_rejected_at_construction() -> None:
+    with pytest.raises(OptionError, match="phi-3"):
+        ChatLlamaCpp(chat_format="phi-3")

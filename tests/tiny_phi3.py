@@ -37,8 +37,15 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def build_tiny_phi3(path: Path, *, n_embd: int = 64, n_layer: int = 2, n_ff: int = 128) -> Path:
-    """Write the model to ``path`` and return it."""
+def build_tiny_phi3(
+    path: Path,
+    *,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_ff: int = 128,
+    chat_template: str | None = None,
+) -> Path:
+    """Write the model to ``path`` and return it (with ``chat_template`` if one is given)."""
     from gguf import GGUFWriter
 
     rng = np.random.default_rng(0)
@@ -63,6 +70,8 @@ def build_tiny_phi3(path: Path, *, n_embd: int = 64, n_layer: int = 2, n_ff: int
     writer.add_eos_token_id(SPECIALS.index("<|end|>"))
     writer.add_unk_token_id(0)
     writer.add_add_bos_token(True)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
 
     def weight(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)

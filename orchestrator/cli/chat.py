@@ -25,6 +25,7 @@ import typer
 
 from orchestrator.cli.chat_commands import COMMANDS, run_command
 from orchestrator.cli.common import (
+    ChatFormatOpt,
     MaxTokensOpt,
     ModelOpt,
     chat_model,
@@ -278,6 +279,7 @@ def chat(
     n_ctx: Annotated[int | None, typer.Option("--n-ctx", min=16, help="Context window.")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0)] = 0.7,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random).")] = -1,
+    chat_format: ChatFormatOpt = None,
     index_dir: Annotated[
         Path | None,
         typer.Option("--index", help="Chat over the documents of this index (see `index`)."),
@@ -303,7 +305,14 @@ def chat(
 
     if session is not None:
         validate_session_id(session)
-    llm = chat_model(model, max_tokens, temperature=temperature, seed=seed, n_ctx=n_ctx)
+    llm = chat_model(
+        model,
+        max_tokens,
+        temperature=temperature,
+        seed=seed,
+        n_ctx=n_ctx,
+        chat_format=chat_format,
+    )
     # check the memory options before anything is opened or loaded
     create_memory(memory, llm=llm, k=k, max_token_limit=memory_tokens)
     options = ChatOptions(memory, k, memory_tokens, session, system, store)

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OptionError, OrchestratorError
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -41,6 +42,12 @@ ModelOpt = Annotated[
 ]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens to generate.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ChatFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--chat-format", help="phi3, chatml or llama3 instead of the model's own template."
+    ),
+]
 
 
 def report_error(exc: OrchestratorError) -> None:
@@ -59,6 +66,12 @@ def guarded(fn: F) -> F:
             return fn(*args, **kwargs)
         except OrchestratorError as exc:
             report_error(exc)
+            raise typer.Exit(2) from None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            report_error(OptionError(f"invalid option: {problems}", fix="see --help"))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[dim]interrupted[/]")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.common import (
+    ChatFormatOpt,
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
@@ -35,12 +36,13 @@ def ask(
     temperature: TemperatureOpt = 0.7,
     seed: SeedOpt = -1,
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    chat_format: ChatFormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the model once; tokens stream to the terminal as they are generated."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    llm = chat_model(model, max_tokens, temperature=temperature, seed=seed)
+    llm = chat_model(model, max_tokens, temperature=temperature, seed=seed, chat_format=chat_format)
     messages = ([SystemMessage(system)] if system else []) + [HumanMessage(text)]
     final: Any = None
     for chunk in llm.stream(messages):

@@ -24,6 +24,7 @@ from orchestrator.llama.engine import (
     gpu_backend_available,
 )
 from orchestrator.settings import DEFAULT_N_CTX_CAP, default_threads, resolve_model_path
+from prompts import BUILTIN_FORMATS
 
 #: Options a caller may override per call (``llm.invoke(text, max_tokens=20)``).
 CALL_OPTIONS = (
@@ -84,6 +85,12 @@ class LlamaSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check_model(self) -> LlamaSettings:
+        if self.chat_format is not None and self.chat_format not in BUILTIN_FORMATS:
+            raise OptionError(
+                f"unknown chat_format {self.chat_format!r}",
+                fix=f"choose one of {sorted(BUILTIN_FORMATS)}, or leave it unset to use the "
+                "model's own template",
+            )
         self._info = read_gguf_info(resolve_model_path(self.model_path))
         self.model_path = str(self._info.path)
         if self.n_gpu_layers not in (None, 0) and not gpu_backend_available():

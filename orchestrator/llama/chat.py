@@ -21,12 +21,12 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from orchestrator.errors import TruncatedOutputError, unknown_option
+from orchestrator.errors import ChatFormatError, TruncatedOutputError, unknown_option
 from orchestrator.llama import structured
 from orchestrator.llama.aio import iterate_in_thread
 from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
 from orchestrator.llama.engine import Usage
-from prompts import ChatFormat, format_from_template, render_chat
+from prompts import ChatFormat, ChatTemplateError, format_from_template, render_chat
 
 #: Keyword arguments a call may carry besides sampling overrides.
 _CALL_EXTRAS = (
@@ -48,9 +48,16 @@ def chat_format_of(model: LlamaSettings) -> ChatFormat:
 def render_messages(model: LlamaSettings, messages: Sequence[Mapping[str, str]]) -> str:
     """Render role/content dicts into the prompt string for ``model``."""
     info = model.info
-    return render_chat(
-        messages, chat_format_of(model), bos_token=info.bos_token, eos_token=info.eos_token
-    )
+    try:
+        return render_chat(
+            messages, chat_format_of(model), bos_token=info.bos_token, eos_token=info.eos_token
+        )
+    except ChatTemplateError as exc:
+        raise ChatFormatError(
+            f"the chat template of {info.path.name} rejected these messages: {exc}",
+            fix="use a built-in format instead: chat_format='phi3', 'chatml' or 'llama3' "
+            "(CLI: --chat-format), or drop the system message if the model has no system role",
+        ) from exc
 
 
 class ChatLlamaCpp(LlamaSettings, BaseChatModel):
