@@ -18,6 +18,15 @@ from pydantic import ConfigDict
 from orchestrator.errors import OptionError
 
 
+def reject_call_options(kwargs: dict[str, Any], where: str) -> None:
+    """Chains take no per-call options: silently dropping ``max_tokens=`` would be worse."""
+    if kwargs:
+        raise OptionError(
+            f"{where} got call options {sorted(kwargs)} it would not use",
+            fix="set model options on the model instead, e.g. llm=llm.bind(max_tokens=64)",
+        )
+
+
 @runtime_checkable
 class ChainMemory(Protocol):
     """What a chain needs from a memory (every class in ``memory/`` provides it)."""
@@ -81,15 +90,17 @@ class LLMChain(RunnableSerializable[Any, dict[str, Any]]):
     def invoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        reject_call_options(kwargs, "LLMChain.invoke")
         inputs = self._prepare(input)
-        text = self._pipeline().invoke(inputs, config, **kwargs).strip()
+        text = self._pipeline().invoke(inputs, config).strip()
         return self._finish(inputs, text)
 
     async def ainvoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        reject_call_options(kwargs, "LLMChain.ainvoke")
         inputs = self._prepare(input)
-        text = (await self._pipeline().ainvoke(inputs, config, **kwargs)).strip()
+        text = (await self._pipeline().ainvoke(inputs, config)).strip()
         return self._finish(inputs, text)
 
     def _finish(self, inputs: dict[str, Any], text: str) -> dict[str, Any]:

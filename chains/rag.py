@@ -14,7 +14,7 @@ chain_type_kwargs={"prompt": ...})`` is the book's (Hands-On LLMs, ch. 8) interf
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
@@ -24,7 +24,9 @@ from langchain_core.prompts import BasePromptTemplate, PromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict
 
+from chains.llm_chain import reject_call_options
 from orchestrator.errors import OptionError, unknown_option
+from orchestrator.llama.aio import iterate_in_thread
 from prompts.library import RAG
 
 NO_ANSWER = "I don't know: none of the retrieved sources is relevant to the question."
@@ -128,12 +130,20 @@ class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield ``{"question", "sources"}`` once, then ``{"answer": piece}`` per piece."""
+        reject_call_options(kwargs, "RAGChain")
         question = _question(input)
         docs = self.retrieve(question, config)
         yield {"question": question, "sources": source_records(docs)}
         for piece in self._answer_stream(question, docs, config):
             if piece:
                 yield {"answer": piece}
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The same parts as :meth:`stream` (one core, run in a worker thread)."""
+        async for part in iterate_in_thread(lambda: self.stream(input, config, **kwargs)):
+            yield part
 
 
 def rag_chain(
@@ -218,6 +228,7 @@ class RetrievalQA(RunnableSerializable[Any, dict[str, Any]]):
     def invoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        reject_call_options(kwargs, "RetrievalQA.invoke")
         query = self._query(input)
         docs = self.retriever.invoke(query, config)
         context = self.document_separator.join(d.page_content for d in docs)

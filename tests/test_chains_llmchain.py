@@ -106,3 +106,31 @@ def test_story_chain_on_the_embedded_model(chat_llm: Any) -> None:
     out = story_chain(chat_llm.bind(max_tokens=40)).invoke("a girl that lost her mother")
     assert set(out) == {"summary", "title", "character", "story"}
     assert all(isinstance(out[k], str) and out[k] for k in ("title", "character", "story"))
+
+
+def test_call_options_are_rejected_not_dropped() -> None:
+    chain = LLMChain(llm=ScriptedLLM(replies=["x"]), prompt=get_prompt("title"))
+    with pytest.raises(OptionError, match="max_tokens"):
+        chain.invoke("a city", max_tokens=3)
+
+
+def test_rag_astream_yields_the_same_parts_as_stream() -> None:
+    import asyncio
+
+    from langchain_core.documents import Document
+    from langchain_core.runnables import RunnableLambda
+
+    from chains import rag_chain
+
+    docs = [Document("Zorblat is the capital.", metadata={"doc_id": "a", "score": 1.0})]
+    retriever = RunnableLambda(lambda q: docs)
+    sync = list(rag_chain(ScriptedChatModel(replies=["Zorblat [1]."]), retriever).stream("q"))
+
+    async def collect() -> list[dict[str, Any]]:
+        chain = rag_chain(ScriptedChatModel(replies=["Zorblat [1]."]), retriever)
+        return [part async for part in chain.astream("q")]
+
+    assert asyncio.run(collect()) == sync
+    assert sync[0]["sources"][0]["doc_id"] == "a" and "answer" in sync[-1]
+    with pytest.raises(OptionError):
+        list(rag_chain(ScriptedChatModel(replies=[]), retriever).stream("q", bogus=1))
