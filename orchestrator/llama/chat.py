@@ -46,11 +46,14 @@ def chat_format_of(model: LlamaSettings) -> ChatFormat:
 
 
 def render_messages(model: LlamaSettings, messages: Sequence[Mapping[str, str]]) -> str:
-    """Render role/content dicts into the prompt string for ``model``."""
-    info = model.info
+    """Render role/content dicts into the prompt string for ``model``. Control-token text in
+    the content (``<|im_end|>`` typed by a user, found in a document or a tool result) is
+    defused first, so only the template itself can open or close a turn."""
+    info, engine = model.info, model.engine
+    safe = [{"role": m["role"], "content": engine.defuse_specials(m["content"])} for m in messages]
     try:
         return render_chat(
-            messages, chat_format_of(model), bos_token=info.bos_token, eos_token=info.eos_token
+            safe, chat_format_of(model), bos_token=info.bos_token, eos_token=info.eos_token
         )
     except ChatTemplateError as exc:
         raise ChatFormatError(

@@ -14,7 +14,9 @@ from __future__ import annotations
 import atexit
 import codecs
 import contextlib
+import functools
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -104,6 +106,32 @@ class Engine:
         if cached is None:
             cached = self._pieces[token] = _token_bytes(self.llama._model.vocab, token)
         return cached
+
+    @functools.cached_property
+    def special_pattern(self) -> re.Pattern[str] | None:
+        """A regex matching the text of the model's control tokens (``<|im_end|>``, ``<s>``,
+        ...), used to defuse them inside message content (see :meth:`defuse_specials`)."""
+        import llama_cpp
+
+        vocab = self.llama._model.vocab
+        flags = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        texts = set()
+        for token in range(self.llama.n_vocab()):
+            if llama_cpp.llama_vocab_get_attr(vocab, token) & flags:
+                text = _token_bytes(vocab, token, special=True).decode("utf-8", "replace")
+                if len(text) >= 3 and text.strip() == text:
+                    texts.add(text)
+        if not texts:
+            return None
+        return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
+
+    def defuse_specials(self, text: str) -> str:
+        """``text`` with every control-token string broken by a zero-width space, so text from
+        users, documents or tools is tokenized as text and cannot forge a turn boundary."""
+        pattern = self.special_pattern
+        if pattern is None:
+            return text
+        return pattern.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
 
     def is_end_of_generation(self, token: int) -> bool:
         import llama_cpp
@@ -233,7 +261,7 @@ class Engine:
             yield tail
 
 
-def _token_bytes(vocab: Any, token: int) -> bytes:
+def _token_bytes(vocab: Any, token: int, special: bool = False) -> bytes:
     import ctypes
 
     import llama_cpp
@@ -241,7 +269,7 @@ def _token_bytes(vocab: Any, token: int) -> bytes:
     size = 64
     while True:
         buffer = ctypes.create_string_buffer(size)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, special)
         if n >= 0:
             return buffer.raw[:n]
         size = -n
