@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from orchestrator.errors import OptionError, unknown_option
 from orchestrator.gguf_info import GGUFInfo, read_gguf_info
@@ -26,20 +26,29 @@ from orchestrator.llama.engine import (
 from orchestrator.settings import DEFAULT_N_CTX_CAP, default_threads, resolve_model_path
 from prompts import BUILTIN_FORMATS
 
+
+class CallOptions(BaseModel):
+    """Per-call sampling options, with the same bounds as the constructor's (one definition)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.8, ge=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0)
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.1, gt=0.0)
+    seed: int = -1
+    """Sampling seed; -1 draws a random one. Use with ``temperature=0`` for repeatable output."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds one generation may run; output so far is returned (finish_reason ``timeout``)."""
+
+
 #: Options a caller may override per call (``llm.invoke(text, max_tokens=20)``).
-CALL_OPTIONS = (
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "repeat_penalty",
-    "seed",
-    "timeout",
-)
+CALL_OPTIONS = tuple(CallOptions.model_fields)
 
 
-class LlamaSettings(BaseModel):
+class LlamaSettings(CallOptions):
     """Load and sampling options, with the names the book and LangChain's LlamaCpp use."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
@@ -52,17 +61,7 @@ class LlamaSettings(BaseModel):
     """Context window. Default: what the model was trained for, capped at 4096."""
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=1)
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=0.8, ge=0.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    top_k: int = Field(default=40, ge=0)
-    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
-    repeat_penalty: float = Field(default=1.1, gt=0.0)
-    seed: int = -1
-    """Sampling seed; -1 draws a random one. Use with ``temperature=0`` for repeatable output."""
     stop: list[str] | None = None
-    timeout: float | None = Field(default=None, gt=0)
-    """Seconds one generation may run; output so far is returned (finish_reason ``timeout``)."""
     streaming: bool = False
     """Stream internally even on ``invoke`` (callbacks get each token)."""
     prefix_reuse: bool = True
@@ -144,10 +143,15 @@ class LlamaSettings(BaseModel):
             if name not in CALL_OPTIONS:
                 raise unknown_option(name, CALL_OPTIONS, where=f"{type(self).__name__} call")
         values = {name: getattr(self, name) for name in CALL_OPTIONS} | dict(overrides)
-        if values["max_tokens"] is None or values["max_tokens"] < 1:
-            raise OptionError(f"max_tokens must be >= 1, got {values['max_tokens']}")
-        values["seed"] = None if values["seed"] is None or values["seed"] < 0 else values["seed"]
-        return Sampling(**values)
+        try:
+            checked = CallOptions.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise OptionError(
+                f"invalid call option: {problems}", fix="use a value within the bound named"
+            ) from None
+        seed = checked.seed if checked.seed >= 0 else None
+        return Sampling(**(checked.model_dump() | {"seed": seed}))
 
     def stop_list(self, stop: Sequence[str] | None, extra: Sequence[str] = ()) -> list[str]:
         """Stop sequences for a call: the object's, the call's, plus end-of-turn markers."""
