@@ -263,3 +263,12 @@ def test_per_call_options_keep_the_constructor_bounds(
 ) -> None:
     with pytest.raises(OptionError, match=next(iter(bad))):
         chat_llm.invoke("hi", **bad)
+
+
+def test_tools_and_grammar_together_are_rejected(chat_llm: ChatLlamaCpp) -> None:
+    def noop(x: int) -> int:
+        """Return x."""
+        return x
+
+    with pytest.raises(OptionError, match="grammar and tools"):
+        chat_llm.bind_tools([noop]).invoke("hi", grammar='root ::= "a"')

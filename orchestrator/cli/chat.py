@@ -33,7 +33,7 @@ from orchestrator.cli.common import (
     guarded,
     report_error,
 )
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OptionError, OrchestratorError
 
 PROMPT = "you> "
 
@@ -316,6 +316,11 @@ def chat(
     # check the memory options before anything is opened or loaded
     create_memory(memory, llm=llm, k=k, max_token_limit=memory_tokens)
     options = ChatOptions(memory, k, memory_tokens, session, system, store)
+    if index_dir is None and (mode, k_sources, min_similarity) != ("hybrid", 3, 0.3):
+        raise OptionError(
+            "--mode, --sources and --min-similarity only apply to chat over documents",
+            fix="add --index DIR, or leave those options out",
+        )
     if index_dir is None:
         run_chat(llm, options)
         return

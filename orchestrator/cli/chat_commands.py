@@ -101,8 +101,11 @@ def _session(state: ChatState, arg: str) -> None:
     carried = [] if state.durable else state.conversation.memory.messages
     state.open(arg)
     history = state.conversation.memory.chat_memory
-    if carried and not history.messages:
-        history.add_messages(carried)  # /session NAME stores the chat so far
+    had = len(history.messages)
+    if carried:  # /session NAME stores the chat so far; nothing typed is dropped
+        history.add_messages(carried)
+        if had:
+            _say(state, f"the unsaved chat ({len(carried)} messages) was appended to {arg!r}")
     n = len(history.messages)
     _say(state, f"session {arg!r} ({n} messages) in {state.store.path}")
 

@@ -146,6 +146,13 @@ def plan_call(
 ) -> CallPlan:
     """Decide the prompt and grammar for one call from its tools / response_format."""
     items = to_role_dicts(messages)
+    constrained = [k for k in ("grammar", "response_format") if extras.get(k)]
+    if len(constrained) > 1 or (constrained and extras.get("tools")):
+        raise OptionError(
+            f"one call got {' and '.join(constrained + (['tools'] if extras.get('tools') else []))}"
+            ", which constrain the output in different ways",
+            fix="pass only one of grammar=, response_format= or bound tools per call",
+        )
     if extras.get("grammar"):
         return CallPlan(items, grammar=model.call_grammar(extras["grammar"]))
     fmt = extras.get("response_format")
