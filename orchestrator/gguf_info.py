@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,14 +42,17 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
     return _read_cached(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def _stat(p: Path):  # type: ignore[no-untyped-def]
+def _stat(p: Path) -> os.stat_result:
     fix = "pass an existing .gguf file with --model / model_path, or unset ORCHESTRATOR_MODEL"
     if not p.exists():
         raise ModelLoadError(f"model file not found: {p}", fix=fix)
     if p.is_dir():
         raise ModelLoadError(f"model path is a directory, not a GGUF file: {p}", fix=fix)
-    with p.open("rb") as handle:
-        magic = handle.read(4)
+    try:
+        with p.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {p}: {exc.strerror}", fix=fix) from exc
     if magic != GGUF_MAGIC:
         raise ModelLoadError(
             f"{p} is not a GGUF file (starts with {magic!r}, expected {GGUF_MAGIC!r})",
@@ -137,6 +141,8 @@ def _parse(buf: mmap.mmap) -> tuple[dict[str, Any], int]:
         ggml_type, offset = cur.unpack("<I"), cur.unpack("<Q")
         end = max(end, offset + _tensor_bytes(dims, ggml_type))
     align = int(meta.get("general.alignment", 32))
+    if align <= 0:
+        raise ValueError(f"general.alignment is {align}, it must be positive")
     data_start = (cur.pos + align - 1) // align * align
     return meta, data_start + end
 
