@@ -73,6 +73,12 @@ class AgentExecutor(RunnableSerializable[dict[str, Any] | str, dict[str, Any]]):
         return data
 
     def model_post_init(self, context: Any) -> None:
+        if self.max_iterations is None and self.max_execution_time is None:
+            raise OptionError(
+                "max_iterations=None with no max_execution_time would let the agent run forever",
+                fix="keep a step limit (max_iterations=15 is the default) or set "
+                "max_execution_time=SECONDS",
+            )
         known = {t.name for t in self.tools}
         missing = [n for n in self.agent.tool_names if n not in known]
         if missing:

@@ -162,3 +162,21 @@ def _expressions() -> st.SearchStrategy[str]:
 def test_valid_arithmetic_matches_python(expr: str) -> None:
     expected = float(eval(expr, {"__builtins__": {}}, {}))  # expr is generated digits/operators
     assert math.isclose(evaluate(expr), expected, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_fractional_power_of_a_negative_number_is_a_clear_refusal() -> None:
+    from agents.tools.calculator import calculate
+
+    for expression in ("(-8)**(1/3)", "(-1)**0.5"):
+        assert "no real result" in calculate(expression)
+
+
+def test_an_agent_without_any_limit_is_refused() -> None:
+    from agents import AgentExecutor, create_react_agent, load_tools
+    from orchestrator.errors import OptionError
+    from orchestrator.testing import ScriptedLLM
+
+    tools = load_tools(["calculator"])
+    agent = create_react_agent(ScriptedLLM(replies=[]), tools)
+    with pytest.raises(OptionError, match="forever"):
+        AgentExecutor(agent=agent, tools=tools, max_iterations=None)

@@ -15,6 +15,8 @@ import re
 import warnings
 from typing import Any
 
+import numpy as np
+
 from orchestrator.errors import OrchestratorError
 
 MAX_CHARS = 256
@@ -234,7 +236,9 @@ def evaluate(text: str) -> float:
 
     expr = check_expression(text)
     try:
-        value = numexpr.evaluate(expr, local_dict={}, global_dict={})
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            value = numexpr.evaluate(expr, local_dict={}, global_dict={})
     except (ZeroDivisionError, FloatingPointError):
         raise CalculatorError(f"{expr} divides by zero", fix="check the divisor") from None
     except OverflowError:
@@ -245,7 +249,13 @@ def evaluate(text: str) -> float:
         raise CalculatorError(
             f"could not evaluate {expr}: {exc}", fix=f"use only {allowed_help()}"
         ) from None
-    return float(value.item() if hasattr(value, "item") else value)
+    result = value.item() if hasattr(value, "item") else value
+    if isinstance(result, complex):
+        raise CalculatorError(
+            f"{expr} has no real result (it is {result:.6g})",
+            fix="a negative number has no real fractional power; rewrite the expression",
+        )
+    return float(result)
 
 
 def format_number(value: float) -> str:
