@@ -78,7 +78,19 @@ def test_update_and_delete_documents(beir_dir: Path, tmp_path: Path) -> None:
     found = json.loads(
         invoke("search", "rotor vortices", "--index", index, "--mode", "bm25", "--json")
     )
-    assert found["results"][0]["doc_id"] == "rotor.txt"
+    assert found["results"][0]["doc_id"] == note.as_posix()
+
+
+def test_same_file_name_in_two_folders_are_two_documents(tmp_path: Path) -> None:
+    index = str(tmp_path / "idx")
+    for folder, text in (("a", "rotor blades and vortices"), ("b", "wing flutter at speed")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "notes.txt").write_text(text)
+    invoke("index", str(tmp_path / "a" / "notes.txt"), "--index", index, "--modes", "bm25")
+    out = json.loads(
+        invoke("index", str(tmp_path / "b" / "notes.txt"), "--index", index, "--update", "--json")
+    )
+    assert out["documents"] == 2
 
 
 def test_errors_are_reported_with_a_fix(tmp_path: Path) -> None:

@@ -212,3 +212,20 @@ def test_rebuild_keyword_changes_bm25_without_touching_vectors(tmp_path) -> None
     assert reopened.manifest["bm25"]["params"]["k1"] == 0.9
     assert "a" in reopened.bm25.vocab  # a stop word, kept without a stop list
     assert (reopened.vectors == vectors).all()
+
+
+def test_k_zero_empty_query_and_empty_batch(tmp_path: Path) -> None:
+    from orchestrator.errors import OptionError
+    from orchestrator.retrieval import build_index, open_retriever
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(["rotor blades", "wing flutter", "shock waves", "heat transfer"]):
+        (docs / f"d{i}.txt").write_text(text)
+    build_index([docs], tmp_path / "ix", modes=("bm25",))
+    retriever = open_retriever(tmp_path / "ix", mode="bm25", k=2)
+    with pytest.raises(OptionError, match="k must be"):
+        retriever.invoke("rotor", k=0)
+    with pytest.raises(OptionError, match="empty"):
+        retriever.invoke("   ")
+    assert retriever.search_many([], 2) == []

@@ -57,11 +57,13 @@ def test_load_documents_from_text_markdown_jsonl_and_beir(tmp_path) -> None:
             [tmp_path / "notes.txt", tmp_path / "guide.md", tmp_path / "rows.jsonl", beir]
         )
     }
-    assert docs["notes.txt"].text == "plain text"
-    assert docs["guide.md"].metadata["format"] == "markdown"
+    # a file passed on its own is named by its path as passed (so a/x.txt != b/x.txt) ...
+    assert docs[(tmp_path / "notes.txt").as_posix()].text == "plain text"
+    assert docs[(tmp_path / "guide.md").as_posix()].metadata["format"] == "markdown"
     assert docs["r1"].metadata["lang"] == "en"
     assert docs["rows.jsonl:2"].text == "no id"
     assert docs["d1"].title == "Wings"
+    # ... and a file found in a directory by its path relative to that directory
     assert {d.doc_id for d in load_documents([tmp_path])} >= {"notes.txt", "guide.md", "r1"}
 
 

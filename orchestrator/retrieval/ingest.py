@@ -37,8 +37,8 @@ def load_documents(paths: Iterable[str | Path]) -> Iterator[SourceDocument]:
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUPPORTED)
             for file in files:
                 yield from _file_documents(file, base=path)
-        else:
-            yield from _file_documents(path, base=path.parent)
+        else:  # a single file is named by the path as passed, so a/notes.md != b/notes.md
+            yield from _file_documents(path, base=None)
 
 
 def _beir_documents(root: Path) -> Iterator[SourceDocument]:
@@ -48,7 +48,7 @@ def _beir_documents(root: Path) -> Iterator[SourceDocument]:
         yield SourceDocument(doc_id, str(row["text"]), source, str(row["title"]), meta)
 
 
-def _file_documents(path: Path, base: Path) -> Iterator[SourceDocument]:
+def _file_documents(path: Path, base: Path | None) -> Iterator[SourceDocument]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise OptionError(
@@ -59,7 +59,7 @@ def _file_documents(path: Path, base: Path) -> Iterator[SourceDocument]:
         yield from _jsonl_documents(path)
         return
     text = path.read_text(encoding="utf-8", errors="replace")
-    doc_id = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+    doc_id = str(path.relative_to(base)) if base is not None else path.as_posix()
     kind = "markdown" if suffix in MARKDOWN_SUFFIXES else "text"
     yield SourceDocument(doc_id, text, str(path), "", {"format": kind})
 

@@ -153,7 +153,7 @@ class IndexRetriever(BaseRetriever):
     def search_many(self, queries: Sequence[str], k: int | None = None) -> list[list[Document]]:
         """Top ``k`` chunks for each query, in one batch (one embedding call for all)."""
         searcher = self.searcher
-        results = searcher.search(list(queries), k or self.k)
+        results = searcher.search(list(queries), k if k is not None else self.k)
         floor = self.min_similarity
         return [
             [

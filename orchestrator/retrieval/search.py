@@ -91,7 +91,12 @@ class Searcher:
         """Top ``k`` hits per query, best first."""
         if k < 1:
             raise OptionError(f"k must be >= 1, got {k}")
-        if not self.store.chunks:
+        blank = [i for i, q in enumerate(queries) if not q.strip()]
+        if blank:
+            raise OptionError(
+                f"query {blank[0] + 1} of {len(queries)} is empty", fix="search for some words"
+            )
+        if not queries or not self.store.chunks:
             return [[] for _ in queries]
         dense = self.uses_dense and self.store.vectors is not None
         vectors = self._embed(queries) if dense else None
