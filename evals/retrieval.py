@@ -128,7 +128,12 @@ def evaluate_retriever(
     progress: Progress | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> RetrievalEvaluation:
-    """Retrieve for every judged query of ``dataset`` (a ``BeirDataset``) and score the run."""
+    """Retrieve for every judged query of ``dataset`` (a ``BeirDataset``) and score the run.
+
+    Every judged query counts, and one that retrieved nothing scores 0. A TREC file cannot
+    hold an empty ranking, so on the written run this equals ``trec_eval -c`` (plain
+    ``trec_eval`` would skip such a query and report a higher mean).
+    """
     queries = {qid: text for qid, text in dataset.queries.items() if dataset.qrels.get(qid)}
     if not queries:
         raise DataError(
@@ -138,7 +143,7 @@ def evaluate_retriever(
     started = time.perf_counter()
     run = retrieve_run(retriever, queries, k=k, corpus_ids=set(dataset.corpus), progress=progress)
     seconds = time.perf_counter() - started
-    scored = evaluate_run(dataset.qrels, run, metrics)
+    scored = evaluate_run(dataset.qrels, run, metrics, complete=True)
     written = write_run(run, run_file, tag=_tag(name)) if run_file else None
     return RetrievalEvaluation(
         name=name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import platform
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -272,6 +273,11 @@ def parse_fail_below(items: list[str]) -> dict[str, float]:
             out[metric.strip()] = float(value)
         except ValueError:
             sep = ""
+        if sep and not math.isfinite(out.get(metric.strip(), 0.0)):
+            raise OptionError(
+                f"--fail-below {item!r}: the threshold must be a finite number",
+                fix="e.g. map=0.25",
+            )
         if not sep or not metric.strip():
             raise OptionError(f"--fail-below {item!r} is not METRIC=VALUE", fix="e.g. map=0.25")
     return out

@@ -234,3 +234,13 @@ def test_cli_retrieval_rejects_unknown_mode(beir: Path) -> None:
     )
     assert result.exit_code == 2
     assert "did you mean 'hybrid'?" in " ".join(result.output.split())
+
+
+def test_fail_below_rejects_a_non_finite_threshold() -> None:
+    from evals.runner import parse_fail_below
+    from orchestrator.errors import OptionError
+
+    assert parse_fail_below(["map=0.3"]) == {"map": 0.3}
+    for bad in ("map=nan", "map=inf"):
+        with pytest.raises(OptionError, match="finite"):
+            parse_fail_below([bad])
