@@ -123,3 +123,12 @@ def test_rag_json_answers_with_sources(beir_dir: Path, tmp_path: Path) -> None:
     )
     assert set(out) >= {"answer", "sources"}
     assert out["sources"][0]["doc_id"] == "12" and out["answer"]
+
+
+def test_update_refuses_build_options_it_cannot_apply(beir_dir: Path, tmp_path: Path) -> None:
+    index = str(tmp_path / "idx")
+    invoke("index", str(beir_dir), "--index", index, "--modes", "bm25", "--json")
+    result = runner.invoke(
+        app, ["index", "--index", index, "--update", "--chunk-size", "9999", str(beir_dir)]
+    )
+    assert result.exit_code == 2 and "--chunk-size" in result.output

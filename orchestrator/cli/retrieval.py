@@ -58,6 +58,19 @@ def index(
 
     if (update or delete) and not (index_dir / "manifest.json").exists():
         raise DataError(f"{index_dir} holds no index to update", fix="build it first (no --update)")
+    build_options = {
+        "--modes": (modes, "dense,bm25"),
+        "--embedding": (embedding, None),
+        "--index-kind": (index_kind, "auto"),
+        "--chunk-size": (chunk_size, 256),
+        "--chunk-overlap": (chunk_overlap, 32),
+    }
+    fixed = [name for name, (value, default) in build_options.items() if value != default]
+    if (update or delete) and fixed:
+        raise OptionError(
+            f"{', '.join(fixed)} cannot change an existing index (its manifest fixes them)",
+            fix="leave them out with --update/--delete, or build a new index",
+        )
     if update or delete:
         store = IndexStore.open(index_dir)
         removed = store.delete_documents(delete or [])
