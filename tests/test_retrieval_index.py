@@ -229,3 +229,21 @@ def test_k_zero_empty_query_and_empty_batch(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="empty"):
         retriever.invoke("   ")
     assert retriever.search_many([], 2) == []
+
+
+def test_min_similarity_in_bm25_mode(tmp_path: Path) -> None:
+    from orchestrator.errors import OptionError
+    from orchestrator.retrieval import build_index, open_retriever
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(["rotor blades spin", "wing flutter", "shock waves", "heat flow"]):
+        (docs / f"d{i}.txt").write_text(text)
+    build_index([docs], tmp_path / "both", modes=("dense", "bm25"))
+    strict = open_retriever(tmp_path / "both", mode="bm25", k=2, min_similarity=0.99)
+    assert strict.invoke("rotor blades") == [], "the floor applies in bm25 mode too"
+    loose = open_retriever(tmp_path / "both", mode="bm25", k=2, min_similarity=0.0)
+    assert loose.invoke("rotor blades")[0].metadata["doc_id"] == "d0.txt"
+    build_index([docs], tmp_path / "kw", modes=("bm25",))
+    with pytest.raises(OptionError, match="dense vectors"):
+        open_retriever(tmp_path / "kw", mode="bm25", min_similarity=0.3).invoke("rotor")

@@ -24,6 +24,8 @@ ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
 RerankOpt = Annotated[
     str, typer.Option("--rerank", help="none | llm | a local CrossEncoder directory.")
 ]
+#: Cosine below which a retrieved chunk is taken as unrelated to the question (MiniLM scale).
+DEFAULT_MIN_SIMILARITY = 0.3
 #: Chunks fetched per wanted document when ranking documents (a document may have several).
 CHUNKS_PER_DOC = 3
 
@@ -203,8 +205,13 @@ def rag(
     rerank: RerankOpt = "none",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Sources to retrieve.")] = 4,
     min_similarity: Annotated[
-        float, typer.Option("--min-similarity", help="Drop sources less similar than this.")
-    ] = 0.3,
+        float | None,
+        typer.Option(
+            "--min-similarity",
+            help="Drop sources less similar than this (default 0.3 when the index has dense "
+            "vectors; a bm25-only index has no similarity to filter on).",
+        ),
+    ] = None,
     model: ModelOpt = None,
     max_tokens: MaxTokensOpt = 256,
     as_json: JsonOpt = False,
@@ -216,6 +223,8 @@ def rag(
     retriever = open_retriever(
         index_dir, mode=mode, rerank=rerank, k=k, min_similarity=min_similarity
     )
+    if min_similarity is None and retriever.searcher.store.vectors is not None:
+        retriever.min_similarity = DEFAULT_MIN_SIMILARITY
     chain = rag_chain(chat_model(model, max_tokens, temperature=0.0, seed=0), retriever)
     sources: list[dict[str, Any]] = []
     answer = ""

@@ -155,6 +155,8 @@ class IndexRetriever(BaseRetriever):
         searcher = self.searcher
         results = searcher.search(list(queries), k if k is not None else self.k)
         floor = self.min_similarity
+        if floor is not None and not searcher.uses_dense:
+            self._add_similarity(queries, results)
         return [
             [
                 hit_document(searcher.store, h)
@@ -163,6 +165,19 @@ class IndexRetriever(BaseRetriever):
             ]
             for hits in results
         ]
+
+    def _add_similarity(self, queries: Sequence[str], results: list[list[Any]]) -> None:
+        """bm25 mode computes no cosine; ``min_similarity`` needs one, so embed the queries
+        here (an index built without the dense side cannot honour the floor: an error)."""
+        searcher = self.searcher
+        if searcher.store.vectors is None:
+            raise OptionError(
+                "min_similarity needs the index's dense vectors, but it was built with bm25 only",
+                fix="leave min_similarity unset, or rebuild the index with --modes dense,bm25",
+            )
+        vectors = searcher._embed(queries)
+        for hits, qvec in zip(results, vectors, strict=True):
+            searcher._set_similarity(hits, qvec)
 
 
 def open_retriever(
