@@ -291,8 +291,9 @@ def chat(
         int, typer.Option("--sources", min=1, help="With --index: sources per turn.")
     ] = 3,
     min_similarity: Annotated[
-        float, typer.Option("--min-similarity", help="With --index: drop less similar sources.")
-    ] = 0.3,
+        float | None,
+        typer.Option("--min-similarity", help="With --index: drop less similar sources."),
+    ] = None,
 ) -> None:
     """Chat with the model in the terminal (answers stream; Ctrl-C stops one).
 
@@ -316,7 +317,7 @@ def chat(
     # check the memory options before anything is opened or loaded
     create_memory(memory, llm=llm, k=k, max_token_limit=memory_tokens)
     options = ChatOptions(memory, k, memory_tokens, session, system, store)
-    if index_dir is None and (mode, k_sources, min_similarity) != ("hybrid", 3, 0.3):
+    if index_dir is None and (mode, k_sources, min_similarity) != ("hybrid", 3, None):
         raise OptionError(
             "--mode, --sources and --min-similarity only apply to chat over documents",
             fix="add --index DIR, or leave those options out",
@@ -329,13 +330,12 @@ def chat(
 
 
 def _document_turn(
-    index_dir: Path, mode: str, k: int, min_similarity: float, system: str | None
+    index_dir: Path, mode: str, k: int, min_similarity: float | None, system: str | None
 ) -> Any:
     from chains.rag import DocumentTurn
-    from orchestrator.retrieval import open_retriever
+    from orchestrator.cli.retrieval import open_rag_retriever
 
-    retriever = open_retriever(index_dir, mode=mode, k=k, min_similarity=min_similarity)
-    return DocumentTurn(retriever, system=system)
+    return DocumentTurn(open_rag_retriever(index_dir, mode, k, min_similarity), system=system)
 
 
 def turn_reporter(turn: Any) -> Callable[[bool], None]:

@@ -30,6 +30,21 @@ DEFAULT_MIN_SIMILARITY = 0.3
 CHUNKS_PER_DOC = 3
 
 
+def open_rag_retriever(
+    index_dir: Path, mode: str, k: int, min_similarity: float | None, rerank: str = "none"
+) -> Any:
+    """A retriever for answering: ``min_similarity`` defaults to
+    :data:`DEFAULT_MIN_SIMILARITY` when the index has dense vectors (else no floor)."""
+    from orchestrator.retrieval import open_retriever
+
+    retriever = open_retriever(
+        index_dir, mode=mode, rerank=rerank, k=k, min_similarity=min_similarity
+    )
+    if min_similarity is None and retriever.searcher.store.vectors is not None:
+        retriever.min_similarity = DEFAULT_MIN_SIMILARITY
+    return retriever
+
+
 def register(app: typer.Typer) -> None:
     app.command("index")(index)
     app.command("search")(search)
@@ -218,13 +233,8 @@ def rag(
 ) -> None:
     """Answer from the index, citing numbered sources; says so when nothing relevant is found."""
     from chains.rag import cited_numbers, rag_chain
-    from orchestrator.retrieval import open_retriever
 
-    retriever = open_retriever(
-        index_dir, mode=mode, rerank=rerank, k=k, min_similarity=min_similarity
-    )
-    if min_similarity is None and retriever.searcher.store.vectors is not None:
-        retriever.min_similarity = DEFAULT_MIN_SIMILARITY
+    retriever = open_rag_retriever(index_dir, mode, k, min_similarity, rerank=rerank)
     chain = rag_chain(chat_model(model, max_tokens, temperature=0.0, seed=0), retriever)
     sources: list[dict[str, Any]] = []
     answer = ""
