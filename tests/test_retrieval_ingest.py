@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,24 @@ def test_chunks_respect_the_token_budget_overlap_and_keep_metadata() -> None:
 def test_chunker_rejects_bad_sizes() -> None:
     with pytest.raises(OptionError, match="chunk_overlap < chunk_size"):
         ChunkerConfig(chunk_size=32, chunk_overlap=32)
+
+
+@pytest.mark.parametrize("line", ["q1\td1\t\u00b2", "q1\td1\tx", "q1\td1"])
+def test_malformed_beir_qrels_line_names_file_and_line(tmp_path: Path, line: str) -> None:
+    from orchestrator.errors import DataError
+    from orchestrator.retrieval.beir import load_qrels
+
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text(f"query-id\tcorpus-id\tscore\nq0\td0\t1\n{line}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"test\.tsv:3"):
+        load_qrels(qrels)
+
+
+def test_duplicate_beir_judgement_is_an_error(tmp_path: Path) -> None:
+    from orchestrator.errors import DataError
+    from orchestrator.retrieval.beir import load_qrels
+
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("q1\td1\t1\nq1\td1\t2\n", encoding="utf-8")
+    with pytest.raises(DataError, match="again"):
+        load_qrels(qrels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,9 @@ def load_queries(path: Path) -> dict[str, str]:
     return queries
 
 
+_QREL_SCORE = re.compile(r"-?[0-9]+")
+
+
 def load_qrels(path: Path) -> dict[str, dict[str, int]]:
     """Parse ``query-id<TAB>corpus-id<TAB>score`` lines (a header line is skipped)."""
     qrels: dict[str, dict[str, int]] = {}
@@ -75,12 +79,18 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
             parts = line.split()
             if not parts or (number == 1 and parts[0] == "query-id"):
                 continue
-            if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+            if len(parts) != 3 or not _QREL_SCORE.fullmatch(parts[2]):
                 raise DataError(
                     f"{path}:{number} is not 'query-id corpus-id score': {line.strip()!r}",
                     fix=BEIR_FIX,
                 )
-            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+            judged = qrels.setdefault(parts[0], {})
+            if parts[1] in judged:
+                raise DataError(
+                    f"{path}:{number} judges document {parts[1]!r} for query {parts[0]!r} again",
+                    fix="keep one judgement per (query, document)",
+                )
+            judged[parts[1]] = int(parts[2])
     return qrels
 
 
