@@ -247,3 +247,44 @@ def test_min_similarity_in_bm25_mode(tmp_path: Path) -> None:
     build_index([docs], tmp_path / "kw", modes=("bm25",))
     with pytest.raises(OptionError, match="dense vectors"):
         open_retriever(tmp_path / "kw", mode="bm25", min_similarity=0.3).invoke("rotor")
+
+
+def test_a_second_writer_cannot_undo_the_first(tmp_path: Path) -> None:
+    from orchestrator.errors import DataError
+    from orchestrator.retrieval import IndexStore, build_index, load_documents
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(["rotor blades", "wing flutter", "shock waves"]):
+        (docs / f"d{i}.txt").write_text(text)
+    build_index([docs], tmp_path / "ix", modes=("bm25",))
+    first, second = IndexStore.open(tmp_path / "ix"), IndexStore.open(tmp_path / "ix")
+    extra = tmp_path / "extra.txt"
+    extra.write_text("heat transfer in nozzles")
+    first.add_documents(list(load_documents([extra])))
+    first.save()
+    second.delete_documents(["d0.txt"])
+    with pytest.raises(DataError, match="changed since it was opened"):
+        second.save()
+    reopened = IndexStore.open(tmp_path / "ix")
+    assert extra.as_posix() in reopened.doc_ids and "d0.txt" in reopened.doc_ids
+
+
+def test_a_busy_index_is_reported_not_corrupted(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from orchestrator.retrieval import storage
+
+    code = (
+        "import sys; from pathlib import Path; from orchestrator.retrieval import storage\n"
+        "with storage.write_lock(Path(sys.argv[1])): pass\n"
+    )
+    with storage.write_lock(tmp_path):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert proc.returncode != 0 and "another process is writing" in proc.stderr

@@ -249,7 +249,26 @@ class IndexStore:
     # -- persistence --------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Write a new generation of every part, then swap the manifest (crash-safe)."""
+        """Write a new generation of every part, then swap the manifest (crash-safe). One
+        writer at a time; a save over changes another process saved since this store was
+        opened is refused rather than silently undoing them."""
+        with st.write_lock(self.directory):
+            self._check_unchanged_on_disk()
+            self._write_generation()
+
+    def _check_unchanged_on_disk(self) -> None:
+        path = self.directory / st.MANIFEST
+        if not path.exists():
+            return
+        on_disk = int(st.read_json(path).get("generation", 0))
+        if on_disk != int(self.manifest["generation"]):
+            raise DataError(
+                f"the index {self.directory} changed since it was opened (generation {on_disk} "
+                f"on disk, {self.manifest['generation']} here): another process saved it",
+                fix="open the index again and repeat this change",
+            )
+
+    def _write_generation(self) -> None:
         gen = int(self.manifest["generation"]) + 1
         d, files = self.directory, {}
 

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,30 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
 PART_FILE = re.compile(
     r"^\.?(chunks|ids|vectors|dense|bm25|vocab)\.\d+\.(jsonl|npy|faiss|npz|json)"
 )
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def write_lock(directory: Path) -> Iterator[None]:
+    """One writer at a time per index directory (an advisory lock on ``.lock``, released by
+    the operating system if the writer dies)."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(
+                f"another process is writing the index {directory}",
+                fix="wait for it to finish, then run your change again",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def remove_stale(directory: Path, keep: set[str]) -> None:
