@@ -132,3 +132,16 @@ def test_update_refuses_build_options_it_cannot_apply(beir_dir: Path, tmp_path: 
         app, ["index", "--index", index, "--update", "--chunk-size", "9999", str(beir_dir)]
     )
     assert result.exit_code == 2 and "--chunk-size" in result.output
+
+
+def test_an_unfinished_build_is_named_as_such(tmp_path: Path, beir_dir: Path) -> None:
+    index = tmp_path / "idx"
+    index.mkdir()
+    (index / "chunks.1.jsonl.x1y2.tmp").write_text("{}")
+    for args in (
+        ["index", str(beir_dir), "--index", str(index)],
+        ["index", "--index", str(index), "--update", str(beir_dir)],
+    ):
+        result = runner.invoke(app, args)
+        output = " ".join(result.output.split())
+        assert result.exit_code == 2 and "unfinished" in output and "rm -r" in output

@@ -72,9 +72,17 @@ def index(
 ) -> None:
     """Build an index from text, Markdown, JSONL files or a BEIR directory (or update one)."""
     from orchestrator.retrieval import IndexStore, build_index, load_documents
+    from orchestrator.retrieval.storage import has_parts
 
     if (update or delete) and not (index_dir / "manifest.json").exists():
-        raise DataError(f"{index_dir} holds no index to update", fix="build it first (no --update)")
+        unfinished = index_dir.is_dir() and has_parts(index_dir)
+        raise DataError(
+            f"{index_dir} holds "
+            + ("an unfinished build (no manifest)" if unfinished else "no index to update"),
+            fix=f"remove it (rm -r {index_dir}) and build again"
+            if unfinished
+            else "build it first (no --update)",
+        )
     build_options = {
         "--modes": (modes, "dense,bm25"),
         "--embedding": (embedding, None),

@@ -171,6 +171,11 @@ def write_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def has_parts(directory: Path) -> bool:
+    """Whether ``directory`` holds index part files (of any generation, or temp files)."""
+    return any(p.is_file() and PART_FILE.match(p.name) for p in directory.iterdir())
+
+
 def remove_stale(directory: Path, keep: set[str]) -> None:
     """Delete our part files of older generations, and temp files, not named in ``keep``."""
     for path in directory.iterdir():
