@@ -59,3 +59,13 @@ async def iterate_in_thread(make_iter: Callable[[], Iterator[T]]) -> AsyncIterat
     finally:
         stop.set()
         await asyncio.shield(done)
+
+
+async def relay_chunks(make_iter: Callable[[], Iterator[T]], run_manager: Any) -> AsyncIterator[T]:
+    """:func:`iterate_in_thread` for a model's ``_astream``: each chunk with text is also
+    reported to the async callbacks, as the sync path reports it to the sync ones."""
+    async for chunk in iterate_in_thread(make_iter):
+        text = getattr(chunk, "text", "")
+        if run_manager and text:
+            await run_manager.on_llm_new_token(text, chunk=chunk)
+        yield chunk

@@ -23,7 +23,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from orchestrator.errors import ChatFormatError, TruncatedOutputError, unknown_option
 from orchestrator.llama import structured
-from orchestrator.llama.aio import iterate_in_thread
+from orchestrator.llama.aio import relay_chunks
 from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
 from orchestrator.llama.engine import Usage
 from prompts import ChatFormat, ChatTemplateError, format_from_template, render_chat
@@ -139,9 +139,9 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for chunk in iterate_in_thread(lambda: self._stream(messages, stop, **kwargs)):
-            if run_manager and chunk.text:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        async for chunk in relay_chunks(
+            lambda: self._stream(messages, stop, **kwargs), run_manager
+        ):
             yield chunk
 
     def _generate(

@@ -12,7 +12,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models.llms import BaseLLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from orchestrator.llama.aio import iterate_in_thread
+from orchestrator.llama.aio import relay_chunks
 from orchestrator.llama.base import LlamaSettings
 from orchestrator.llama.engine import Usage
 
@@ -61,9 +61,7 @@ class LlamaCpp(LlamaSettings, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        async for chunk in iterate_in_thread(lambda: self._stream(prompt, stop, **kwargs)):
-            if run_manager and chunk.text:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        async for chunk in relay_chunks(lambda: self._stream(prompt, stop, **kwargs), run_manager):
             yield chunk
 
     def _generate(
