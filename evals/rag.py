@@ -12,14 +12,16 @@ its verdicts mean little. Use a larger GGUF as judge (``judge_model=``, ``--judg
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evals.qa import QASample, to_evaluation_dataset
+from orchestrator.evals.qa import QASample, to_evaluation_dataset
+
 from orchestrator.errors import DataError, OptionError, OrchestratorError, unknown_option
 
 
@@ -35,7 +37,7 @@ class RagMetric:
 
 
 def _collections() -> Any:
-    from evals.judge import import_ragas
+    from orchestrator.evals.judge import import_ragas
 
     import_ragas()
     import ragas.metrics.collections as collections
@@ -44,7 +46,7 @@ def _collections() -> Any:
 
 
 def _legacy(name: str) -> Any:
-    from evals.judge import import_ragas
+    from orchestrator.evals.judge import import_ragas
 
     import_ragas()
     # (``ragas.metrics._context_precision`` as an attribute is a metric instance, not the module)
@@ -201,7 +203,7 @@ def _check_value(value: float) -> str | None:
     return None
 
 
-def evaluate_rag(
+async def aevaluate_rag(
     samples: Sequence[QASample],
     metrics: Sequence[str],
     *,
@@ -212,11 +214,12 @@ def evaluate_rag(
     progress: Callable[[int], None] | None = None,
     settings: dict[str, Any] | None = None,
 ) -> RagEvaluation:
-    """Score ``samples`` (already answered) with the named metrics.
+    """Score ``samples`` (already answered) with the named metrics, in the running loop.
 
     LLM metrics need ``judge`` (an ``InstructorBaseRagasLLM``, e.g. ``evals.judge.LlamaJudge``)
     and ``answer_relevancy`` / ``semantic_similarity`` need ``embeddings``; they are never
-    defaulted here, so Ragas cannot fall back to a hosted model.
+    defaulted here, so Ragas cannot fall back to a hosted model. Samples are scored one at a
+    time: the judge is one llama.cpp context, and the per-sample deadline is the judge's.
     """
     chosen = check_metrics(metrics)
     _check_components(chosen, judge, embeddings)
@@ -227,19 +230,12 @@ def evaluate_rag(
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     started = time.perf_counter()
-
-    async def run_all(jobs: list[Awaitable[Any]]) -> list[Any]:
-        out = []
-        for job in jobs:  # one sample at a time: one llama.cpp context
-            out.append(await job)
-            if progress:
-                progress(1)
-        return out
-
-    results = asyncio.run(run_all([_score_sample(s, built, judge, timeout) for s in samples]))
-    for sample, (scores, reasons) in zip(samples, results, strict=True):
+    for sample in samples:
+        scores, reasons = await _score_sample(sample, built, judge, timeout)
         rows.append({**_describe(sample), "scores": scores})
         failed += [{"id": sample.id, "metric": m, "reason": r} for m, r in reasons.items()]
+        if progress:
+            progress(1)
     return RagEvaluation(
         name=name,
         metrics=chosen,
@@ -252,6 +248,41 @@ def evaluate_rag(
         settings=dict(settings or {}),
         dataset=dataset,
     )
+
+
+def evaluate_rag(
+    samples: Sequence[QASample],
+    metrics: Sequence[str],
+    *,
+    judge: Any = None,
+    embeddings: Any = None,
+    timeout: float = 300.0,
+    name: str = "rag",
+    progress: Callable[[int], None] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> RagEvaluation:
+    """:func:`aevaluate_rag` for synchronous callers, wherever they are called from.
+
+    Outside an event loop it runs in a new one. Inside a running loop (a notebook cell, an
+    async app), where ``asyncio.run`` would fail, it runs in a new loop on a worker thread and
+    blocks the caller until done; async code should rather ``await aevaluate_rag(...)``.
+    """
+    job = aevaluate_rag(
+        samples,
+        metrics,
+        judge=judge,
+        embeddings=embeddings,
+        timeout=timeout,
+        name=name,
+        progress=progress,
+        settings=settings,
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(job)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="evaluate_rag") as pool:
+        return pool.submit(asyncio.run, job).result()
 
 
 def _describe(sample: QASample) -> dict[str, Any]:

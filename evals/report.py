@@ -1,19 +1,28 @@
 """Reports of a suite run: ``results.json``, a Markdown report and an HTML report with plots.
 
-Figures (matplotlib, rendered headless): the per-query (per-sample) distribution of each
-metric, the per-configuration comparison of means, and, for retrieval, the 11-point
-precision-recall curve. The HTML embeds them as PNG; the Markdown links the PNG files.
+Figures: the per-query (per-sample) distribution of each metric, the per-configuration
+comparison of means, and, for retrieval, the 11-point precision-recall curve. They are drawn
+with matplotlib's object API (``Figure`` on an Agg canvas), which needs no backend: importing
+or using this module never switches the process's matplotlib backend or loads ``pyplot``.
+
+The HTML report is rendered from the Jinja2 template ``templates/report.html.j2`` (package
+data) with autoescaping on, so text from datasets and model answers (``<script>`` in a
+question, say) is shown as text, never run. The Markdown links the PNG files.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from matplotlib.figure import Figure
 
 JUDGE_NOTE = (
     "LLM-judged scores are only as good as the judge. The embedded SmolLM2-135M judge wires "
@@ -21,6 +30,8 @@ JUDGE_NOTE = (
     "For meaningful judgements use a larger GGUF: set `judge: {model: PATH.gguf}` in the suite "
     "or pass `--judge-model PATH.gguf`."
 )
+
+TEMPLATE = "report.html.j2"
 
 
 def _gated(metrics: Sequence[str]) -> list[str]:
@@ -33,27 +44,26 @@ def _values(config: Mapping[str, Any], metric: str) -> list[float]:
     return [s["scores"][metric] for s in config["samples"] if metric in s["scores"]]
 
 
-def _png(fig: Any) -> bytes:
+def _figure(width: float, height: float) -> Figure:
+    """A figure on its own Agg canvas: no pyplot, no global backend, no figure registry."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return buffer.getvalue()
 
 
-def figures(results: Mapping[str, Any]) -> dict[str, bytes]:
-    """The report's plots as PNG bytes, by file name."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+def _comparison(results: Mapping[str, Any], metrics: list[str]) -> bytes:
     configs = results["configurations"]
-    metrics = _gated(results["metrics"])
-    out: dict[str, bytes] = {}
-
-    fig, ax = plt.subplots(figsize=(min(12.0, max(6.0, 0.9 * len(metrics) * len(configs))), 4))
+    fig = _figure(min(12.0, max(6.0, 0.9 * len(metrics) * len(configs))), 4)
+    ax = fig.subplots()
     width = 0.8 / max(len(configs), 1)
     for i, config in enumerate(configs):
         means = [config["mean"].get(m) or 0.0 for m in metrics]
@@ -62,11 +72,15 @@ def figures(results: Mapping[str, Any]) -> dict[str, bytes]:
     ax.set_ylabel("mean")
     ax.set_title("per-configuration comparison")
     ax.legend(fontsize="small")
-    out["comparison.png"] = _png(fig)
+    return _png(fig)
 
-    cols = min(3, len(metrics))
-    rows = (len(metrics) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+
+def _distribution(results: Mapping[str, Any], metrics: list[str]) -> bytes:
+    configs = results["configurations"]
+    cols = max(1, min(3, len(metrics)))
+    rows = max(1, (len(metrics) + cols - 1) // cols)
+    fig = _figure(4.2 * cols, 3.2 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
         data = [_values(c, metric) or [0.0] for c in configs]
         ax.boxplot(data, showmeans=True)
@@ -77,21 +91,38 @@ def figures(results: Mapping[str, Any]) -> dict[str, bytes]:
         ax.axis("off")
     unit = "query" if results["kind"] == "retrieval" else "sample"
     fig.suptitle(f"per-{unit} distribution")
-    out["distribution.png"] = _png(fig)
+    return _png(fig)
 
+
+def _pr_curve(results: Mapping[str, Any]) -> bytes:
+    fig = _figure(5.5, 4)
+    ax = fig.subplots()
+    for config in results["configurations"]:
+        recall, precision = zip(*config["pr_curve"], strict=True)
+        ax.plot(recall, precision, marker="o", label=config["name"])
+    ax.set_xlabel("recall")
+    ax.set_ylabel("interpolated precision")
+    ax.set_title("precision-recall (11-point, trec_eval)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def figures(results: Mapping[str, Any]) -> dict[str, bytes]:
+    """The report's plots as PNG bytes, by file name."""
+    metrics = _gated(results["metrics"])
+    out = {
+        "comparison.png": _comparison(results, metrics),
+        "distribution.png": _distribution(results, metrics),
+    }
     if results["kind"] == "retrieval":
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        for config in configs:
-            recall, precision = zip(*config["pr_curve"], strict=True)
-            ax.plot(recall, precision, marker="o", label=config["name"])
-        ax.set_xlabel("recall")
-        ax.set_ylabel("interpolated precision")
-        ax.set_title("precision-recall (11-point, trec_eval)")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize="small")
-        out["pr_curve.png"] = _png(fig)
+        out["pr_curve.png"] = _pr_curve(results)
     return out
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _table(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -99,10 +130,7 @@ def _table(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["configuration", *metrics, "seconds"]
     rows = []
     for config in results["configurations"]:
-        cells = [config["name"]]
-        for metric in metrics:
-            value = config["mean"].get(metric)
-            cells.append("n/a" if value is None else f"{value:.4f}")
+        cells = [config["name"], *(_number(config["mean"].get(m)) for m in metrics)]
         rows.append([*cells, f"{config['seconds']:.1f}"])
     return header, rows
 
@@ -113,6 +141,30 @@ def _failures(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         for c in results["configurations"]
         for f in c.get("failed", [])
     ]
+
+
+def _details(results: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """Per configuration, one row per query (retrieval) or sample (RAG) with its scores."""
+    metrics = list(results["metrics"])
+    out = []
+    for config in results["configurations"]:
+        if config["kind"] == "retrieval":
+            items = [
+                {"id": qid, "cells": [_number(scores.get(m)) for m in metrics]}
+                for qid, scores in config["per_query"].items()
+            ]
+        else:
+            items = [
+                {
+                    "id": s["id"],
+                    "question": s.get("user_input") or "",
+                    "answer": s.get("response") or "",
+                    "cells": [_number(s["scores"].get(m)) for m in metrics],
+                }
+                for s in config["samples"]
+            ]
+        out.append(items)
+    return out
 
 
 def markdown(
@@ -150,54 +202,49 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+@cache
+def _environment() -> Environment:
+    """The Jinja2 environment over the package's templates (autoescaping HTML)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("orchestrator.evals", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=StrictUndefined,  # a misspelt variable is an error, not an empty cell
+        keep_trailing_newline=True,
+    )
+
+
 def html_report(
     results: Mapping[str, Any], gate_failures: Sequence[str], images: Mapping[str, bytes]
 ) -> str:
-    """A self-contained HTML report (figures embedded as base64 PNG)."""
-    esc = html.escape
+    """A self-contained HTML report (figures embedded as base64 PNG), escaped throughout."""
     header, rows = _table(results)
-    table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
-    table += (
-        "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-        + "</table>"
-    )
-    parts = [
-        f"<h1>Evaluation: {esc(results['suite'])}</h1>",
-        f"<p>dataset <code>{esc(str(results['dataset']))}</code> ({esc(results['kind'])}); "
-        f"run {esc(results['created'])} on {esc(results['machine'])}</p>",
-        table,
+    figures_ = [
+        {
+            "name": name,
+            "caption": Path(name).stem,
+            "data": base64.b64encode(png).decode("ascii"),
+        }
+        for name, png in images.items()
     ]
-    if results["kind"] == "rag":
-        parts.append(f"<p class='note'>{esc(JUDGE_NOTE)}</p>")
-        fails = _failures(results)
-        if fails:
-            parts.append(
-                "<h2>Scores that could not be computed</h2><table><tr><th>"
-                "configuration</th><th>sample</th><th>metric</th><th>reason</th></tr>"
-            )
-            parts += ["<tr>" + "".join(f"<td>{esc(x)}</td>" for x in f) + "</tr>" for f in fails]
-            parts.append("</table>")
-    gate_items = [f"<li class='fail'>{esc(f)}</li>" for f in gate_failures] or ["<li>pass</li>"]
-    parts.append("<h2>Gate</h2><ul>" + "".join(gate_items) + "</ul><h2>Figures</h2>")
-    for name, png in images.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption>{esc(Path(name).stem)}</figcaption></figure>"
-        )
-    style = (
-        "body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
-        "collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
-        ".fail{color:#b00}.note{background:#ffd;padding:.5em}img{max-width:100%}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(results['suite'])}"
-        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+    return _environment().get_template(TEMPLATE).render(
+        results=results,
+        header=header,
+        rows=rows,
+        judge_note=JUDGE_NOTE,
+        failures=_failures(results),
+        gate_failures=list(gate_failures),
+        figures=figures_,
+        unit="query" if results["kind"] == "retrieval" else "sample",
+        details=_details(results),
     )
 
 
 def write_reports(
-    results: Mapping[str, Any], out_dir: str | Path, gate_failures: Sequence[str] = ()
+    results: Mapping[str, Any],
+    out_dir: str | Path,
+    gate_failures: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write ``results.json``, ``report.md`` (+ ``figures/*.png``) and ``report.html``."""
     out = Path(out_dir)

@@ -1,9 +1,18 @@
 """Fakes for unit tests, shipped for users' own tests too (as langchain-core ships fake models).
 
-- :class:`ScriptedChatModel` / :class:`ScriptedLLM`: answer from a queue of scripted replies,
-  record every call, and fail loudly when the queue runs dry (a test that needs more model
-  calls than it scripted is a bug, not something to paper over with a default answer).
-- :class:`HashEmbeddings`: deterministic bag-of-words embeddings, no model needed.
+Prefer langchain-core's own fakes where they fit: ``GenericFakeChatModel`` (scripted chat
+replies, streamed), ``FakeListChatModel`` / ``FakeListLLM`` (a list of answers, cycled),
+``DeterministicFakeEmbedding`` (a fixed random vector per text) and ``InMemoryVectorStore``
+(a retriever over a few texts). The fakes here exist for what those do not do:
+
+- :class:`ScriptedChatModel` / :class:`ScriptedLLM`: record every call (messages or prompt,
+  ``stop``, and keyword arguments such as ``response_format`` or ``tools``), honour ``stop``
+  sequences as a real model does, stream scripted tool calls (``bind_tools`` works), and fail
+  loudly when the script runs dry; langchain-core's list fakes cycle back to the first answer
+  and ignore ``stop``, which hides a test calling the model more often than it meant to.
+- :class:`HashEmbeddings`: texts that share words get similar vectors, so retrieval ranks
+  the right document first; ``DeterministicFakeEmbedding``'s vectors are unrelated to the
+  words in the text, which only suits tests that never look at the ranking.
 """
 
 from __future__ import annotations
@@ -38,8 +47,11 @@ def _next_reply(queue: list[Any], calls: int, owner: str) -> Any:
 class ScriptedChatModel(BaseChatModel):
     """A chat model that returns scripted replies in order and records what it was sent.
 
-    A reply may be a string or an ``AIMessage`` (e.g. one carrying ``tool_calls``). ``stop``
-    sequences are honoured like a real model: the reply is cut at the first one.
+    A reply may be a string or an ``AIMessage`` (e.g. one carrying ``tool_calls``, streamed as
+    tool-call chunks). ``stop`` sequences are honoured like a real model: the reply is cut at
+    the first one. ``calls`` holds each call's messages, stop and keyword arguments. Over
+    langchain-core's ``GenericFakeChatModel``: the call record, ``stop``, ``bind_tools`` and
+    :class:`ScriptExhaustedError` instead of a bare ``StopIteration``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -91,7 +103,12 @@ class ScriptedChatModel(BaseChatModel):
 
 
 class ScriptedLLM(BaseLLM):
-    """A completion model returning scripted replies in order; records every prompt."""
+    """A completion model returning scripted replies in order; records every prompt and stop.
+
+    Over langchain-core's ``FakeListLLM``: ``prompts`` / ``stops`` record each call, replies
+    are cut at ``stop`` sequences, and running out is :class:`ScriptExhaustedError` rather
+    than silently starting the list again.
+    """
 
     replies: list[str] = Field(default_factory=list)
     prompts: list[str] = Field(default_factory=list)
@@ -139,7 +156,8 @@ def _json(value: Any) -> str:
 class HashEmbeddings(Embeddings):
     """Deterministic embeddings: hashed lower-cased word counts, L2-normalised.
 
-    Texts sharing words get similar vectors, which is enough to test retrieval plumbing.
+    Texts sharing words get similar vectors, which is enough to test retrieval ranking
+    (langchain-core's ``DeterministicFakeEmbedding`` gives every text an unrelated vector).
     """
 
     def __init__(self, dim: int = 64) -> None:

@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.runnables import RunnableLambda
+from orchestrator.evals.judge import JudgeTimeoutError, LlamaJudge, import_ragas, tighten_schema
+from orchestrator.evals.qa import QASample, answer_samples, load_qa, to_evaluation_dataset
+from orchestrator.evals.rag import NON_LLM_METRICS, evaluate_rag
 from typer.testing import CliRunner
 
-from evals.judge import JudgeTimeoutError, LlamaJudge, import_ragas, tighten_schema
-from evals.qa import QASample, answer_samples, load_qa, to_evaluation_dataset
-from evals.rag import NON_LLM_METRICS, evaluate_rag
 from orchestrator.cli.app import app
 from orchestrator.errors import DataError, OptionError
 from orchestrator.testing import ScriptedChatModel
@@ -58,7 +59,11 @@ def test_ragas_imports_offline_with_telemetry_off() -> None:
     ragas = import_ragas()
     assert os.environ["RAGAS_DO_NOT_TRACK"] == "true"
     assert importlib_ok("ragas.metrics.collections")
-    assert "langchain_community.chat_models.vertexai" in sys.modules
+    # the vertexai stand-in lives only while ragas imports: nothing fake is left behind
+    assert "langchain_community.chat_models.vertexai" not in sys.modules
+    from ragas.llms.base import InstructorBaseRagasLLM
+
+    assert issubclass(LlamaJudge, InstructorBaseRagasLLM)  # what Ragas' metrics require
     from ragas._analytics import do_not_track
 
     assert do_not_track() is True
@@ -136,7 +141,7 @@ def test_concurrent_judgements_are_serialised_on_one_model() -> None:
 
 
 def test_judge_stops_at_its_deadline() -> None:
-    judge = LlamaJudge(ScriptedChatModel(replies=['{"verdict": 1, "reason": "x"}']))
+    judge = LlamaJudge(GenericFakeChatModel(messages=iter(['{"verdict": 1, "reason": "x"}'])))
     judge.deadline = time.monotonic() - 1
     with pytest.raises(JudgeTimeoutError, match="time budget"):
         judge.generate("q", _output_models()["precision"])
@@ -152,8 +157,10 @@ def _faithfulness_replies(statements: list[str], verdicts: list[int]) -> list[st
 
 def test_scores_failures_and_means_never_hide_nan() -> None:
     judge = LlamaJudge(
-        ScriptedChatModel(
-            replies=[*_faithfulness_replies(["a", "b"], [1, 0]), json.dumps({"statements": []})]
+        GenericFakeChatModel(
+            messages=iter(
+                [*_faithfulness_replies(["a", "b"], [1, 0]), json.dumps({"statements": []})]
+            )
         )
     )
     samples = [
@@ -309,7 +316,7 @@ def test_cli_rag_json_with_non_llm_metrics(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_ragas_end_to_end_with_the_embedded_judge(no_network: None) -> None:
-    from evals.judge import local_embeddings
+    from orchestrator.evals.judge import local_embeddings
 
     judge = LlamaJudge(max_tokens=192, max_items=2, max_chars=80)
     samples = [
