@@ -2,18 +2,17 @@
 
 The book's agent code runs with only its import lines changed::
 
-    from agents import AgentExecutor, Tool, create_react_agent, load_tools
+    from orchestrator.agents import AgentExecutor, Tool, create_react_agent, load_tools
 """
 
 from __future__ import annotations
 
 from langchain_core.agents import AgentAction, AgentFinish, AgentStep
 from langchain_core.tools import BaseTool, Tool, tool
-
-from agents.events import AgentTrace, StepRecord, VerbosePrinter
-from agents.executor import AgentExecutor, AgentParseError
-from agents.react import ReActAgent, create_react_agent, format_scratchpad
-from agents.tools import (
+from orchestrator.agents.events import AgentTrace, StepRecord, VerbosePrinter
+from orchestrator.agents.executor import AgentExecutor, AgentParseError
+from orchestrator.agents.react import ReActAgent, create_react_agent, format_scratchpad
+from orchestrator.agents.tools import (
     KNOWN_TOOLS,
     CalculatorError,
     CalculatorTool,

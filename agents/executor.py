@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,12 +18,18 @@ from langchain_core.agents import AgentAction, AgentFinish, AgentStep
 from langchain_core.exceptions import OutputParserException
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.tools import BaseTool
+from orchestrator.agents.events import AgentTrace, StepRecord, Timer, VerbosePrinter
+from orchestrator.agents.parser import clean_thought
+from orchestrator.agents.react import ReActAgent, StepTimeout, llama_model
 from pydantic import ConfigDict, Field, model_validator
 
-from agents.events import AgentTrace, StepRecord, Timer, VerbosePrinter
-from agents.parser import clean_thought
-from agents.react import ReActAgent, StepTimeout, llama_model
-from orchestrator.errors import ContextOverflowError, OptionError, OrchestratorError, unknown_option
+from orchestrator.errors import (
+    ContextOverflowError,
+    OptionError,
+    OrchestratorError,
+    reject_unknown_options,
+)
+from orchestrator.llama.aio import iterate_in_thread
 
 ParseHandler = bool | str | Callable[[OutputParserException], str]
 FORCED_OUTPUT = "Agent stopped due to iteration limit or time limit."
@@ -61,10 +67,8 @@ class AgentExecutor(RunnableSerializable[dict[str, Any] | str, dict[str, Any]]):
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown(cls, data: Any) -> Any:
+        reject_unknown_options(data, cls)
         if isinstance(data, Mapping):
-            for name in data:
-                if name not in cls.model_fields:
-                    raise unknown_option(str(name), cls.model_fields, where="AgentExecutor")
             if "agent" in data and not isinstance(data["agent"], ReActAgent):
                 raise OptionError(
                     f"agent={type(data['agent']).__name__} is not a ReAct agent",
@@ -94,6 +98,21 @@ class AgentExecutor(RunnableSerializable[dict[str, Any] | str, dict[str, Any]]):
         for event in self.stream(input, config, **kwargs):
             final = event
         return final["result"]
+
+    async def ainvoke(
+        self, input: dict[str, Any] | str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        final: dict[str, Any] = {}
+        async for event in self.astream(input, config, **kwargs):
+            final = event
+        return final["result"]
+
+    async def astream(  # type: ignore[override]
+        self, input: dict[str, Any] | str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of :meth:`stream` (the same loop, run in one worker thread)."""
+        async for event in iterate_in_thread(lambda: self.stream(input, config, **kwargs)):
+            yield event
 
     def stream(  # type: ignore[override]
         self, input: dict[str, Any] | str, config: RunnableConfig | None = None, **kwargs: Any

@@ -33,6 +33,27 @@ def _line(max_chars: int) -> str:
     return f"[^\\n \\t] [^\\n]{{0,{max_chars - 1}}}"
 
 
+def arithmetic_gbnf(
+    functions: Mapping[str, int], constants: Sequence[str], *, max_items: int = 80
+) -> str:
+    """A GBNF expression admitting arithmetic over ``functions`` (name -> number of arguments)
+    and ``constants``: digits, operators, parentheses, and each name as a literal.
+
+    Derived from the calculator's own table (see ``agents.tools.calculator.callable_names``),
+    so every function the calculator accepts can be written under the grammar, and no other:
+    a second hand-written list drifts (it once lacked ``arctan2``, ``log1p`` and ``sinh``).
+    A comma is admitted only when some function takes several arguments.
+    """
+    for name in [*functions, *constants]:
+        if not name.isidentifier():
+            raise OptionError(f"{name!r} is not a name an expression can use", fix="rename it")
+    chars = "0-9.+*/%()^ " + ("," if any(n > 1 for n in functions.values()) else "") + "-"
+    names = sorted(functions, key=lambda n: (-len(n), n))
+    literals = [gbnf_literal(f"{n}(") for n in names]
+    literals += [gbnf_literal(c) for c in sorted(constants, key=lambda c: (-len(c), c))]
+    return f"( [{chars}] | {' | '.join(literals)} ){{1,{max_items}}}"
+
+
 #: Key in a tool's ``metadata`` holding a GBNF expression its ``Action Input`` must match.
 INPUT_GBNF_KEY = "input_gbnf"
 

@@ -23,14 +23,34 @@ _ACTION = re.compile(r"^[ \t]*Action\s*\d*\s*:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _INPUT = re.compile(r"^[ \t]*Action\s*\d*\s*Input\s*\d*\s*:[ \t]*", re.MULTILINE)
 _FINAL = re.compile(r"Final\s+Answer\s*:", re.IGNORECASE)
 _END_OF_INPUT = re.compile(r"\n\s*(Observation|Thought|Action|Final Answer)\s*:", re.IGNORECASE)
-_ANSWER_END = re.compile(r"\n\s*(?:Question|Thought|Action|Observation)\s*:")
+#: Where a final answer ends: the model went on to invent a further step, either as a line
+#: starting with a ReAct label, or (capitalised, as the format writes it) run on after the
+#: answer on the same line.
+_ANSWER_END = re.compile(
+    r"(?:^|\n)[ \t]*(?i:Question|Thought|Observation|Final\s+Answer|Action(?:\s*\d*\s*Input)?)"
+    r"\s*\d*\s*:"
+    r"|(?<=\s)(?:Thought|Observation|Final Answer|Action(?: Input)?)\s*\d*\s*:"
+)
 _INLINE_CALL = re.compile(r"^([\w\-. ]+?)\s*[(\[](.*)[)\]]$", re.DOTALL)
 _THOUGHT_HEAD = re.compile(r"^\s*(Thought\s*:\s*)+", re.IGNORECASE)
+_FINAL_HEAD = re.compile(r"^\s*(Final\s+Answer\s*:\s*)+", re.IGNORECASE)
 
 
 def clean_thought(text: str) -> str:
     """The thought without the ``Thought:`` labels a model may repeat."""
     return _THOUGHT_HEAD.sub("", text).strip()
+
+
+def clean_answer(text: str) -> str:
+    """A final answer without the further steps a model may invent after it.
+
+    ``Final Answer: 4\nThought: ...\nAction: ...`` is ``4``: whatever follows the first ReAct
+    label (``Thought:``, ``Action:``, ``Action Input:``, ``Observation:``, ``Question:``,
+    another ``Final Answer:``) is not part of the answer. Labels the answer merely starts with
+    are dropped first.
+    """
+    body = _FINAL_HEAD.sub("", text.strip())
+    return _ANSWER_END.split(body, maxsplit=1)[0].strip()
 
 
 def clean_input(text: str) -> str:
@@ -65,7 +85,7 @@ def parse_step(text: str, tool_names: Sequence[str] = ()) -> AgentAction | Agent
     final = _FINAL.search(text)
     if final and (action is None or final.start() < action.start()):
         thought = clean_thought(text[: final.start()])
-        answer = _ANSWER_END.split(text[final.end() :], maxsplit=1)[0].strip()
+        answer = clean_answer(text[final.end() :])
         log = f" {thought}\nFinal Answer: {answer}" if thought else f" Final Answer: {answer}"
         return AgentFinish({"output": answer}, log=log)
     if action is None:

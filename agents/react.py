@@ -15,15 +15,21 @@ from typing import Any
 from langchain_core.agents import AgentAction, AgentFinish
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.prompt_values import PromptValue
-from langchain_core.prompts import BasePromptTemplate, PromptTemplate
+from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSerializable
 from langchain_core.tools import BaseTool
+from orchestrator.agents.grammar import (
+    INPUT_GBNF_KEY,
+    STEP_TOKEN_BUDGET,
+    final_grammar,
+    step_grammar,
+)
+from orchestrator.agents.parser import FINAL_ANSWER, clean_answer, clean_thought, parse_step
+from orchestrator.prompts.library import REACT
+from orchestrator.prompts.templates import PromptTemplate, safe_values
 from pydantic import ConfigDict, Field
 
-from agents.grammar import INPUT_GBNF_KEY, STEP_TOKEN_BUDGET, final_grammar, step_grammar
-from agents.parser import FINAL_ANSWER, clean_thought, parse_step
 from orchestrator.errors import OptionError, TruncatedOutputError
-from prompts.library import REACT
 
 REQUIRED_VARIABLES = ("tools", "tool_names", "agent_scratchpad")
 OBSERVATION_STOP = "\nObservation:"
@@ -96,11 +102,19 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
     def render(
         self, inputs: Mapping[str, Any], steps: Sequence[tuple[AgentAction, str]], tail: str = ""
     ) -> PromptValue:
-        """The prompt for the next step (``tail`` is appended to the scratchpad)."""
+        """The prompt for the next step (``tail`` is appended to the scratchpad).
+
+        Every value is defused for the model before it fills the prompt: the question, tool
+        descriptions, and the scratchpad with its observations (a web page or document quoting
+        ``<|im_start|>`` must stay text, since a completion prompt is tokenized with special
+        tokens parsed). ``tail`` is the agent's own text and is appended as is.
+        """
         values = {k: v for k, v in inputs.items() if k != "intermediate_steps"}
         values.setdefault("tools", render_tools(self.tools))
         values.setdefault("tool_names", ", ".join(self.tool_names))
-        values["agent_scratchpad"] = format_scratchpad(steps) + tail
+        values["agent_scratchpad"] = format_scratchpad(steps)
+        values = safe_values(self.llm, values)
+        values["agent_scratchpad"] += tail
         return self.prompt.invoke(values)
 
     def generate(
@@ -148,9 +162,10 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
 
     @staticmethod
     def parse_final(text: str) -> AgentFinish:
-        """The answer in a tool-less final reply, whether or not it repeats ``Final Answer:``."""
+        """The answer in a tool-less final reply, whether or not it repeats ``Final Answer:``;
+        any step the model invents after it is cut (see :func:`agents.parser.clean_answer`)."""
         head, sep, tail = text.partition(FINAL_ANSWER)
-        answer = (tail if sep else clean_thought(head)).strip()
+        answer = clean_answer(tail if sep else clean_thought(head))
         return AgentFinish({"output": answer}, log=f" {FINAL_ANSWER} {answer}")
 
     def invoke(

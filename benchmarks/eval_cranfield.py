@@ -28,9 +28,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import pytrec_eval
+    from orchestrator.evals import evaluate_run
+    from orchestrator.evals.retrieval import cached_index_dir, ensure_index, evaluate_retriever
 
-    from evals import evaluate_run
-    from evals.retrieval import cached_index_dir, ensure_index, evaluate_retriever
     from orchestrator.retrieval import load_beir, open_retriever
 
     dataset = load_beir(args.data)

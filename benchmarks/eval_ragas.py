@@ -28,9 +28,9 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=384)
     args = parser.parse_args()
 
-    from evals.judge import LlamaJudge, local_embeddings
-    from evals.qa import load_qa
-    from evals.rag import NON_LLM_METRICS, evaluate_rag
+    from orchestrator.evals.judge import LlamaJudge, local_embeddings
+    from orchestrator.evals.qa import load_qa
+    from orchestrator.evals.rag import NON_LLM_METRICS, evaluate_rag
 
     samples = [
         replace(s, response=s.reference, retrieved_contexts=s.reference_contexts)

@@ -57,7 +57,8 @@ def run_conversation(
     low_water: float = 0.75,
 ) -> dict[str, Any]:
     """One conversation; per-turn time to first token, prompt and cached tokens."""
-    from memory import Conversation, create_memory
+    from orchestrator.memory import Conversation, create_memory
+
     from orchestrator import ChatLlamaCpp
 
     llm = ChatLlamaCpp(

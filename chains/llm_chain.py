@@ -3,6 +3,11 @@
 The book composes these with ``|`` (``title | character | story``): each chain passes through
 what it received and adds one key, so the last one returns every intermediate field. With a
 ``memory`` it reads the history before the call and saves the exchange after it.
+
+Every value filled into the prompt (inputs, the history) is defused for the model first
+(:func:`~orchestrator.prompts.templates.safe_values`), whatever class the prompt is: a
+summary, a generated title or a remembered message quoting ``<|im_start|>`` stays text.
+What the chain returns and what the memory stores are the values as given.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import BasePromptTemplate, PromptTemplate
+from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from orchestrator.prompts.templates import PromptTemplate, safe_values
 from pydantic import ConfigDict
 
 from orchestrator.errors import OptionError
@@ -92,7 +98,7 @@ class LLMChain(RunnableSerializable[Any, dict[str, Any]]):
     ) -> dict[str, Any]:
         reject_call_options(kwargs, "LLMChain.invoke")
         inputs = self._prepare(input)
-        text = self._pipeline().invoke(inputs, config).strip()
+        text = self._pipeline().invoke(safe_values(self.llm, inputs), config).strip()
         return self._finish(inputs, text)
 
     async def ainvoke(
@@ -100,7 +106,7 @@ class LLMChain(RunnableSerializable[Any, dict[str, Any]]):
     ) -> dict[str, Any]:
         reject_call_options(kwargs, "LLMChain.ainvoke")
         inputs = self._prepare(input)
-        text = (await self._pipeline().ainvoke(inputs, config)).strip()
+        text = (await self._pipeline().ainvoke(safe_values(self.llm, inputs), config)).strip()
         return self._finish(inputs, text)
 
     def _finish(self, inputs: dict[str, Any], text: str) -> dict[str, Any]:
@@ -119,4 +125,5 @@ class LLMChain(RunnableSerializable[Any, dict[str, Any]]):
 
     @classmethod
     def from_string(cls, llm: BaseLanguageModel[Any], template: str, **kwargs: Any) -> LLMChain:
-        return cls(llm=llm, prompt=PromptTemplate.from_template(template), **kwargs)
+        prompt = PromptTemplate.from_template(template).for_model(llm)
+        return cls(llm=llm, prompt=prompt, **kwargs)

@@ -9,6 +9,10 @@ calling the model, since a small model asked to answer from nothing makes someth
 ``RetrievalQA.from_chain_type(llm=..., chain_type="stuff", retriever=...,
 chain_type_kwargs={"prompt": ...})`` is the book's (Hands-On LLMs, ch. 8) interface:
 ``invoke("question")`` returns ``{"query": ..., "result": ...}``.
+
+Retrieved text and the question are defused for the model before they fill the prompt
+(:func:`~orchestrator.prompts.templates.safe_values`): a document quoting ``<|im_start|>``
+cannot open a turn, whichever prompt class the caller passed.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import BasePromptTemplate, PromptTemplate
+from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from orchestrator.chains.llm_chain import reject_call_options
+from orchestrator.prompts.library import RAG
+from orchestrator.prompts.templates import PromptTemplate, safe_values
 from pydantic import ConfigDict
 
-from chains.llm_chain import reject_call_options
 from orchestrator.errors import OptionError, unknown_option
 from orchestrator.llama.aio import iterate_in_thread
-from prompts.library import RAG
 
 NO_ANSWER = "I don't know: none of the retrieved sources is relevant to the question."
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -113,7 +118,8 @@ class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
             yield self.no_answer
             return
         chain = self.prompt | self.llm | StrOutputParser()
-        yield from chain.stream({"context": format_sources(docs), "question": question}, config)
+        values = safe_values(self.llm, {"context": format_sources(docs), "question": question})
+        yield from chain.stream(values, config)
 
     def invoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -234,7 +240,8 @@ class RetrievalQA(RunnableSerializable[Any, dict[str, Any]]):
         context = self.document_separator.join(d.page_content for d in docs)
         variables = {self.document_variable_name: context, "question": query}
         variables = {k: v for k, v in variables.items() if k in self.prompt.input_variables}
-        text = (self.prompt | self.llm | StrOutputParser()).invoke(variables, config).strip()
+        chain = self.prompt | self.llm | StrOutputParser()
+        text = chain.invoke(safe_values(self.llm, variables), config).strip()
         result: dict[str, Any] = {self.input_key: query, self.output_key: text}
         if self.return_source_documents:
             result["source_documents"] = docs

@@ -145,7 +145,7 @@ def answer_samples(
 
 def to_evaluation_dataset(samples: Iterable[QASample]) -> Any:
     """A Ragas ``EvaluationDataset`` of ``SingleTurnSample``s, e.g. for ``ragas.evaluate``."""
-    from evals.judge import import_ragas
+    from orchestrator.evals.judge import import_ragas
 
     import_ragas()
     from ragas.dataset_schema import EvaluationDataset, SingleTurnSample

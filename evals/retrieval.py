@@ -3,7 +3,7 @@
 The retriever is anything with ``search_many(queries, k)`` or ``invoke(query, k=N)`` returning
 LangChain ``Document``s whose metadata holds ``doc_id`` and ``score`` (higher is better).
 Retrievers return chunks; a document's score is its best chunk's score (the document-level run
-that BEIR's qrels judge).
+that BEIR's qrels judge), by the core's one rule (``orchestrator.retrieval.retriever``).
 """
 
 from __future__ import annotations
@@ -12,17 +12,16 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.metrics import evaluate_run, precision_recall_points
-from evals.trec import write_run
+from orchestrator.evals.metrics import evaluate_run, precision_recall_points
+from orchestrator.evals.trec import write_run
+
 from orchestrator.errors import DataError
 
-#: Chunks fetched per wanted document (one document may own several of the top chunks).
-CHUNKS_PER_DOC = 3
 DEFAULT_METRICS = ("map", "ndcg_cut_10", "recip_rank", "P_10", "recall_100")
 
 Progress = Callable[[int], None]
@@ -54,28 +53,6 @@ class RetrievalEvaluation:
         }
 
 
-def best_chunk_per_doc(docs: Iterable[Any], *, query: str = "?") -> dict[str, float]:
-    """Document-level scores from chunk hits: each document keeps its best chunk's score."""
-    best: dict[str, float] = {}
-    for doc in docs:
-        meta = getattr(doc, "metadata", None) or {}
-        if "doc_id" not in meta or "score" not in meta:
-            raise DataError(
-                f"a document retrieved for query {query!r} lacks metadata 'doc_id' or 'score'",
-                fix="retrievers evaluated here must set metadata doc_id and score on each hit",
-            )
-        doc_id, score = str(meta["doc_id"]), float(meta["score"])
-        if doc_id not in best or score > best[doc_id]:
-            best[doc_id] = score
-    return best
-
-
-def _search(retriever: Any, queries: list[str], depth: int) -> list[list[Any]]:
-    if hasattr(retriever, "search_many"):
-        return list(retriever.search_many(queries, depth))
-    return [retriever.invoke(q, k=depth) for q in queries]
-
-
 def retrieve_run(
     retriever: Any,
     queries: Mapping[str, str],
@@ -85,20 +62,23 @@ def retrieve_run(
     batch_size: int = 16,
     progress: Progress | None = None,
 ) -> dict[str, dict[str, float]]:
-    """The top ``k`` documents per query as a run ``{qid: {doc_id: score}}``.
+    """The top ``k`` documents per query as a run ``{qid: {doc_id: score}}``: ``k`` times
+    :data:`~orchestrator.retrieval.retriever.CHUNKS_PER_DOC` chunks are fetched and folded by
+    :func:`~orchestrator.retrieval.retriever.doc_ranking` (a document scores its best chunk).
 
     With ``corpus_ids``, a retrieved document outside the corpus is an error: the index was
     built from other documents than the dataset judges.
     """
+    from orchestrator.retrieval import search_many
+    from orchestrator.retrieval.retriever import CHUNKS_PER_DOC, doc_ranking
+
     run: dict[str, dict[str, float]] = {}
     items = list(queries.items())
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        results = _search(retriever, [text for _, text in batch], k * CHUNKS_PER_DOC)
+        results = search_many(retriever, [text for _, text in batch], k * CHUNKS_PER_DOC)
         for (qid, _), docs in zip(batch, results, strict=True):
-            scores = best_chunk_per_doc(docs, query=qid)
-            top = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:k]
-            run[qid] = dict(top)
+            run[qid] = dict(doc_ranking(docs, query=qid)[:k])
             _check_known(qid, run[qid], corpus_ids)
         if progress:
             progress(len(batch))

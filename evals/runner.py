@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
+from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
+
 from orchestrator.errors import DataError
 
 #: Measures where more is not better; never gated.
@@ -73,7 +74,8 @@ def run_suite(suite: Suite, base: Path, out_dir: Path, *, progress: bool = True)
 def _run_retrieval(
     suite: Suite, base: Path, out_dir: Path, task: Any, progress: bool
 ) -> list[dict[str, Any]]:
-    from evals.retrieval import ensure_index, evaluate_retriever
+    from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
+
     from orchestrator.retrieval import load_beir, open_retriever
 
     dataset_dir = resolve(base, suite.dataset)
@@ -107,8 +109,8 @@ def _run_retrieval(
 
 
 def _run_rag(suite: Suite, base: Path, task: Any, progress: bool) -> list[dict[str, Any]]:
-    from evals.qa import answer_samples, load_qa
-    from evals.rag import evaluate_rag
+    from orchestrator.evals.qa import answer_samples, load_qa
+    from orchestrator.evals.rag import evaluate_rag
 
     dataset = resolve(base, suite.dataset)
     assert dataset is not None
@@ -151,7 +153,7 @@ def _settings(config: PipelineConfig, **extra: Any) -> dict[str, Any]:
 
 
 def _judge(cfg: JudgeConfig, base: Path) -> Any:
-    from evals.judge import LlamaJudge
+    from orchestrator.evals.judge import LlamaJudge
 
     return LlamaJudge(
         model_path=resolve(base, cfg.model),
@@ -162,7 +164,7 @@ def _judge(cfg: JudgeConfig, base: Path) -> Any:
 
 
 def _embeddings() -> Any:
-    from evals.judge import local_embeddings
+    from orchestrator.evals.judge import local_embeddings
 
     return local_embeddings()
 
@@ -172,7 +174,7 @@ def rag_components(
 ) -> tuple[Any, Any]:
     """The judge and embeddings the chosen metrics need (None where not needed); a relative
     judge model path is taken from ``base`` (default: the working directory)."""
-    from evals.rag import RAG_METRICS
+    from orchestrator.evals.rag import RAG_METRICS
 
     needs_llm = any(RAG_METRICS[m].uses_llm for m in metrics)
     needs_emb = any(RAG_METRICS[m].uses_embeddings for m in metrics)
@@ -186,8 +188,9 @@ def rag_pipeline(
     config: PipelineConfig, base: Path, documents: Sequence[str] = (), *, progress: bool = False
 ) -> tuple[Any, Path]:
     """The RAG chain a configuration names: index (given or built from ``documents``) + model."""
-    from chains.rag import rag_chain
-    from evals.retrieval import ensure_index
+    from orchestrator.chains.rag import rag_chain
+    from orchestrator.evals.retrieval import ensure_index
+
     from orchestrator.llama.chat import ChatLlamaCpp
     from orchestrator.retrieval import open_retriever
 
@@ -215,7 +218,7 @@ def prompt_template(spec: str | None) -> Any:
     """``None``: the library's RAG prompt; a library name; or a template with the variables."""
     if spec is None:
         return None
-    from prompts import PROMPTS, get_prompt
+    from orchestrator.prompts import PROMPTS, get_prompt
 
     if spec in PROMPTS:
         return get_prompt(spec)

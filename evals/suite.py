@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from orchestrator.evals.metrics import parse_measure
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evals.metrics import parse_measure
 from orchestrator.errors import DataError, OrchestratorError
 
 Mode = Literal["dense", "bm25", "hybrid"]
@@ -161,7 +161,7 @@ def load_suite(path: str | Path) -> tuple[Suite, Path]:
 
 
 def _check_metric_names(suite: Suite, file: Path, node: yaml.Node | None) -> None:
-    from evals.rag import check_metrics
+    from orchestrator.evals.rag import check_metrics
 
     for i, name in enumerate(suite.metrics):
         try:

@@ -12,7 +12,8 @@ import math
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
-from evals.metrics import Qrels, Run, rank_documents
+from orchestrator.evals.metrics import Qrels, Run, rank_documents
+
 from orchestrator.errors import DataError
 
 _BEIR_HEADER = ("query-id", "corpus-id", "score")

@@ -5,25 +5,30 @@ changed), message stores (in-process, or an SQLite file keyed by session id), a 
 gives any Runnable a memory, and :class:`Conversation`, the turn loop the chat REPL runs on.
 """
 
-from memory.base import ConversationMemory
-from memory.buffers import (
+from orchestrator.memory.base import ConversationMemory
+from orchestrator.memory.buffers import (
     ConversationBufferMemory,
     ConversationBufferWindowMemory,
     ConversationTokenBufferMemory,
     keep_recent,
 )
-from memory.conversation import Conversation, MessageBuilder, history_messages
-from memory.factory import MEMORY_KINDS, create_memory
-from memory.history import (
+from orchestrator.memory.conversation import Conversation, MessageBuilder, history_messages
+from orchestrator.memory.factory import MEMORY_KINDS, create_memory
+from orchestrator.memory.history import (
     InProcessHistory,
     InProcessStore,
     SessionHistory,
     SummaryState,
     validate_session_id,
 )
-from memory.runnable import RunnableWithMemory
-from memory.sqlite_store import SessionInfo, SQLiteHistory, SQLiteStore, default_store_path
-from memory.summary import ConversationSummaryMemory, default_summary_prompt
+from orchestrator.memory.runnable import RunnableWithMemory
+from orchestrator.memory.sqlite_store import (
+    SessionInfo,
+    SQLiteHistory,
+    SQLiteStore,
+    default_store_path,
+)
+from orchestrator.memory.summary import ConversationSummaryMemory, default_summary_prompt
 
 #: LangChain's name for the base class of chat memories.
 BaseChatMemory = ConversationMemory

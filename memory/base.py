@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, get_buffer_string
+from orchestrator.memory.history import InProcessHistory, SessionHistory
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from memory.history import InProcessHistory, SessionHistory
-from orchestrator.errors import OptionError, unknown_option
+from orchestrator.errors import OptionError, reject_unknown_options
 
 
 class ConversationMemory(BaseModel):
@@ -46,11 +46,7 @@ class ConversationMemory(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            known = set(cls.model_fields) | set(cls.extra_option_names)
-            for name in data:
-                if name not in known:
-                    raise unknown_option(str(name), known, where=cls.__name__)
+        reject_unknown_options(data, cls, extra=cls.extra_option_names)
         return data
 
     @property

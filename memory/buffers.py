@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, get_buffer_string
+from orchestrator.memory.base import ConversationMemory
 from pydantic import PrivateAttr, model_validator
 
-from memory.base import ConversationMemory
 from orchestrator.errors import OptionError
 
 

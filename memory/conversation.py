@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from orchestrator.memory.base import ConversationMemory, as_text
 
-from memory.base import ConversationMemory, as_text
 from orchestrator.errors import ContextOverflowError
 
 #: Builds one turn's messages from the user's text and the history the memory shows.
@@ -89,28 +89,45 @@ class Conversation:
         many of them were cut this turn.
         """
         history = list(self.memory.context_messages())
+        messages, skip, newly = self._fit(text, self.build, history)
+        self.last_dropped, self.newly_dropped = skip, newly
+        self._skip, self._head = skip, (history[skip] if skip < len(history) else None)
+        return messages
+
+    def preview(self) -> tuple[list[BaseMessage], int]:
+        """The history the next turn will show the model, and how many older messages it
+        leaves out, without calling the turn's message builder and without changing state.
+
+        The builder is not called because it may do work a preview must not (a chat over
+        documents retrieves sources for the message, and would replace the last sources). The
+        history is fitted as a plain turn with an empty message would be; sources the real
+        turn adds may leave out a few more.
+        """
+        history = list(self.memory.context_messages())
+        messages, skip, _ = self._fit("", history_messages(None), history)
+        return messages[:-1], skip
+
+    def _fit(
+        self, text: str, build: MessageBuilder, history: list[BaseMessage]
+    ) -> tuple[list[BaseMessage], int, int]:
+        """``(messages, left out, newly left out)`` for ``text`` (see :meth:`next_messages`)."""
         n_ctx = context_window(self.llm)
-        self.last_dropped = self.newly_dropped = 0
         if n_ctx is None:
-            return self.build(text, history)
+            return build(text, history), 0, 0
         room = n_ctx - self._reserve(n_ctx)
         keep = 0 < self._skip < len(history) and history[self._skip] == self._head
-        skip = self._skip if keep else 0
-        messages = self.build(text, history[skip:])
+        skip = first = self._skip if keep else 0
+        messages = build(text, history[skip:])
         n_prompt = prompt_token_count(self.llm, messages)
         if n_prompt > room:
             target = int(room * self.low_water)
-            first = skip
             while n_prompt > target and skip < len(history):
                 skip = _next_start(history, skip)
-                messages = self.build(text, history[skip:])
+                messages = build(text, history[skip:])
                 n_prompt = prompt_token_count(self.llm, messages)
-            self.newly_dropped = skip - first
         if n_prompt >= n_ctx:
             raise ContextOverflowError(n_prompt, n_ctx)
-        self._skip, self._head = skip, (history[skip] if skip < len(history) else None)
-        self.last_dropped = skip
-        return messages
+        return messages, skip, skip - first
 
     def stream(self, text: str, **kwargs: Any) -> Iterator[str]:
         """Stream the answer to ``text``; store the exchange once the answer is complete.

@@ -6,14 +6,14 @@ import difflib
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
-
-from memory.base import ConversationMemory
-from memory.buffers import (
+from orchestrator.memory.base import ConversationMemory
+from orchestrator.memory.buffers import (
     ConversationBufferMemory,
     ConversationBufferWindowMemory,
     ConversationTokenBufferMemory,
 )
-from memory.summary import ConversationSummaryMemory
+from orchestrator.memory.summary import ConversationSummaryMemory
+
 from orchestrator.errors import OptionError
 
 MEMORY_KINDS: dict[str, type[ConversationMemory]] = {

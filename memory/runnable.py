@@ -13,22 +13,26 @@ token or summary memory decides what the runnable sees, not just the raw history
     talk.invoke("Hi, I am Ada", config={"configurable": {"session_id": "ada"}})
 
 An exchange is stored only when the answer is complete: a stream the caller abandons
-(Ctrl-C, ``break``) leaves the memory as it was.
+(Ctrl-C, ``break``) leaves the memory as it was. ``stream`` and ``astream`` (``invoke`` and
+``ainvoke``) share one core, so sync and async callers see the same chunks and store the same
+history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from orchestrator.memory.base import ConversationMemory
 from pydantic import ConfigDict, model_validator
 
-from memory.base import ConversationMemory
 from orchestrator.errors import OptionError
 
 _ANSWER_KEYS = ("output", "text", "answer")
+_STREAMED: Any = object()
 
 
 class RunnableWithMemory(RunnableSerializable[Any, Any]):
@@ -58,29 +62,53 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
         return self
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        memory = self._memory(config)
-        inputs = self._inputs(input, memory)
-        output = self.runnable.invoke(inputs, config, **kwargs)
-        self._save(memory, inputs, output)
+        turn = self._begin(input, config)
+        output = self.runnable.invoke(turn.inputs, config, **kwargs)
+        turn.finish(output)
+        return output
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        turn = await asyncio.to_thread(self._begin, input, config)
+        output = await self.runnable.ainvoke(turn.inputs, config, **kwargs)
+        await asyncio.to_thread(turn.finish, output)
         return output
 
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
         """Stream the runnable's chunks; the exchange is saved once the stream is complete."""
-        memory = self._memory(config)
-        inputs = self._inputs(input, memory)
-        final: Any = None
-        chunks = self.runnable.stream(inputs, config, **kwargs)
+        turn = self._begin(input, config)
+        chunks = self.runnable.stream(turn.inputs, config, **kwargs)
         try:
             for chunk in chunks:
-                final = chunk if final is None else _add(final, chunk)
-                yield chunk
+                yield turn.add(chunk)
         finally:
             close = getattr(chunks, "close", None)
             if callable(close):
                 close()
-        self._save(memory, inputs, final)
+        turn.finish()
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """:meth:`stream` for async callers: the same turn (load, merge chunks, save when
+        complete, nothing saved when abandoned), around the runnable's own ``astream``. The
+        memory's blocking work (SQLite, a summary's LLM call) runs in a worker thread."""
+        turn = await asyncio.to_thread(self._begin, input, config)
+        chunks = self.runnable.astream(turn.inputs, config, **kwargs)
+        try:
+            async for chunk in chunks:
+                yield turn.add(chunk)
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if callable(aclose):
+                await aclose()
+        await asyncio.to_thread(turn.finish)
+
+    def _begin(self, input: Any, config: RunnableConfig | None) -> _Turn:
+        """The one core of every call: which memory, the inputs with its history loaded."""
+        memory = self._memory(config)
+        return _Turn(self, memory, self._inputs(input, memory))
 
     def _memory(self, config: RunnableConfig | None) -> ConversationMemory:
         if self.memory is not None:
@@ -127,6 +155,26 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
         if output is None:
             return ""
         return str(output)
+
+
+class _Turn:
+    """One exchange through the memory: what streaming merges, and what is saved at the end
+    (shared by the sync and async paths, so both store exactly the same history)."""
+
+    def __init__(
+        self, owner: RunnableWithMemory, memory: ConversationMemory, inputs: dict[str, Any]
+    ) -> None:
+        self.owner, self.memory, self.inputs = owner, memory, inputs
+        self.final: Any = None
+
+    def add(self, chunk: Any) -> Any:
+        """Merge a streamed chunk into the answer so far; return the chunk."""
+        self.final = chunk if self.final is None else _add(self.final, chunk)
+        return chunk
+
+    def finish(self, output: Any = _STREAMED) -> None:
+        """Save the exchange (``output``: a whole answer; default: the merged chunks)."""
+        self.owner._save(self.memory, self.inputs, self.final if output is _STREAMED else output)
 
 
 def _add(left: Any, right: Any) -> Any:

@@ -13,22 +13,22 @@ from typing import Any
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, SystemMessage, get_buffer_string
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import BasePromptTemplate, PromptTemplate
+from langchain_core.prompts import BasePromptTemplate
+from orchestrator.memory.base import ConversationMemory
+from orchestrator.memory.history import SessionHistory, SummaryState
+from orchestrator.prompts.library import SUMMARY
+from orchestrator.prompts.templates import PromptTemplate, instruction_prompt, safe_values
 from pydantic import PrivateAttr, model_validator
 
-from memory.base import ConversationMemory
-from memory.history import SessionHistory, SummaryState
 from orchestrator.errors import OptionError
-from prompts.library import SUMMARY
 
 _PROMPT_VARIABLES = {"summary", "new_lines"}
 
 
 def default_summary_prompt(llm: Any) -> PromptTemplate:
-    """The book's summary prompt; wrapped as a user turn for completion models that know a
-    chat format (chat models wrap it themselves)."""
-    wrap = getattr(llm, "wrap_user_prompt", None)
-    return PromptTemplate.from_template(wrap(SUMMARY) if callable(wrap) else SUMMARY)
+    """The book's summary prompt for ``llm`` (a user turn for completion models; see
+    :func:`~orchestrator.prompts.templates.instruction_prompt`)."""
+    return instruction_prompt(llm, SUMMARY)
 
 
 class ConversationSummaryMemory(ConversationMemory):
@@ -101,11 +101,15 @@ class ConversationSummaryMemory(ConversationMemory):
         self._state = None
 
     def predict_new_summary(self, messages: list[BaseMessage], existing_summary: str) -> str:
-        """Fold ``messages`` into ``existing_summary`` with one LLM call."""
+        """Fold ``messages`` into ``existing_summary`` with one LLM call.
+
+        The conversation is user text: its values are defused whatever the prompt's class, so
+        a message quoting ``<|im_start|>`` cannot open a turn in the summarizer's prompt."""
         new_lines = get_buffer_string(messages, self.human_prefix, self.ai_prefix)
         assert self.prompt is not None
         chain = self.prompt | self.llm | StrOutputParser()
-        return str(chain.invoke({"summary": existing_summary, "new_lines": new_lines})).strip()
+        values = safe_values(self.llm, {"summary": existing_summary, "new_lines": new_lines})
+        return str(chain.invoke(values)).strip()
 
     def _catch_up(self) -> SummaryState:
         """Summarize stored messages the summary does not cover yet (after a crash, a restart

@@ -8,7 +8,7 @@ non-zero instead of showing a traceback.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class OrchestratorError(Exception):
@@ -60,3 +60,16 @@ def unknown_option(name: str, known: Iterable[str], *, where: str) -> OptionErro
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known options: {', '.join(known)}"
     return OptionError(f"{where} got an unknown option {name!r}", fix=hint)
+
+
+def reject_unknown_options(data: object, model: type, *, extra: Iterable[str] = ()) -> None:
+    """Raise :class:`OptionError` for the first key of ``data`` (a mapping of keyword
+    arguments) that is neither a field of the pydantic ``model``, nor a field alias, nor one of
+    ``extra``: the one closed-options rule, used by every ``mode="before"`` validator."""
+    if not isinstance(data, Mapping):
+        return
+    fields = model.model_fields  # type: ignore[attr-defined]
+    known = set(fields) | {f.alias for f in fields.values() if f.alias} | set(extra)
+    for name in data:
+        if name not in known:
+            raise unknown_option(str(name), known, where=model.__name__)

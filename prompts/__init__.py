@@ -1,20 +1,32 @@
 """Prompt templates and chat formats. Imports nothing else of Orchestrator's."""
 
-from prompts.chat_formats import (
+from orchestrator.prompts.chat_formats import (
     BUILTIN_FORMATS,
     ChatFormat,
     ChatTemplateError,
     format_from_template,
     render_chat,
 )
-from prompts.library import PROMPTS, get_prompt
+from orchestrator.prompts.library import PROMPTS, get_prompt
+from orchestrator.prompts.templates import (
+    PromptTemplate,
+    defuse_values,
+    instruction_prompt,
+    safe_values,
+    special_pattern_of,
+)
 
 __all__ = [
     "BUILTIN_FORMATS",
     "PROMPTS",
     "ChatFormat",
     "ChatTemplateError",
+    "PromptTemplate",
+    "defuse_values",
     "format_from_template",
     "get_prompt",
+    "instruction_prompt",
     "render_chat",
+    "safe_values",
+    "special_pattern_of",
 ]

@@ -9,8 +9,7 @@ import numexpr
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from agents.tools.calculator import (
+from orchestrator.agents.tools.calculator import (
     MAX_CHARS,
     CalculatorError,
     calculate,
@@ -165,14 +164,15 @@ def test_valid_arithmetic_matches_python(expr: str) -> None:
 
 
 def test_fractional_power_of_a_negative_number_is_a_clear_refusal() -> None:
-    from agents.tools.calculator import calculate
+    from orchestrator.agents.tools.calculator import calculate
 
     for expression in ("(-8)**(1/3)", "(-1)**0.5"):
         assert "no real result" in calculate(expression)
 
 
 def test_an_agent_without_any_limit_is_refused() -> None:
-    from agents import AgentExecutor, create_react_agent, load_tools
+    from orchestrator.agents import AgentExecutor, create_react_agent, load_tools
+
     from orchestrator.errors import OptionError
     from orchestrator.testing import ScriptedLLM
 

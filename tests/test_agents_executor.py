@@ -14,10 +14,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import GenerationChunk
 from langchain_core.prompts import PromptTemplate
-from pydantic import Field
-from rich.console import Console
-
-from agents import (
+from orchestrator.agents import (
     AgentExecutor,
     AgentFinish,
     AgentParseError,
@@ -28,10 +25,13 @@ from agents import (
     load_tools,
     tool,
 )
-from agents.testing import FakeSearchBackend
+from orchestrator.agents.testing import FakeSearchBackend
+from orchestrator.prompts.library import REACT
+from pydantic import Field
+from rich.console import Console
+
 from orchestrator.errors import DataError, OptionError
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM
-from prompts.library import REACT
 
 CALC = " I should multiply.\nAction: calculator\nAction Input: 37593 * 67\n"
 DONE = " I now know the final answer\nFinal Answer: 2518731"

@@ -6,12 +6,18 @@ from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
+from langchain_core.vectorstores import InMemoryVectorStore
+from orchestrator.agents import (
+    DuckDuckGoSearchResults,
+    KnowledgeBaseTool,
+    load_tools,
+    open_knowledge_base,
+)
+from orchestrator.agents.testing import FakeSearchBackend, RatelimitError
+from orchestrator.agents.tools.search import classify_failure
 
-from agents import DuckDuckGoSearchResults, KnowledgeBaseTool, load_tools, open_knowledge_base
-from agents.testing import FakeSearchBackend, RatelimitError, TinyRetriever
-from agents.tools.search import classify_failure
 from orchestrator.errors import OptionError
-from orchestrator.testing import ScriptedLLM
+from orchestrator.testing import HashEmbeddings, ScriptedLLM
 
 RESULTS = {
     "python": [
@@ -71,9 +77,11 @@ def test_the_real_ddgs_backend_without_network_says_so(monkeypatch: pytest.Monke
 
 
 def test_knowledge_base_over_a_retriever() -> None:
-    retriever = TinyRetriever.from_texts(
-        ["The Zorblat river is 842 km long.", "Mirrandel is the capital of Veloria."], k=1
+    texts = ["The Zorblat river is 842 km long.", "Mirrandel is the capital of Veloria."]
+    store = InMemoryVectorStore.from_texts(
+        texts, HashEmbeddings(), metadatas=[{"doc_id": "d1"}, {"doc_id": "d2"}]
     )
+    retriever = store.as_retriever(search_kwargs={"k": 1})
     kb = KnowledgeBaseTool(retriever=retriever)
     assert (
         kb.invoke("How long is the Zorblat river?") == "[1] (d1) The Zorblat river is 842 km long."

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from langchain_core.prompts import PromptTemplate
+from orchestrator.chains import LLMChain, story_chain
+from orchestrator.prompts import PROMPTS, get_prompt
 
-from chains import LLMChain, story_chain
 from orchestrator import OptionError
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM, ScriptExhaustedError
-from prompts import PROMPTS, get_prompt
 
 
 def test_llmchain_returns_inputs_plus_output_key() -> None:
@@ -119,8 +119,7 @@ def test_rag_astream_yields_the_same_parts_as_stream() -> None:
 
     from langchain_core.documents import Document
     from langchain_core.runnables import RunnableLambda
-
-    from chains import rag_chain
+    from orchestrator.chains import rag_chain
 
     docs = [Document("Zorblat is the capital.", metadata={"doc_id": "a", "score": 1.0})]
     retriever = RunnableLambda(lambda q: docs)

@@ -10,8 +10,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableLambda
-
-from chains.rag import DocumentTurn
+from orchestrator.chains.rag import DocumentTurn
 
 DOCS = [
     Document("Zorblat is the capital of Quendia.", metadata={"doc_id": "geo", "score": 1.0}),

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-
-from memory import SQLiteStore
+from orchestrator.memory import SQLiteStore
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 import pytrec_eval
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from orchestrator.evals import evaluate_run, precision_recall_points
+from orchestrator.evals.metrics import MEASURES, RECALL_LEVELS, parse_measure, rank_documents
 
-from evals import evaluate_run, precision_recall_points
-from evals.metrics import MEASURES, RECALL_LEVELS, parse_measure, rank_documents
 from orchestrator.errors import DataError, OptionError
 
 MEASURE_NAMES = [

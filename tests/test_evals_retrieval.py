@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
+from orchestrator.evals import read_run
+from orchestrator.evals.retrieval import best_chunk_per_doc, evaluate_retriever, retrieve_run
 
-from evals import read_run
-from evals.retrieval import best_chunk_per_doc, evaluate_retriever, retrieve_run
 from orchestrator.errors import DataError
 
 
@@ -108,7 +108,7 @@ def test_an_empty_dataset_is_an_error() -> None:
 
 
 def test_ensure_index_refuses_a_directory_without_an_index(tmp_path: Path) -> None:
-    from evals.retrieval import ensure_index
+    from orchestrator.evals.retrieval import ensure_index
 
     with pytest.raises(DataError, match="holds no index"):
         ensure_index([tmp_path], tmp_path)

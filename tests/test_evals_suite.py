@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from orchestrator.evals.report import write_reports
+from orchestrator.evals.runner import gate, parse_fail_below, run_suite
+from orchestrator.evals.suite import load_suite
 from typer.testing import CliRunner
 
-from evals.report import write_reports
-from evals.runner import gate, parse_fail_below, run_suite
-from evals.suite import load_suite
 from orchestrator.cli.app import app
 from orchestrator.errors import DataError, OptionError
 
@@ -237,7 +237,8 @@ def test_cli_retrieval_rejects_unknown_mode(beir: Path) -> None:
 
 
 def test_fail_below_rejects_a_non_finite_threshold() -> None:
-    from evals.runner import parse_fail_below
+    from orchestrator.evals.runner import parse_fail_below
+
     from orchestrator.errors import OptionError
 
     assert parse_fail_below(["map=0.3"]) == {"map": 0.3}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import pytrec_eval
+from orchestrator.evals import evaluate_run, read_qrels, read_run, write_qrels, write_run
 
-from evals import evaluate_run, read_qrels, read_run, write_qrels, write_run
 from orchestrator.errors import DataError
 
 

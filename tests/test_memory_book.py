@@ -10,16 +10,15 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import get_buffer_string
 from langchain_core.prompts import PromptTemplate
-
-from chains import LLMChain
-from memory import (
+from orchestrator.chains import LLMChain
+from orchestrator.memory import (
     ConversationBufferMemory,
     ConversationBufferWindowMemory,
     ConversationSummaryMemory,
     ConversationTokenBufferMemory,
 )
-from prompts import get_prompt
-from prompts.library import SUMMARY
+from orchestrator.prompts import get_prompt
+from orchestrator.prompts.library import SUMMARY
 
 pytestmark = pytest.mark.integration
 

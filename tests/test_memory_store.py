@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-
-from memory import (
+from orchestrator.memory import (
     ConversationBufferWindowMemory,
     ConversationSummaryMemory,
     InProcessStore,
     SQLiteStore,
     default_store_path,
 )
+
 from orchestrator.errors import DataError, OptionError, OrchestratorError
 from orchestrator.testing import ScriptedLLM, ScriptExhaustedError
 
@@ -140,7 +140,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from langchain_core.messages import AIMessage, HumanMessage
-    from memory import SQLiteStore
+    from orchestrator.memory import SQLiteStore
     path, session, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     history = SQLiteStore(path).history(session)
     print("ready", flush=True)
@@ -215,8 +215,8 @@ def _count(path: Path) -> int:
 
 def test_full_disk_reports_the_real_error_and_the_store_stays_usable(tmp_path: Path) -> None:
     from langchain_core.messages import AIMessage, HumanMessage
+    from orchestrator.memory import SQLiteStore
 
-    from memory import SQLiteStore
     from orchestrator.errors import OrchestratorError
 
     store = SQLiteStore(tmp_path / "s.db")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, PromptTemplate
-
-from chains import LLMChain
-from memory import (
+from orchestrator.chains import LLMChain
+from orchestrator.memory import (
     ConversationBufferMemory,
     ConversationBufferWindowMemory,
     ConversationSummaryMemory,
@@ -17,6 +16,7 @@ from memory import (
     create_memory,
     keep_recent,
 )
+
 from orchestrator.errors import OptionError
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM
 
@@ -189,7 +189,7 @@ def test_stores_plug_into_langchains_runnable_with_message_history() -> None:
 
 
 def test_summary_from_messages_and_custom_keys() -> None:
-    from memory import InProcessHistory
+    from orchestrator.memory import InProcessHistory
 
     history = InProcessHistory("s", [HumanMessage("I am Ada"), AIMessage("Hi Ada")])
     llm = ScriptedLLM(replies=["Ada said hi."])
@@ -205,9 +205,10 @@ def test_summary_from_messages_and_custom_keys() -> None:
 
 
 def test_default_summary_prompt_is_wrapped_for_completion_models() -> None:
-    from memory import default_summary_prompt
+    from orchestrator.memory import default_summary_prompt
+    from orchestrator.prompts.library import SUMMARY
+
     from orchestrator import LlamaCpp
-    from prompts.library import SUMMARY
 
     wrapped = default_summary_prompt(LlamaCpp())  # reads the GGUF header only, no weights
     assert sorted(wrapped.input_variables) == ["new_lines", "summary"]

@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from orchestrator.prompts import (
+    BUILTIN_FORMATS,
+    ChatTemplateError,
+    format_from_template,
+    render_chat,
+)
 
 from orchestrator.errors import ModelLoadError, OptionError
 from orchestrator.gguf_info import read_gguf_info
 from orchestrator.llama.stops import StopMatcher
 from orchestrator.settings import embedded_model_path, resolve_model_path
-from prompts import BUILTIN_FORMATS, ChatTemplateError, format_from_template, render_chat
 
 
 def feed_all(matcher: StopMatcher, pieces: list[str]) -> tuple[str, bool]:

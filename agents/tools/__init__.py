@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agents.tools.calculator import CalculatorError, calculate, check_expression
-from agents.tools.knowledge import KnowledgeBaseTool, open_knowledge_base
-from agents.tools.loading import KNOWN_TOOLS, load_tools
-from agents.tools.math_tool import CalculatorTool
-from agents.tools.search import DuckDuckGoSearchResults, SearchBackend
+from orchestrator.agents.tools.calculator import CalculatorError, calculate, check_expression
+from orchestrator.agents.tools.knowledge import KnowledgeBaseTool, open_knowledge_base
+from orchestrator.agents.tools.loading import KNOWN_TOOLS, load_tools
+from orchestrator.agents.tools.math_tool import CalculatorTool
+from orchestrator.agents.tools.search import DuckDuckGoSearchResults, SearchBackend
 
 __all__ = [
     "KNOWN_TOOLS",

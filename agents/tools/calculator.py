@@ -164,6 +164,15 @@ class _Checker:
         return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=args, keywords=[])
 
 
+def callable_names() -> dict[str, int]:
+    """Every function name an expression may call (aliases included) -> its argument count.
+
+    The one table the calculator checks calls against; the agent's input grammar is derived
+    from it (``agents.grammar.arithmetic_gbnf``).
+    """
+    return {**FUNCTIONS, **{alias: FUNCTIONS[name] for alias, name in ALIASES.items()}}
+
+
 def _function_names() -> str:
     return ", ".join(FUNCTIONS)
 

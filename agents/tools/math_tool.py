@@ -13,10 +13,17 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from orchestrator.agents.grammar import INPUT_GBNF_KEY, arithmetic_gbnf
+from orchestrator.agents.tools.calculator import (
+    CONSTANTS,
+    CalculatorError,
+    calculate,
+    callable_names,
+    evaluate,
+    format_number,
+)
+from orchestrator.prompts.templates import safe_values
 from pydantic import ConfigDict, Field
-
-from agents.grammar import INPUT_GBNF_KEY
-from agents.tools.calculator import CalculatorError, calculate, evaluate, format_number
 
 CALCULATOR_DESCRIPTION = (
     "Evaluates one arithmetic expression such as 2*(3+4), 37593*67, 2**10 or sqrt(2). "
@@ -28,11 +35,9 @@ TRANSLATE_PROMPT = (
     "parentheses. Reply with the expression only.\n\nProblem: {question}\nExpression:"
 )
 
-#: What an expression may look like, as a GBNF expression (digits, operators, known names).
-EXPRESSION_GBNF = (
-    '( [0-9.+*/%()^ -] | "sqrt(" | "log(" | "log10(" | "exp(" | "sin(" | "cos(" | "tan(" '
-    '| "abs(" | "floor(" | "ceil(" | "pi" | "e" ){1,80}'
-)
+#: What an expression may look like, as a GBNF expression: digits, operators and the names
+#: of the calculator's own function and constant tables (one source of truth).
+EXPRESSION_GBNF = arithmetic_gbnf(callable_names(), list(CONSTANTS))
 _TRANSLATE_GBNF = f'root ::= " "? {EXPRESSION_GBNF}'
 
 
@@ -61,12 +66,14 @@ class CalculatorTool(BaseTool):
         return f"{translated} = {result}" if not result.startswith("Calculator") else result
 
     def _translate(self, question: str) -> str:
-        from agents.react import llama_model
+        from orchestrator.agents.react import llama_model
 
         assert self.llm is not None
         options: dict[str, Any] = {"stop": ["\n"]}
         if llama_model(self.llm) is not None:
             options["grammar"] = _TRANSLATE_GBNF
-        reply = self.llm.invoke(TRANSLATE_PROMPT.format(question=question.strip()), **options)
+        # the question is the agent's (or a user's) text: defused, so it cannot open a turn
+        values = safe_values(self.llm, {"question": question.strip()})
+        reply = self.llm.invoke(TRANSLATE_PROMPT.format(**values), **options)
         text = reply if isinstance(reply, str) else str(getattr(reply, "content", reply))
         return text.strip().splitlines()[0].strip() if text.strip() else ""

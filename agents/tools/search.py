@@ -16,6 +16,8 @@ from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
+from orchestrator.extras import MissingDependencyError, require
+
 #: ``backend(query, max_results)`` -> results as dicts with ``title``, ``href``, ``body``.
 SearchBackend = Callable[[str, int], list[dict[str, Any]]]
 
@@ -25,21 +27,27 @@ WEB_SEARCH_DESCRIPTION = (
 )
 
 
+def require_ddgs() -> Any:
+    """The ``ddgs`` module, or :class:`~orchestrator.extras.MissingDependencyError` whose fix
+    is ``pip install "orchestrator[web]"`` (the CLI checks this before loading a model)."""
+    return require("ddgs", extra="web", purpose="the web_search tool")
+
+
 def ddgs_backend(timeout: float) -> SearchBackend:
-    """The real DuckDuckGo text search (imported on first use)."""
+    """The real DuckDuckGo text search (ddgs is imported on first use)."""
 
     def search(query: str, max_results: int) -> list[dict[str, Any]]:
-        try:
-            from ddgs import DDGS
-        except ImportError as exc:
-            raise RuntimeError("web search needs the ddgs package: pip install ddgs") from exc
-        return list(DDGS(timeout=max(1, math.ceil(timeout))).text(query, max_results=max_results))
+        ddgs = require_ddgs()
+        client = ddgs.DDGS(timeout=max(1, math.ceil(timeout)))
+        return list(client.text(query, max_results=max_results))
 
     return search
 
 
 def classify_failure(exc: BaseException) -> str:
     """A short, plain reason for a failed search (what the agent and the user read)."""
+    if isinstance(exc, MissingDependencyError):  # not a search failure: say what to install
+        return f"{exc.message}; install it with: {exc.fix}"
     name = type(exc).__name__.lower()
     text = f"{name} {exc}".lower()
     if "ratelimit" in name or "429" in text or "rate limit" in text or "ratelimit" in text:

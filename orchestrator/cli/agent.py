@@ -83,13 +83,17 @@ def agent(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer)."""
-    from agents.executor import AgentExecutor
-    from agents.react import create_react_agent
-    from agents.tools.loading import load_tools
+    from orchestrator.agents.executor import AgentExecutor
+    from orchestrator.agents.react import create_react_agent
+    from orchestrator.agents.tools.loading import load_tools
 
     names = parse_tool_names(tools)
     if "knowledge_base" in names and index is None:
         raise OptionError("the knowledge_base tool needs an index", fix="pass --index DIR")
+    if "web_search" in names:  # say what to install now, not after loading the model
+        from orchestrator.agents.tools.search import require_ddgs
+
+        require_ddgs()
     llm = build_model(model, mode, max_tokens, seed)
     tool_list = load_tools(names, llm=llm, index_dir=index)
     executor = AgentExecutor(

@@ -70,7 +70,7 @@ class ChatState:
 
     def open(self, session: str | None) -> None:
         """Open ``session`` (durable, in the SQLite store) or the in-process default."""
-        from memory import Conversation, InProcessStore, SQLiteStore, create_memory
+        from orchestrator.memory import Conversation, InProcessStore, SQLiteStore, create_memory
 
         if session is not None or self.options.store is not None:
             if not self.durable:
@@ -236,7 +236,7 @@ def run_chat(
     on_answer: Callable[[bool], None] | None = None,
 ) -> None:
     """Open the session and run the chat on this terminal or on piped stdin."""
-    from memory import history_messages
+    from orchestrator.memory import history_messages
 
     state = ChatState(
         llm=llm,
@@ -302,7 +302,7 @@ def chat(
     /session NAME, /save FILE, /exit. With piped stdin: one message per line in, one answer per
     line out.
     """
-    from memory import create_memory, validate_session_id
+    from orchestrator.memory import create_memory, validate_session_id
 
     if session is not None:
         validate_session_id(session)
@@ -332,7 +332,7 @@ def chat(
 def _document_turn(
     index_dir: Path, mode: str, k: int, min_similarity: float | None, system: str | None
 ) -> Any:
-    from chains.rag import DocumentTurn
+    from orchestrator.chains.rag import DocumentTurn
     from orchestrator.cli.retrieval import open_rag_retriever
 
     return DocumentTurn(open_rag_retriever(index_dir, mode, k, min_similarity), system=system)

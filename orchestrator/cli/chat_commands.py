@@ -69,16 +69,21 @@ def _history(state: ChatState, arg: str) -> None:
 
 
 def _memory(state: ChatState, arg: str) -> None:
-    conversation = state.conversation
-    seen = conversation.next_messages("")[:-1]  # everything but the (empty) next message
+    """What the next turn shows the model, without running a turn: no retrieval (with
+    ``--index`` that would search for an empty query and replace the last sources)."""
+    from langchain_core.messages import SystemMessage
+
+    seen, dropped = state.conversation.preview()
+    if state.options.system:
+        seen = [SystemMessage(content=state.options.system), *seen]
     kind = state.options.memory
     _say(state, f"[{kind} memory, session {state.session!r}] the model will see:")
     if not seen:
         _say(state, "(nothing but your next message)")
     for line in _lines(seen):
         _say(state, line)
-    if conversation.last_dropped:
-        _say(state, f"({conversation.last_dropped} older messages left out to fit the context)")
+    if dropped:
+        _say(state, f"({dropped} older messages left out to fit the context)")
 
 
 def _reset(state: ChatState, arg: str) -> None:
@@ -95,7 +100,7 @@ def _session(state: ChatState, arg: str) -> None:
             for info in state.store.sessions():
                 _say(state, f"  {info.name}: {info.messages} messages")
         return
-    from memory import validate_session_id
+    from orchestrator.memory import validate_session_id
 
     validate_session_id(arg)
     carried = [] if state.durable else state.conversation.memory.messages

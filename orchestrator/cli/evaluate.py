@@ -86,9 +86,9 @@ def retrieval(
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve for every judged query of a BEIR dataset; print trec_eval measures."""
-    from evals.metrics import parse_measure
-    from evals.retrieval import ensure_index, evaluate_retriever
-    from evals.runner import index_modes, progress_bar
+    from orchestrator.evals.metrics import parse_measure
+    from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
+    from orchestrator.evals.runner import index_modes, progress_bar
     from orchestrator.retrieval import load_beir, open_retriever
 
     _check_mode(mode)
@@ -141,10 +141,10 @@ def rag(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer (where needed) and score a question set with Ragas on a local judge."""
-    from evals.qa import answer_samples, load_qa
-    from evals.rag import check_metrics, evaluate_rag
-    from evals.runner import progress_bar, rag_components, rag_pipeline
-    from evals.suite import JudgeConfig, PipelineConfig
+    from orchestrator.evals.qa import answer_samples, load_qa
+    from orchestrator.evals.rag import check_metrics, evaluate_rag
+    from orchestrator.evals.runner import progress_bar, rag_components, rag_pipeline
+    from orchestrator.evals.suite import JudgeConfig, PipelineConfig
 
     _check_mode(mode)
     chosen = check_metrics([m.strip() for m in metrics.split(",") if m.strip()])
@@ -189,7 +189,7 @@ def rag(
             f"[yellow]not scored[/] {failure['id']} {failure['metric']}: {failure['reason']}"
         )
     if judge is not None:
-        from evals.report import JUDGE_NOTE
+        from orchestrator.evals.report import JUDGE_NOTE
 
         console.print(f"[dim]{JUDGE_NOTE}[/]")
 
@@ -217,9 +217,9 @@ def suite(
 ) -> None:
     """Run a suite (results.json, report.md, report.html); exit 1 on a failed threshold or
     a regression against the baseline."""
-    from evals.report import write_reports
-    from evals.runner import gate, parse_fail_below, run_suite
-    from evals.suite import load_suite
+    from orchestrator.evals.report import write_reports
+    from orchestrator.evals.runner import gate, parse_fail_below, run_suite
+    from orchestrator.evals.suite import load_suite
 
     thresholds = parse_fail_below(fail_below or [])
     previous = _read_baseline(baseline) if baseline else None

@@ -68,7 +68,7 @@ def story(
     as_json: JsonOpt = False,
 ) -> None:
     """The sequential story chain: summary -> title -> character -> story."""
-    from chains.story import story_chain
+    from orchestrator.chains.story import story_chain
 
     llm = chat_model(model, max_tokens, temperature=temperature, seed=seed)
     with console.status("writing the story...", spinner="dots"):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from orchestrator.cli.common import (
     JsonOpt,
@@ -14,6 +15,7 @@ from orchestrator.cli.common import (
     ModelOpt,
     chat_model,
     console,
+    err_console,
     guarded,
     print_json,
 )
@@ -24,6 +26,14 @@ ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
 RerankOpt = Annotated[
     str, typer.Option("--rerank", help="none | llm | a local CrossEncoder directory.")
 ]
+EmbeddingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--embedding",
+        help="The local embedding model folder the index was built with (when not the "
+        "bundled MiniLM: an index never loads a model its manifest names).",
+    ),
+]
 #: Cosine below which a retrieved chunk is taken as unrelated to the question (MiniLM scale).
 DEFAULT_MIN_SIMILARITY = 0.3
 #: Chunks fetched per wanted document when ranking documents (a document may have several).
@@ -31,18 +41,48 @@ CHUNKS_PER_DOC = 3
 
 
 def open_rag_retriever(
-    index_dir: Path, mode: str, k: int, min_similarity: float | None, rerank: str = "none"
+    index_dir: Path,
+    mode: str,
+    k: int,
+    min_similarity: float | None,
+    rerank: Any = "none",
+    embedding: str | None = None,
 ) -> Any:
     """A retriever for answering: ``min_similarity`` defaults to
     :data:`DEFAULT_MIN_SIMILARITY` when the index has dense vectors (else no floor)."""
     from orchestrator.retrieval import open_retriever
 
     retriever = open_retriever(
-        index_dir, mode=mode, rerank=rerank, k=k, min_similarity=min_similarity
+        index_dir,
+        mode=mode,
+        rerank=rerank,
+        k=k,
+        min_similarity=min_similarity,
+        embedding=embedding,
     )
     if min_similarity is None and retriever.searcher.store.vectors is not None:
         retriever.min_similarity = DEFAULT_MIN_SIMILARITY
     return retriever
+
+
+def check_model(model: str | None) -> None:
+    """Validate a --model GGUF like every command does, also where nothing generative runs
+    (``index``; ``search`` without ``--rerank llm``), so a wrong path is never ignored."""
+    if model is not None:
+        from orchestrator.gguf_info import read_gguf_info
+        from orchestrator.settings import resolve_model_path
+
+        read_gguf_info(resolve_model_path(model))
+
+
+def reranker_for(rerank: str, model: str | None) -> Any:
+    """The --rerank spec, with --model as the model of the LLM reranker."""
+    check_model(model)
+    if rerank == "llm":
+        from orchestrator.retrieval.rerank import LLMReranker
+
+        return LLMReranker(model_path=model)
+    return rerank
 
 
 def register(app: typer.Typer) -> None:
@@ -63,43 +103,36 @@ def index(
         list[str] | None, typer.Option("--delete", help="Document id to remove (repeatable).")
     ] = None,
     embedding: Annotated[
-        str | None, typer.Option("--embedding", help="sentence-transformers model name or path.")
+        str | None,
+        typer.Option(
+            "--embedding",
+            help="Local sentence-transformers model folder (default: the bundled MiniLM); "
+            "with --update, the one the index was built with.",
+        ),
     ] = None,
     index_kind: Annotated[str, typer.Option("--index-kind", help="auto|flat|hnsw|ivf.")] = "auto",
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=8)] = 256,
     chunk_overlap: Annotated[int, typer.Option("--chunk-overlap", min=0)] = 32,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build an index from text, Markdown, JSONL files or a BEIR directory (or update one)."""
-    from orchestrator.retrieval import IndexStore, build_index, load_documents
-    from orchestrator.retrieval.storage import has_parts
+    """Build an index from text, Markdown, JSONL, PDF, HTML files or a BEIR directory (or
+    update one). Every file left out is named on stderr with the reason."""
+    from orchestrator.retrieval import IndexStore, build_index
+    from orchestrator.retrieval.ingest import Skipped
 
-    if (update or delete) and not (index_dir / "manifest.json").exists():
-        unfinished = index_dir.is_dir() and has_parts(index_dir)
-        raise DataError(
-            f"{index_dir} holds "
-            + ("an unfinished build (no manifest)" if unfinished else "no index to update"),
-            fix=f"remove it (rm -r {index_dir}) and build again"
-            if unfinished
-            else "build it first (no --update)",
-        )
-    build_options = {
-        "--modes": (modes, "dense,bm25"),
-        "--embedding": (embedding, None),
-        "--index-kind": (index_kind, "auto"),
-        "--chunk-size": (chunk_size, 256),
-        "--chunk-overlap": (chunk_overlap, 32),
-    }
-    fixed = [name for name, (value, default) in build_options.items() if value != default]
-    if (update or delete) and fixed:
-        raise OptionError(
-            f"{', '.join(fixed)} cannot change an existing index (its manifest fixes them)",
-            fix="leave them out with --update/--delete, or build a new index",
-        )
+    check_model(model)
+    skipped: list[Skipped] = []
+
+    def on_skip(item: Skipped) -> None:
+        skipped.append(item)
+        err_console.print(f"[yellow]skipped[/] {escape(item.path)}: {escape(item.reason)}")
+
     if update or delete:
-        store = IndexStore.open(index_dir)
-        removed = store.delete_documents(delete or [])
-        added = store.add_documents(list(load_documents(paths or [])), progress=not as_json)
+        _check_update(index_dir, modes, index_kind, chunk_size, chunk_overlap)
+        store = IndexStore.open(index_dir, embedder=_embedder(embedding))
+        removed = store.delete_documents(delete or [], missing_ok=False)
+        added = store.add_documents(_load(paths or [], on_skip, skipped), progress=not as_json)
         store.save()
     else:
         if not paths:
@@ -113,12 +146,60 @@ def index(
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
             progress=not as_json,
+            on_skip=on_skip,
         )
         added, removed = len(store.chunks), 0
-    _report_index(store, index_dir, added, removed, as_json)
+    _report_index(store, index_dir, added, removed, skipped, as_json)
 
 
-def _report_index(store: Any, index_dir: Path, added: int, removed: int, as_json: bool) -> None:
+def _check_update(
+    index_dir: Path, modes: str, index_kind: str, chunk_size: int, chunk_overlap: int
+) -> None:
+    """--update/--delete need a finished index and no build option the manifest fixes."""
+    from orchestrator.retrieval.storage import has_parts
+
+    if not (index_dir / "manifest.json").exists():
+        unfinished = index_dir.is_dir() and has_parts(index_dir)
+        raise DataError(
+            f"{index_dir} holds "
+            + ("an unfinished build (no manifest)" if unfinished else "no index to update"),
+            fix=f"remove it (rm -r {index_dir}) and build again"
+            if unfinished
+            else "build it first (no --update)",
+        )
+    build_options = {
+        "--modes": (modes, "dense,bm25"),
+        "--index-kind": (index_kind, "auto"),
+        "--chunk-size": (chunk_size, 256),
+        "--chunk-overlap": (chunk_overlap, 32),
+    }
+    fixed = [name for name, (value, default) in build_options.items() if value != default]
+    if fixed:
+        raise OptionError(
+            f"{', '.join(fixed)} cannot change an existing index (its manifest fixes them)",
+            fix="leave them out with --update/--delete, or build a new index",
+        )
+
+
+def _embedder(embedding: str | None) -> Any:
+    from orchestrator.retrieval.retriever import as_embedder
+
+    return as_embedder(embedding)
+
+
+def _load(paths: list[Path], on_skip: Any, skipped: list[Any]) -> list[Any]:
+    """Documents to add with --update; paths that give none are an error, not a no-op."""
+    from orchestrator.retrieval.ingest import load_documents, nothing_to_index
+
+    docs = list(load_documents(paths, on_skip=on_skip))
+    if paths and not docs:
+        raise nothing_to_index(paths, skipped)
+    return docs
+
+
+def _report_index(
+    store: Any, index_dir: Path, added: int, removed: int, skipped: list[Any], as_json: bool
+) -> None:
     summary = {
         "index": str(index_dir),
         "documents": len(store.doc_ids),
@@ -126,6 +207,7 @@ def _report_index(store: Any, index_dir: Path, added: int, removed: int, as_json
         "added_chunks": added,
         "removed_chunks": removed,
         "modes": store.manifest["modes"],
+        "skipped": [s.to_json() for s in skipped],
     }
     if as_json:
         print_json(summary)
@@ -133,6 +215,7 @@ def _report_index(store: Any, index_dir: Path, added: int, removed: int, as_json
         console.print(
             f"[green]indexed[/] {summary['documents']} documents, "
             f"{summary['chunks']} chunks ({', '.join(summary['modes'])}) in {index_dir}"
+            + (f"; skipped {len(skipped)} (named above)" if skipped else "")
         )
 
 
@@ -148,12 +231,17 @@ def search(
     ] = None,
     run_out: Annotated[Path | None, typer.Option("--run-out", help="TREC run file.")] = None,
     tag: Annotated[str, typer.Option("--tag", help="Run tag (TREC column 6).")] = "orchestrator",
+    embedding: EmbeddingOpt = None,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search the index; with --queries/--run-out, write a document-level TREC run."""
+    """Search the index; with --queries/--run-out, write a document-level TREC run.
+    --model is the GGUF that --rerank llm runs."""
     from orchestrator.retrieval import open_retriever
 
-    retriever = open_retriever(index_dir, mode=mode, rerank=rerank, k=k or 4)
+    retriever = open_retriever(
+        index_dir, mode=mode, rerank=reranker_for(rerank, model), k=k or 4, embedding=embedding
+    )
     if queries is not None or run_out is not None:
         if queries is None or run_out is None or query is not None:
             raise OptionError("a run needs --queries and --run-out, and no QUERY argument")
@@ -235,14 +323,18 @@ def rag(
             "vectors; a bm25-only index has no similarity to filter on).",
         ),
     ] = None,
+    embedding: EmbeddingOpt = None,
     model: ModelOpt = None,
     max_tokens: MaxTokensOpt = 256,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer from the index, citing numbered sources; says so when nothing relevant is found."""
-    from chains.rag import cited_numbers, rag_chain
+    """Answer from the index, citing numbered sources; says so when nothing relevant is found.
+    --model answers (and reranks, with --rerank llm)."""
+    from orchestrator.chains.rag import cited_numbers, rag_chain
 
-    retriever = open_rag_retriever(index_dir, mode, k, min_similarity, rerank=rerank)
+    retriever = open_rag_retriever(
+        index_dir, mode, k, min_similarity, reranker_for(rerank, model), embedding
+    )
     chain = rag_chain(chat_model(model, max_tokens, temperature=0.0, seed=0), retriever)
     sources: list[dict[str, Any]] = []
     answer = ""

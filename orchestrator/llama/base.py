@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from orchestrator.errors import OptionError, unknown_option
+from orchestrator.errors import OptionError, reject_unknown_options, unknown_option
 from orchestrator.gguf_info import GGUFInfo, read_gguf_info
 from orchestrator.llama.engine import (
     Engine,
@@ -23,8 +23,8 @@ from orchestrator.llama.engine import (
     get_engine,
     gpu_backend_available,
 )
+from orchestrator.prompts import BUILTIN_FORMATS
 from orchestrator.settings import DEFAULT_N_CTX_CAP, default_threads, resolve_model_path
-from prompts import BUILTIN_FORMATS
 
 
 class CallOptions(BaseModel):
@@ -75,11 +75,7 @@ class LlamaSettings(CallOptions):
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
-            for name in data:
-                if name not in known:
-                    raise unknown_option(str(name), known, where=cls.__name__)
+        reject_unknown_options(data, cls)
         return data
 
     @model_validator(mode="after")

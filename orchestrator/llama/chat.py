@@ -26,7 +26,7 @@ from orchestrator.llama import structured
 from orchestrator.llama.aio import relay_chunks
 from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
 from orchestrator.llama.engine import Usage
-from prompts import ChatFormat, ChatTemplateError, format_from_template, render_chat
+from orchestrator.prompts import ChatFormat, ChatTemplateError, format_from_template, render_chat
 
 #: Keyword arguments a call may carry besides sampling overrides.
 _CALL_EXTRAS = (

@@ -1,4 +1,10 @@
-"""Read a BEIR dataset directory: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``."""
+"""Read a BEIR dataset directory (``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``) and
+relevance judgements in TREC's layout.
+
+This is the one reader of queries files and qrels in the project: the CLI (``search
+--queries``), the evaluators (``orchestrator.evals.trec.read_qrels`` is this function) and the
+benchmarks all parse with the rules here, so a file accepted by one is accepted by all.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Any
 from orchestrator.errors import DataError
 
 BEIR_FIX = "a BEIR directory holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
+QUERIES_FIX = 'write one JSON object per line: {"_id": "1", "text": "the query"}'
 
 
 @dataclass
@@ -27,6 +34,13 @@ class BeirDataset:
 
 def is_beir_dir(path: Path) -> bool:
     return path.is_dir() and (path / "corpus.jsonl").is_file()
+
+
+def _existing(path: str | Path, what: str) -> Path:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataError(f"{file}: no such {what} file", fix="check the path")
+    return file
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -59,39 +73,87 @@ def load_corpus(path: Path) -> dict[str, dict[str, Any]]:
     return corpus
 
 
-def load_queries(path: Path) -> dict[str, str]:
-    queries = {}
-    for number, row in read_jsonl(path):
+def load_queries(path: str | Path) -> dict[str, str]:
+    """Queries from BEIR's ``queries.jsonl`` layout, ``{"_id": ..., "text": ...}`` per line.
+
+    A line without both keys, or a query id given twice, is an error naming file and line.
+    """
+    file = _existing(path, "queries")
+    queries: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for number, row in read_jsonl(file):
         if "_id" not in row or "text" not in row:
-            raise DataError(f"{path}:{number} needs '_id' and 'text'", fix=BEIR_FIX)
-        queries[str(row["_id"])] = str(row["text"])
+            raise DataError(f"{file}:{number} needs '_id' and 'text'", fix=QUERIES_FIX)
+        qid = str(row["_id"])
+        if qid in first:
+            raise DataError(
+                f"{file}:{number}: query id {qid!r} again (first on line {first[qid]})",
+                fix="give every query its own '_id'",
+            )
+        first[qid] = number
+        queries[qid] = str(row["text"])
     return queries
 
 
-_QREL_SCORE = re.compile(r"-?[0-9]+")
+def numbered_fields(path: str | Path, what: str) -> Iterator[tuple[int, str, list[str]]]:
+    """``(line number, "FILE:LINE", fields)`` for each non-blank line of a whitespace-separated
+    file (TREC qrels and runs); a missing file is a :class:`DataError`."""
+    file = _existing(path, what)
+    with file.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield number, f"{file}:{number}", line.split()
 
 
-def load_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """Parse ``query-id<TAB>corpus-id<TAB>score`` lines (a header line is skipped)."""
+_BEIR_HEADER = ("query-id", "corpus-id", "score")
+#: Relevance grades: ASCII digits only (Python's int() would also take "٣", "1_0" or "+1").
+_GRADE = re.compile(r"-?[0-9]+")
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """Relevance judgements: TREC's ``qid iter docid rel`` or BEIR's tab-separated
+    ``query-id corpus-id score`` (its header line optional).
+
+    The first judgement fixes the layout for the whole file. A line in another layout, a grade
+    that is not an ASCII integer, or a (query, document) judged twice is a :class:`DataError`
+    naming the file and line; so is a file without judgements.
+    """
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts or (number == 1 and parts[0] == "query-id"):
-                continue
-            if len(parts) != 3 or not _QREL_SCORE.fullmatch(parts[2]):
-                raise DataError(
-                    f"{path}:{number} is not 'query-id corpus-id score': {line.strip()!r}",
-                    fix=BEIR_FIX,
-                )
-            judged = qrels.setdefault(parts[0], {})
-            if parts[1] in judged:
-                raise DataError(
-                    f"{path}:{number} judges document {parts[1]!r} for query {parts[0]!r} again",
-                    fix="keep one judgement per (query, document)",
-                )
-            judged[parts[1]] = int(parts[2])
+    seen: dict[tuple[str, str], int] = {}
+    width = 0  # 4: TREC, 3: BEIR
+    for number, where, fields in numbered_fields(path, "qrels"):
+        if number == 1 and tuple(f.lower() for f in fields) == _BEIR_HEADER:
+            width = 3
+            continue
+        width = width or (len(fields) if len(fields) in (3, 4) else 4)
+        if len(fields) != width:
+            layout = "'qid iter docid relevance'" if width == 4 else "'query-id corpus-id score'"
+            raise DataError(
+                f"{where}: expected {layout} ({width} fields), got {len(fields)} fields: "
+                f"{' '.join(fields)!r}",
+                fix="write one judgement per line, every line in the same layout",
+            )
+        qid, doc, grade = (fields[0], fields[2], fields[3]) if width == 4 else fields
+        if not _GRADE.fullmatch(grade):
+            raise DataError(
+                f"{where}: relevance {grade!r} is not an integer",
+                fix="relevance is an integer grade in ASCII digits: 0 = not relevant, 1, 2, ...",
+            )
+        if (qid, doc) in seen:
+            raise DataError(
+                f"{where}: query {qid!r} judges document {doc!r} again "
+                f"(first on line {seen[qid, doc]})",
+                fix="keep one judgement per (query, document)",
+            )
+        seen[qid, doc] = number
+        qrels.setdefault(qid, {})[doc] = int(grade)
+    if not qrels:
+        raise DataError(f"{path}: no judgements in the file", fix="check it is the qrels file")
     return qrels
+
+
+#: The BEIR name of :func:`read_qrels` (one parser, one set of rules).
+load_qrels = read_qrels
 
 
 def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
@@ -105,6 +167,6 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
     for file in files.values():
         if not file.is_file():
             raise DataError(f"{root} is not a BEIR directory: {file} is missing", fix=BEIR_FIX)
-    qrels = load_qrels(files["qrels"])
+    qrels = read_qrels(files["qrels"])
     queries = {q: t for q, t in load_queries(files["queries"]).items() if q in qrels}
     return BeirDataset(load_corpus(files["corpus"]), queries, qrels, root, split)

@@ -77,13 +77,13 @@ class SentenceTransformerEmbedder:
         _limit_torch_threads()
         ref = self.model_ref
         path = default_model_dir() if ref == DEFAULT_EMBEDDING_MODEL else ref
-        try:
-            model = SentenceTransformer(str(path), device=self.device)
+        try:  # local_files_only: a name not on disk is an error here, never a download
+            model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"could not load the embedding model {ref!r}: {exc}",
                 fix="pass a local sentence-transformers directory, or a model name already "
-                "in the Hugging Face cache (this machine may be offline)",
+                "in the Hugging Face cache (Orchestrator never downloads models)",
             ) from exc
         if self.backend == "torch-int8":
             import warnings
@@ -115,6 +115,43 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
+
+
+class UnavailableEmbedder:
+    """Stands in for an embedding model an index's manifest names but that opening an index
+    may not load: only the bundled model, or a model the caller passes, is ever loaded (a
+    manifest is data; honouring a hub id in it would download, and a path in it would load
+    whatever sits there). Keyword search and deletes still work; embedding is an error."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        self._name, self.directory = name, directory
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def error(self) -> DataError:
+        model = self._name.partition("@")[0]
+        local = Path(model).expanduser().exists()
+        return DataError(
+            f"the index {self.directory} was built with the embedding model {model!r}; opening "
+            f"an index loads only the bundled {DEFAULT_EMBEDDING_MODEL} or a model you pass, "
+            "never one its manifest names",
+            fix=f"pass the same model: --embedding {model} (Python: embedding={model!r})"
+            if local
+            else "rebuild the index with a local model folder (--embedding PATH) and query it "
+            "with the same --embedding PATH, or use --mode bm25",
+        )
+
+    @property
+    def dimension(self) -> int:
+        raise self.error()
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        raise self.error()
+
+    def embed_query(self, text: str) -> np.ndarray:
+        raise self.error()
 
 
 def _limit_torch_threads() -> None:

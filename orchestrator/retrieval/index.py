@@ -17,7 +17,14 @@ from orchestrator.errors import DataError, OptionError, unknown_option
 from orchestrator.retrieval import storage as st
 from orchestrator.retrieval.analyzer import Analyzer, AnalyzerConfig
 from orchestrator.retrieval.bm25 import BM25Index, BM25Params
-from orchestrator.retrieval.dense import FaissVectorIndex, SentenceTransformerEmbedder, choose_kind
+from orchestrator.retrieval.dense import (
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_BACKENDS,
+    FaissVectorIndex,
+    SentenceTransformerEmbedder,
+    UnavailableEmbedder,
+    choose_kind,
+)
 from orchestrator.retrieval.ingest import Chunker, ChunkerConfig
 from orchestrator.retrieval.progress import progress_task
 from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
@@ -36,10 +43,14 @@ def check_modes(modes: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
-def embedder_from_name(name: str) -> SentenceTransformerEmbedder:
-    """Recreate the embedder an index was built with from its manifest name."""
+def embedder_from_name(name: str, directory: Path) -> Embedder:
+    """The embedder for an index opened without one: the bundled model when the manifest names
+    it; anything else (a hub id, a path) is never loaded from the manifest's word, see
+    :class:`UnavailableEmbedder`."""
     model, _, backend = name.partition("@")
-    return SentenceTransformerEmbedder(model, backend=backend or "torch")
+    if model == DEFAULT_EMBEDDING_MODEL and backend in ("", *EMBEDDING_BACKENDS):
+        return SentenceTransformerEmbedder(model, backend=backend or "torch")
+    return UnavailableEmbedder(name, directory)
 
 
 class IndexStore:
@@ -58,6 +69,9 @@ class IndexStore:
             else None
         )
         self.chunker = Chunker(ChunkerConfig(**manifest["chunker"]))
+        #: The manifest file's identity when this store was read (see ``storage.stamp``).
+        self.stamp: tuple[int, int, int] | None = None
+        self._shadowed: frozenset[int] | None = None
 
     # -- creation and opening -----------------------------------------------------------------
 
@@ -116,6 +130,7 @@ class IndexStore:
     ) -> IndexStore:
         """Reopen an index; a corrupted or mismatched one is a :class:`DataError` with the fix."""
         path = Path(directory).expanduser()
+        stamp = st.stamp(path)
         manifest = st.read_manifest(path)
         emb = manifest.get("embedding")
         if emb is not None:
@@ -125,8 +140,9 @@ class IndexStore:
                     f"not {embedder.name!r}",
                     fix="query it with the model it was built with, or rebuild the index",
                 )
-            embedder = embedder or embedder_from_name(emb["model"])
+            embedder = embedder or embedder_from_name(str(emb["model"]), path)
         store = cls(path, manifest, embedder)
+        store.stamp = stamp
         store._load(verify)
         return store
 
@@ -171,13 +187,28 @@ class IndexStore:
         return list(dict.fromkeys(c.doc_id for c in self.chunks))
 
     def add_documents(self, docs: Sequence[SourceDocument], progress: bool = False) -> int:
-        """Chunk, embed and index ``docs`` (replacing documents with the same id); new chunks."""
+        """Chunk, embed and index ``docs`` (replacing documents with the same id); new chunks.
+
+        The same document twice in ``docs`` is stored once; two *different* documents with
+        one id are a :class:`DataError` (which one was meant is unknowable). A chunk whose
+        ``chunk_id`` is already stored is never added again."""
+        _check_unique_ids(docs)
+        if docs:
+            self.check_embedder()
         self.delete_documents({d.doc_id for d in docs})
         new: list[Chunk] = []
+        stored = {c.chunk_id for c in self.chunks}
         with progress_task("chunking", len(docs), progress and len(docs) > 50) as advance:
             for doc in docs:
-                new.extend(self.chunker.split(doc))
+                for chunk in self.chunker.split(doc):
+                    if chunk.chunk_id not in stored:
+                        stored.add(chunk.chunk_id)
+                        new.append(chunk)
                 advance(1)
+        return self._append(new, progress)
+
+    def _append(self, new: list[Chunk], progress: bool) -> int:
+        """Embed and index ``new`` chunks as given (callers deduplicate)."""
         if not new:
             return 0
         start = int(self.manifest["next_id"])
@@ -191,7 +222,28 @@ class IndexStore:
         self.chunks.extend(new)
         self.ids = np.concatenate([self.ids, ids])
         self.manifest["next_id"] = start + len(new)
+        self._shadowed = None
         return len(new)
+
+    def check_embedder(self) -> None:
+        """Raise now if the index's embedding model may not be loaded (see
+        :class:`UnavailableEmbedder`), before any work that would need it."""
+        if isinstance(self.embedder, UnavailableEmbedder):
+            raise self.embedder.error()
+
+    @property
+    def shadowed(self) -> frozenset[int]:
+        """Rows repeating an earlier row's ``chunk_id`` (only in indexes written before
+        duplicates were refused); search skips them so no chunk is returned twice."""
+        if self._shadowed is None:
+            seen: set[str] = set()
+            rows = set()
+            for row, chunk in enumerate(self.chunks):
+                if chunk.chunk_id in seen:
+                    rows.add(row)
+                seen.add(chunk.chunk_id)
+            self._shadowed = frozenset(rows)
+        return self._shadowed
 
     def _embed(self, texts: list[str], progress: bool) -> np.ndarray:
         assert self.embedder is not None
@@ -219,9 +271,15 @@ class IndexStore:
         else:
             self.dense.add(ids, vectors)
 
-    def delete_documents(self, doc_ids: set[str] | Sequence[str]) -> int:
-        """Remove every chunk of the given documents; returns how many chunks went."""
+    def delete_documents(
+        self, doc_ids: set[str] | Sequence[str], *, missing_ok: bool = True
+    ) -> int:
+        """Remove every chunk of the given documents; returns how many chunks went. With
+        ``missing_ok=False`` an id the index does not hold is a :class:`DataError` naming it
+        (a typo must not look like a successful delete)."""
         wanted = set(doc_ids)
+        if not missing_ok:
+            self._check_known(wanted)
         rows = np.array([i for i, c in enumerate(self.chunks) if c.doc_id in wanted], np.int64)
         if not rows.size:
             return 0
@@ -234,7 +292,24 @@ class IndexStore:
             self.bm25.remove_rows(rows)
         self.chunks = [c for c, k in zip(self.chunks, keep, strict=True) if k]
         self.ids = self.ids[keep]
+        self._shadowed = None
         return int(rows.size)
+
+    def _check_known(self, wanted: set[str]) -> None:
+        import difflib
+
+        known = set(self.doc_ids)
+        unknown = sorted(wanted - known)
+        if not unknown:
+            return
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise DataError(
+            f"{self.directory} holds no document with the id "
+            f"{', '.join(map(repr, unknown))}{hint}",
+            fix="use the id the document was indexed under: a file's path relative to the "
+            "folder you indexed (or as you passed it), or a JSONL line's _id/id",
+        )
 
     def rebuild_keyword(
         self, analyzer: AnalyzerConfig | None = None, params: BM25Params | None = None
@@ -300,4 +375,21 @@ class IndexStore:
             counts={"documents": len(self.doc_ids), "chunks": len(self.chunks)},
         )
         st.write_json(d / st.MANIFEST, self.manifest)
+        self.stamp = st.stamp(d)
         st.remove_stale(d, {f["name"] for f in files.values()})
+
+
+def _check_unique_ids(docs: Sequence[SourceDocument]) -> None:
+    """Two different documents under one id in one batch are an error naming both."""
+    first: dict[str, tuple[int, SourceDocument]] = {}
+    for n, doc in enumerate(docs, 1):
+        m, earlier = first.setdefault(doc.doc_id, (n, doc))
+        if earlier is not doc and earlier != doc:
+            where = " and ".join(
+                f"document {i}" + (f" ({d.source})" if d.source else "")
+                for i, d in ((m, earlier), (n, doc))
+            )
+            raise DataError(
+                f"two different documents have the id {doc.doc_id!r}: {where}",
+                fix="give each document its own id, or drop one of them",
+            )

@@ -1,12 +1,20 @@
-"""Ingestion: load text, Markdown, JSONL and BEIR corpora; split them into token-sized chunks.
+"""Ingestion: load text, Markdown, JSONL, PDF, HTML and BEIR corpora; split them into chunks.
 
 Chunk length is counted in the default embedder's word pieces (so a chunk fits the model's
 input), with overlap between consecutive chunks so a sentence cut at a boundary is still
-whole in one of them. Every chunk keeps its document id, source and the document's metadata.
+whole in one of them. Every chunk keeps its document id, source and the document's metadata
+(and its ``page`` for PDFs).
+
+Nothing is dropped silently: a file in a folder that cannot be indexed (unsupported type,
+hidden, unreadable, no text) is reported through ``on_skip`` with the reason, and two
+documents with one id are an error naming where each came from (file, and line for JSONL),
+never two copies under one id.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,71 +22,129 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import DataError, OptionError
-from orchestrator.retrieval.beir import is_beir_dir, load_corpus, read_jsonl
+from orchestrator.retrieval.beir import is_beir_dir
+from orchestrator.retrieval.readers import (
+    SUPPORTED,
+    Located,
+    UnreadableFileError,
+    beir_documents,
+    empty_reason,
+    read_file,
+)
 from orchestrator.retrieval.types import Chunk, SourceDocument, chunk_hash
 
-TEXT_SUFFIXES = (".txt", ".text")
-MARKDOWN_SUFFIXES = (".md", ".markdown")
-JSONL_SUFFIXES = (".jsonl",)
-SUPPORTED = TEXT_SUFFIXES + MARKDOWN_SUFFIXES + JSONL_SUFFIXES
-_TEXT_KEYS = ("text", "page_content", "content", "body")
-_ID_KEYS = ("_id", "doc_id", "id")
+logger = logging.getLogger("orchestrator.retrieval")
 
 
-def load_documents(paths: Iterable[str | Path]) -> Iterator[SourceDocument]:
-    """Documents from files and directories (directories: BEIR corpus, else files inside)."""
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or JSONL line) that was not indexed, and why."""
+
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+SkipHandler = Callable[[Skipped], None]
+
+
+def log_skip(skipped: Skipped) -> None:
+    logger.warning("skipped %s: %s", skipped.path, skipped.reason)
+
+
+def load_documents(
+    paths: Iterable[str | Path], on_skip: SkipHandler | None = None
+) -> Iterator[SourceDocument]:
+    """Documents from files and directories (directories: BEIR corpus, else files inside).
+
+    Files inside a directory that cannot be indexed are passed to ``on_skip`` (default: a
+    logged warning); a file named directly with an unsupported type or unreadable content is
+    an error. The same id from two places is a :class:`DataError` naming both.
+    """
+    report = on_skip or log_skip
+    seen: dict[str, str] = {}
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
             raise DataError(f"{path} does not exist", fix="check the path you passed")
-        if is_beir_dir(path):
-            yield from _beir_documents(path)
-        elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUPPORTED)
-            for file in files:
-                yield from _file_documents(file, base=path)
-        else:  # a single file is named by the path as passed, so a/notes.md != b/notes.md
-            yield from _file_documents(path, base=None)
+        for where, doc in _documents_at(path, report):
+            first = seen.get(doc.doc_id)
+            if first == where:
+                continue  # the very same file (or line) passed twice: keep one copy
+            if first is not None:
+                raise DataError(
+                    f"document id {doc.doc_id!r} is used twice: by {first} and by {where}",
+                    fix="give each document its own id (JSONL: '_id' or 'id'), or remove one",
+                )
+            seen[doc.doc_id] = where
+            reason = empty_reason(doc)
+            if reason is None:
+                yield doc
+            else:
+                report(Skipped(where, reason))
 
 
-def _beir_documents(root: Path) -> Iterator[SourceDocument]:
-    source = str(root / "corpus.jsonl")
-    for doc_id, row in load_corpus(root / "corpus.jsonl").items():
-        meta = {k: v for k, v in row.items() if k not in ("title", "text")}
-        yield SourceDocument(doc_id, str(row["text"]), source, str(row["title"]), meta)
+def nothing_to_index(paths: Sequence[Any], skipped: Sequence[Skipped]) -> DataError:
+    """The error for a build that found no text: names the inputs and what was skipped."""
+    shown = "; ".join(f"{s.path} ({s.reason})" for s in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return DataError(
+        f"nothing to index in {', '.join(map(str, paths)) or '(no paths)'}"
+        + (f": skipped {shown}{more}" if skipped else ": no document has any text"),
+        fix=f"pass files of a supported type ({', '.join(SUPPORTED)}) or a BEIR directory",
+    )
 
 
-def _file_documents(path: Path, base: Path | None) -> Iterator[SourceDocument]:
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
-        raise OptionError(
-            f"cannot ingest {path}: unsupported file type {suffix or '(none)'}",
-            fix=f"use one of {', '.join(SUPPORTED)} or a BEIR directory",
-        )
-    if suffix in JSONL_SUFFIXES:
-        yield from _jsonl_documents(path)
-        return
-    text = path.read_text(encoding="utf-8", errors="replace")
-    doc_id = str(path.relative_to(base)) if base is not None else path.as_posix()
-    kind = "markdown" if suffix in MARKDOWN_SUFFIXES else "text"
-    yield SourceDocument(doc_id, text, str(path), "", {"format": kind})
-
-
-def _jsonl_documents(path: Path) -> Iterator[SourceDocument]:
-    for number, row in read_jsonl(path):
-        text_key = next((k for k in _TEXT_KEYS if k in row), None)
-        if text_key is None:
-            raise DataError(
-                f"{path}:{number} has no text field",
-                fix=f"give each line one of the keys {', '.join(_TEXT_KEYS)}",
+def _documents_at(path: Path, report: SkipHandler) -> Iterator[Located]:
+    if is_beir_dir(path):
+        yield from beir_documents(path)
+    elif path.is_dir():
+        yield from _folder_documents(path, report)
+    else:  # a single file is named by the path as passed, so a/notes.md != b/notes.md
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED:
+            raise OptionError(
+                f"cannot ingest {path}: unsupported file type {suffix or '(none)'}",
+                fix=f"use one of {', '.join(SUPPORTED)} or a BEIR directory",
             )
-        id_key = next((k for k in _ID_KEYS if k in row), None)
-        doc_id = str(row[id_key]) if id_key else f"{path.name}:{number}"
-        given = row.get("metadata")
-        meta: dict[str, Any] = given if isinstance(given, dict) else {}
-        extra = {k: v for k, v in row.items() if k not in (text_key, id_key, "title", "metadata")}
-        meta = {**extra, **meta, "format": "jsonl"}
-        yield SourceDocument(doc_id, str(row[text_key]), str(path), str(row.get("title", "")), meta)
+        yield from read_file(path, path.as_posix())
+
+
+def _folder_documents(root: Path, report: SkipHandler) -> Iterator[Located]:
+    """Every supported file under ``root`` (sorted, hidden entries skipped); a BEIR dataset
+    inside contributes its corpus only."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames.sort()
+        for name in [n for n in dirnames if n.startswith(".")]:
+            report(Skipped(f"{here / name}/", "hidden folder"))
+        dirnames[:] = [n for n in dirnames if not n.startswith(".")]
+        for name in [n for n in dirnames if is_beir_dir(here / n)]:
+            dirnames.remove(name)
+            yield from beir_documents(here / name)
+            for other in sorted((here / name).rglob("*")):
+                if other.is_file() and other.name != "corpus.jsonl":
+                    report(Skipped(str(other), "BEIR dataset file; only corpus.jsonl is indexed"))
+        for name in sorted(filenames):
+            yield from _folder_file(here / name, root, report)
+
+
+def _folder_file(file: Path, root: Path, report: SkipHandler) -> Iterator[Located]:
+    suffix = file.suffix.lower()
+    if file.name.startswith("."):
+        report(Skipped(str(file), "hidden file"))
+    elif suffix not in SUPPORTED:
+        kind = f"file type {suffix}" if suffix else "file without an extension"
+        report(Skipped(str(file), f"unsupported {kind} (indexed: {', '.join(SUPPORTED)})"))
+    else:
+        try:
+            found = read_file(file, file.relative_to(root).as_posix())
+        except UnreadableFileError as exc:
+            report(Skipped(str(file), exc.message))
+            return
+        yield from found
 
 
 @dataclass(frozen=True)
@@ -128,26 +194,33 @@ class Chunker:
 
     def split(self, doc: SourceDocument) -> list[Chunk]:
         """Chunks of one document. A title heads every chunk (it is often the best summary of
-        what the chunk is about), within the token budget."""
+        what the chunk is about), within the token budget. A paged document is split page by
+        page, so each chunk has one ``page`` to cite."""
         header = f"{doc.title.strip()}\n" if doc.title.strip() else ""
         if not doc.text.strip() and not header:
             return []
         budget = max(8, self.config.chunk_size - self.count_tokens(header))
-        if self.count_tokens(doc.text) <= budget:
-            pieces = [doc.text]
-        else:
-            markdown = doc.metadata.get("format") == "markdown"
-            pieces = self._splitter(markdown, budget).split_text(doc.text)
+        markdown = doc.metadata.get("format") == "markdown"
         meta = {**doc.metadata, **({"title": doc.title} if doc.title else {})}
+        sections: Sequence[tuple[int | None, str]] = doc.pages or ((None, doc.text),)
         chunks: list[Chunk] = []
         seen: set[str] = set()
-        for piece in (p.strip() for p in pieces):
-            text = f"{header}{piece}".strip()
-            cid = chunk_hash(doc.doc_id, text)
-            if text and cid not in seen:
-                seen.add(cid)
-                chunks.append(Chunk(cid, doc.doc_id, text, doc.source, len(chunks), meta))
+        for page, section in sections:
+            if page is not None and not section.strip():
+                continue
+            where = meta if page is None else {**meta, "page": page}
+            for piece in self._pieces(section, markdown, budget):
+                text = f"{header}{piece}".strip()
+                cid = chunk_hash(doc.doc_id, text)
+                if text and cid not in seen:
+                    seen.add(cid)
+                    chunks.append(Chunk(cid, doc.doc_id, text, doc.source, len(chunks), where))
         return chunks
+
+    def _pieces(self, text: str, markdown: bool, budget: int) -> list[str]:
+        if self.count_tokens(text) <= budget:
+            return [text.strip()]
+        return [p.strip() for p in self._splitter(markdown, budget).split_text(text)]
 
 
 def to_source_documents(items: Sequence[Any]) -> list[SourceDocument]:

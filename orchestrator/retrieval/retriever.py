@@ -18,18 +18,30 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from orchestrator.errors import OptionError
+from orchestrator.errors import DataError, OptionError
 from orchestrator.retrieval.analyzer import AnalyzerConfig
 from orchestrator.retrieval.bm25 import BM25Params
-from orchestrator.retrieval.dense import LangChainEmbedder, SentenceTransformerEmbedder
+from orchestrator.retrieval.dense import (
+    LangChainEmbedder,
+    SentenceTransformerEmbedder,
+    UnavailableEmbedder,
+)
 from orchestrator.retrieval.index import MODES, IndexStore
-from orchestrator.retrieval.ingest import ChunkerConfig, load_documents, to_source_documents
+from orchestrator.retrieval.ingest import (
+    ChunkerConfig,
+    SkipHandler,
+    Skipped,
+    load_documents,
+    log_skip,
+    nothing_to_index,
+    to_source_documents,
+)
 from orchestrator.retrieval.rerank import get_reranker
 from orchestrator.retrieval.search import Searcher, search_config
-from orchestrator.retrieval.storage import MANIFEST
+from orchestrator.retrieval.storage import stamp as stamp_of
 from orchestrator.retrieval.types import Embedder, Hit
 
-_STORES: dict[tuple[str, int, str], IndexStore] = {}
+_STORES: dict[tuple[str, Any, str], IndexStore] = {}
 _STORES_LOCK = threading.Lock()
 
 
@@ -58,20 +70,31 @@ def build_index(
     analyzer: AnalyzerConfig | None = None,
     bm25: BM25Params | None = None,
     progress: bool = False,
+    on_skip: SkipHandler | None = None,
 ) -> IndexStore:
     """Ingest files/directories (or Documents) into a new index directory and save it.
 
+    Files that are skipped (unsupported, unreadable, empty) go to ``on_skip`` (default: a
+    logged warning); finding nothing to index is a :class:`DataError` naming what was skipped.
     To add to or delete from an existing index, use ``IndexStore.open(dir)`` then
     ``add_documents`` / ``delete_documents`` and ``save()``.
     """
     items = list(paths_or_docs)
     is_path = [isinstance(i, str | Path) for i in items]
+    skipped: list[Skipped] = []
+
+    def skip(item: Skipped) -> None:
+        skipped.append(item)
+        (on_skip or log_skip)(item)
+
     if items and all(is_path):
-        docs = list(load_documents(items))
+        docs = list(load_documents(items, on_skip=skip))
     elif any(is_path):
         raise OptionError("build_index got a mix of paths and documents", fix="pass one kind")
     else:
         docs = to_source_documents(items)
+    if not any(d.text.strip() or d.title.strip() for d in docs):
+        raise nothing_to_index(items if all(is_path) else ["the documents given"], skipped)
     store = IndexStore.create(
         index_dir,
         modes=modes,
@@ -87,20 +110,29 @@ def build_index(
 
 
 def open_store(index_dir: str | Path, embedder: Embedder | None = None) -> IndexStore:
-    """Open (once per process and index generation) the index in ``index_dir``."""
+    """Open (once per process and index generation) the index in ``index_dir``.
+
+    A save by another process between reading the manifest and its part files (which the
+    save then deletes) is retried on the newer generation, a few times."""
     path = Path(index_dir).expanduser().resolve()
-    try:
-        stamp = (path / MANIFEST).stat().st_mtime_ns
-    except OSError:
-        stamp = -1
-    key = (str(path), stamp, embedder.name if embedder is not None else "")
+    name = embedder.name if embedder is not None else ""
     with _STORES_LOCK:
-        store = _STORES.get(key)
-        if store is None:
-            for stale in [k for k in _STORES if k[0] == key[0] and k[1] != stamp]:
+        for attempt in range(3):
+            stamp = stamp_of(path)
+            store = _STORES.get((str(path), stamp, name))
+            if store is not None:
+                return store
+            try:
+                store = IndexStore.open(path, embedder=embedder)
+            except DataError:
+                if attempt == 2 or stamp_of(path) == stamp:
+                    raise
+                continue
+            for stale in [k for k in _STORES if k[0] == str(path) and k[1] != store.stamp]:
                 del _STORES[stale]
-            store = _STORES[key] = IndexStore.open(path, embedder=embedder)
-        return store
+            _STORES[(str(path), store.stamp, name)] = store
+            return store
+    raise AssertionError("unreachable")
 
 
 def hit_document(store: IndexStore, hit: Hit) -> Document:
@@ -139,10 +171,21 @@ class IndexRetriever(BaseRetriever):
 
     @property
     def searcher(self) -> Searcher:
-        if self._searcher is None:
-            store = open_store(self.index_dir, as_embedder(self.embedding))
-            config = search_config(mode=self.mode, **self.options)
-            self._searcher = Searcher(store, config, get_reranker(self.rerank))
+        """The searcher over the index's current generation. One ``stat`` of the manifest per
+        query notices a save by any process (an add, a delete) and reopens the index, so a
+        deleted document is never served; a removed index is a clear error."""
+        current = self._searcher
+        if current is not None and current.store.stamp == stamp_of(current.store.directory):
+            return current
+        if current is None:
+            embedder, reranker = as_embedder(self.embedding), get_reranker(self.rerank)
+        else:  # keep the loaded models across generations
+            embedder, reranker = current.store.embedder, current.reranker
+            if isinstance(embedder, UnavailableEmbedder):
+                embedder = None
+        store = open_store(self.index_dir, embedder)
+        config = search_config(mode=self.mode, **self.options)
+        self._searcher = Searcher(store, config, reranker)
         return self._searcher
 
     def _get_relevant_documents(
@@ -194,11 +237,27 @@ def open_retriever(
     return retriever
 
 
-def doc_ranking(docs: Sequence[Document]) -> list[tuple[str, float]]:
-    """Document-level ranking from chunk hits: a document scores its best chunk's score."""
+#: Chunks fetched per wanted document when ranking documents (one document may own several of
+#: the top chunks). The one value used by ``search --run-out``, the evaluators and benchmarks.
+CHUNKS_PER_DOC = 3
+
+
+def doc_ranking(docs: Sequence[Any], *, query: str = "?") -> list[tuple[str, float]]:
+    """Document-level ranking from chunk hits: a document scores its best chunk's score.
+
+    The one place for this rule (CLI runs, evaluators, benchmarks). Ties go by document id
+    descending, trec_eval's order, so a written run lists documents as they are scored. A hit
+    without ``doc_id``/``score`` metadata is a :class:`DataError` naming ``query``.
+    """
     best: dict[str, float] = {}
     for doc in docs:
-        doc_id, score = str(doc.metadata["doc_id"]), float(doc.metadata["score"])
+        meta = getattr(doc, "metadata", None) or {}
+        if "doc_id" not in meta or "score" not in meta:
+            raise DataError(
+                f"a document retrieved for query {query!r} lacks metadata 'doc_id' or 'score'",
+                fix="a retriever ranked by document must set metadata doc_id and score on each hit",
+            )
+        doc_id, score = str(meta["doc_id"]), float(meta["score"])
         if doc_id not in best or score > best[doc_id]:
             best[doc_id] = score
-    return sorted(best.items(), key=lambda kv: -kv[1])
+    return sorted(best.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)

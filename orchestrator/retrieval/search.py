@@ -82,6 +82,8 @@ class Searcher:
                 f"{store.directory} was built with modes {modes}",
                 fix=f"use --mode {modes[0]}, or rebuild with --modes dense,bm25",
             )
+        if self.uses_dense:
+            store.check_embedder()
 
     @property
     def uses_dense(self) -> bool:
@@ -128,6 +130,7 @@ class Searcher:
         if cfg.feedback_docs and hits:
             moved_terms, moved = self._feedback(hits[: cfg.feedback_docs], terms, qvec)
             hits = self._pass(moved_terms, moved, depth)
+        hits = self._distinct(hits)
         if self.reranker is not None and hits:
             hits = self._rerank(query, hits)
         self._set_similarity(hits[:k], qvec)
@@ -135,12 +138,15 @@ class Searcher:
 
     def _pass(self, terms: dict[int, float], qvec: np.ndarray | None, depth: int) -> list[Hit]:
         """One retrieval pass: each side's top ``depth`` candidates, fused in hybrid mode."""
-        cfg = self.config
+        cfg, shadowed = self.config, self.store.shadowed
+        depth += len(shadowed)
         lists: list[list[Hit]] = []
         if cfg.mode != "bm25" and qvec is not None:
             lists.append(self._dense_hits(qvec, depth))
         if cfg.mode != "dense" and self.store.bm25 is not None:
             lists.append(top_hits(self.store.bm25.scores_for(terms), depth, "bm25"))
+        if shadowed:  # an old index may hold a chunk twice: search one copy only
+            lists = [[h for h in hits if h.row not in shadowed] for hits in lists]
         if len(lists) <= 1:
             return lists[0] if lists else []
         return self._fuse(lists)
@@ -161,6 +167,16 @@ class Searcher:
             hit.score = score
             hit.parts["fused"] = score
             out.append(hit)
+        return out
+
+    def _distinct(self, hits: list[Hit]) -> list[Hit]:
+        """The first (best) hit of each ``chunk_id``: a result never repeats a chunk."""
+        chunks, seen, out = self.store.chunks, set(), []
+        for hit in hits:
+            cid = chunks[hit.row].chunk_id
+            if cid not in seen:
+                seen.add(cid)
+                out.append(hit)
         return out
 
     def _dense_hits(self, qvec: np.ndarray, depth: int) -> list[Hit]:

@@ -93,6 +93,17 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write(path, write)
 
 
+def stamp(directory: Path) -> tuple[int, int, int] | None:
+    """Identity of the manifest file now (inode, mtime, size), ``None`` if absent: one
+    ``stat`` tells a reader whether a save happened since it read the index (a save renames a
+    new manifest into place, so the inode changes even where mtimes are coarse)."""
+    try:
+        info = (directory / MANIFEST).stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest, checked for format and version; a clear error for anything else."""
     path = directory / MANIFEST
@@ -117,9 +128,30 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
+def inside(directory: Path, name: object) -> Path:
+    """``directory / name`` for a part-file name read from a manifest, refused unless it is a
+    plain file name that stays in ``directory`` (a manifest is data: ``../x`` or an absolute
+    path in it must not make us read, or later delete, files elsewhere)."""
+    text = str(name)
+    path = directory / text
+    base = directory.resolve()
+    plain = isinstance(name, str) and text not in ("", ".", "..") and Path(text).name == text
+    if not plain or path.resolve().parent != base:
+        raise DataError(
+            f"{directory / MANIFEST} names the file {text!r}, which is outside the index folder "
+            f"{directory}",
+            fix="index manifests name plain files in their own folder; restore the manifest "
+            "from a good copy, or " + REBUILD_FIX,
+        )
+    return path
+
+
 def verified(directory: Path, entry: dict[str, Any], verify: bool = True) -> Path:
-    """Path of a manifest file entry, after checking it exists and (optionally) its checksum."""
-    path = directory / str(entry["name"])
+    """Path of a manifest file entry, after checking it stays in ``directory``, exists and
+    (optionally) matches its checksum."""
+    if not isinstance(entry, dict):
+        raise DataError(f"{directory / MANIFEST} has a bad file entry {entry!r}", fix=REBUILD_FIX)
+    path = inside(directory, entry.get("name"))
     if not path.is_file():
         raise DataError(f"index file {path} is missing", fix=REBUILD_FIX)
     if verify and sha256_file(path) != entry["sha256"]:

@@ -26,13 +26,15 @@ def chunk_hash(doc_id: str, text: str) -> str:
 
 @dataclass(frozen=True)
 class SourceDocument:
-    """One input document before chunking."""
+    """One input document before chunking. ``pages`` holds ``(page number, text)`` for paged
+    formats (PDF): chunks then never straddle two pages and carry their ``page``."""
 
     doc_id: str
     text: str
     source: str = ""
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    pages: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""Optional dependencies: one import point that names the extra to install when one is missing.
+
+Heavy or optional packages (torch, FAISS, ddgs, Ragas, pypdf, ...) are imported where they are
+used, through :func:`require`, so ``import orchestrator`` stays light and a missing package is a
+:class:`MissingDependencyError` that says ``pip install "orchestrator[web]"``, never a bare
+``ModuleNotFoundError`` or "the search failed (RuntimeError)".
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from orchestrator.errors import OrchestratorError
+
+
+class MissingDependencyError(OrchestratorError, ImportError):
+    """An optional package is not installed; ``fix`` names the extra that brings it."""
+
+    def __init__(self, module: str, extra: str, purpose: str) -> None:
+        self.module, self.extra = module, extra
+        super().__init__(
+            f"{purpose} needs the Python package {module.split('.')[0]!r}, which is not installed",
+            fix=f'pip install "orchestrator[{extra}]"',
+        )
+
+
+def require(module: str, *, extra: str, purpose: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming ``extra``.
+
+    Only a missing ``module`` (or one of its parent packages) becomes the error; an import
+    error raised inside an installed package propagates unchanged, so real bugs stay visible.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module == missing or module.startswith(missing + ".")):
+            raise MissingDependencyError(module, extra, purpose) from exc
+        raise

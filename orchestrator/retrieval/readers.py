@@ -1,0 +1,137 @@
+"""File readers for ingestion: text, Markdown, JSONL, PDF and HTML files into documents.
+
+PDF text comes from ``pypdf`` (pure Python, no system libraries; text per page, so every
+chunk can cite its page). HTML main text and title come from ``trafilatura``, which drops
+navigation, footers and boilerplate that would otherwise fill chunks with menu words. Both
+are imported only when such a file is read, through :func:`orchestrator.extras.require`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import DataError
+from orchestrator.extras import require
+from orchestrator.retrieval.beir import read_jsonl
+from orchestrator.retrieval.types import SourceDocument
+
+TEXT_SUFFIXES = (".txt", ".text")
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+JSONL_SUFFIXES = (".jsonl",)
+PDF_SUFFIXES = (".pdf",)
+HTML_SUFFIXES = (".html", ".htm")
+SUPPORTED = TEXT_SUFFIXES + MARKDOWN_SUFFIXES + JSONL_SUFFIXES + PDF_SUFFIXES + HTML_SUFFIXES
+_TEXT_KEYS = ("text", "page_content", "content", "body")
+_ID_KEYS = ("_id", "doc_id", "id")
+
+#: A located document: where it came from ("path" or "path:line") and the document.
+Located = tuple[str, SourceDocument]
+
+
+class UnreadableFileError(DataError):
+    """A PDF or HTML file the parser could not read (corrupt, encrypted, not really HTML).
+    Inside a folder such a file is skipped and named; named on its own it is an error."""
+
+
+def read_file(path: Path, doc_id: str) -> list[Located]:
+    """The documents in one supported file (a JSONL file holds one per line)."""
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return list(jsonl_documents(path))
+    if suffix in PDF_SUFFIXES:
+        return [(str(path), pdf_document(path, doc_id))]
+    if suffix in HTML_SUFFIXES:
+        return [(str(path), html_document(path, doc_id))]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    kind = "markdown" if suffix in MARKDOWN_SUFFIXES else "text"
+    return [(str(path), SourceDocument(doc_id, text, str(path), "", {"format": kind}))]
+
+
+def jsonl_documents(path: Path) -> Iterator[Located]:
+    """One document per line; the id is ``_id``/``doc_id``/``id``, else ``FILE:LINE``."""
+    for number, row in read_jsonl(path):
+        text_key = next((k for k in _TEXT_KEYS if k in row), None)
+        if text_key is None:
+            raise DataError(
+                f"{path}:{number} has no text field",
+                fix=f"give each line one of the keys {', '.join(_TEXT_KEYS)}",
+            )
+        id_key = next((k for k in _ID_KEYS if k in row), None)
+        doc_id = str(row[id_key]) if id_key else f"{path.name}:{number}"
+        given = row.get("metadata")
+        meta: dict[str, Any] = given if isinstance(given, dict) else {}
+        extra = {k: v for k, v in row.items() if k not in (text_key, id_key, "title", "metadata")}
+        meta = {**extra, **meta, "format": "jsonl"}
+        doc = SourceDocument(doc_id, str(row[text_key]), str(path), str(row.get("title", "")), meta)
+        yield f"{path}:{number}", doc
+
+
+def beir_documents(root: Path) -> Iterator[Located]:
+    """The documents of a BEIR ``corpus.jsonl`` (every line needs an ``_id``)."""
+    corpus = root / "corpus.jsonl"
+    for number, row in read_jsonl(corpus):
+        if "_id" not in row:
+            raise DataError(
+                f"{corpus}:{number} has no '_id'", fix="give every corpus line an '_id'"
+            )
+        meta = {k: v for k, v in row.items() if k not in ("_id", "title", "text")}
+        doc = SourceDocument(
+            str(row["_id"]),
+            str(row.get("text", "")),
+            str(corpus),
+            str(row.get("title", "")),
+            meta,
+        )
+        yield f"{corpus}:{number}", doc
+
+
+def pdf_document(path: Path, doc_id: str) -> SourceDocument:
+    """A PDF's text layer, page by page (``pages`` keeps each page's number and text)."""
+    pypdf = require("pypdf", extra="rag", purpose="reading PDF files")
+    try:
+        reader = pypdf.PdfReader(str(path))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableFileError(
+                f"{path} is an encrypted PDF", fix="save a decrypted copy (e.g. qpdf --decrypt)"
+            )
+        pages = tuple((n, page.extract_text() or "") for n, page in enumerate(reader.pages, 1))
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # pypdf raises many types on damaged files; all mean "unreadable"
+        raise UnreadableFileError(
+            f"{path} is not a readable PDF ({type(exc).__name__}: {exc})",
+            fix="check the file opens in a PDF viewer, or export it again",
+        ) from exc
+    text = "\n\n".join(t for _, t in pages)
+    meta = {"format": "pdf", "page_count": len(pages)}
+    return SourceDocument(doc_id, text, str(path), "", meta, pages=pages)
+
+
+def html_document(path: Path, doc_id: str) -> SourceDocument:
+    """An HTML page's main text and title (boilerplate such as menus and footers dropped)."""
+    trafilatura = require("trafilatura", extra="rag", purpose="reading HTML files")
+    raw = path.read_bytes()
+    try:
+        text = trafilatura.extract(raw, include_comments=False, include_tables=True)
+        meta = trafilatura.extract_metadata(raw)
+    except Exception as exc:  # lxml/trafilatura errors on broken markup mean "unreadable"
+        raise UnreadableFileError(
+            f"{path} is not readable HTML ({type(exc).__name__}: {exc})",
+            fix="check the file is an HTML page, or save it again from the browser",
+        ) from exc
+    title = str(getattr(meta, "title", None) or "") if meta is not None else ""
+    return SourceDocument(doc_id, text or "", str(path), title, {"format": "html"})
+
+
+def empty_reason(doc: SourceDocument) -> str | None:
+    """Why a document would give no chunks (``None`` when it has text)."""
+    if doc.text.strip() or doc.title.strip():
+        return None
+    fmt = doc.metadata.get("format")
+    if fmt == "pdf":
+        return "no text layer (scanned pages need OCR first, e.g. ocrmypdf)"
+    if fmt == "html":
+        return "no main text found in the page"
+    return "no text"

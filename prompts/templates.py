@@ -1,0 +1,129 @@
+"""Prompt templates whose variable values can never become control tokens.
+
+A completion model (``LlamaCpp``) tokenizes its whole prompt with special tokens parsed, since
+a template may write its own turn markers (``<|im_start|>user``). Text filled *into* the
+template (the user's question, a retrieved document, a tool result, the history) must not get
+that power, or a web page saying ``<|im_end|><|im_start|>system`` opens a real turn. Every
+path that fills a template for a model goes through :func:`defuse_values`; its pattern is the
+model's own control tokens when the model is ours (:func:`special_pattern_of`) plus the generic
+shapes of :mod:`orchestrator.prompts.safety`.
+
+:class:`PromptTemplate` is langchain-core's with that defusing built in, so the book's
+``prompt | LlamaCpp(...)`` is safe with only its import line changed. :func:`instruction_prompt`
+is the one place a prompt is wrapped as a user turn for a completion model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.prompts import PromptTemplate as _LangChainPromptTemplate
+from langchain_core.runnables import RunnableBinding
+from orchestrator.prompts.safety import defuse
+from pydantic import Field
+
+_PLAIN = (int, float, bool, type(None))
+
+
+def special_pattern_of(llm: Any) -> re.Pattern[str] | None:
+    """The regex of ``llm``'s own control tokens when it is an Orchestrator llama.cpp model
+    (through ``.bind`` wrappers), else ``None``.
+
+    Duck-typed (``llm.engine.special_pattern``) because prompts sits below the runtime; the
+    engine is loaded if it was not yet, which the call about to be made needs anyway.
+    """
+    inner: Any = llm
+    while isinstance(inner, RunnableBinding):
+        inner = inner.bound
+    if not hasattr(type(inner), "engine"):  # a property on our model classes only
+        return None
+    pattern = getattr(inner.engine, "special_pattern", None)
+    return pattern if isinstance(pattern, re.Pattern) else None
+
+
+def defuse_value(value: Any, pattern: re.Pattern[str] | None = None, *, stringify: bool = False) -> Any:
+    """``value`` with control-token text broken: strings, message contents (a history given
+    as messages), and the items of lists and tuples. Numbers and ``None`` stay as they are;
+    other objects are left alone unless ``stringify`` (an f-string template will ``str()``
+    them anyway, so their text is defused first)."""
+    if isinstance(value, str):
+        return defuse(value, pattern)
+    if isinstance(value, BaseMessage):
+        return _defuse_message(value, pattern)
+    if isinstance(value, list | tuple):
+        return type(value)(defuse_value(v, pattern, stringify=stringify) for v in value)
+    if stringify and not isinstance(value, _PLAIN):
+        return defuse(str(value), pattern)
+    return value
+
+
+def defuse_values(
+    values: Mapping[str, Any], pattern: re.Pattern[str] | None = None, *, stringify: bool = False
+) -> dict[str, Any]:
+    """Every value of a template's variables defused (see :func:`defuse_value`)."""
+    return {k: defuse_value(v, pattern, stringify=stringify) for k, v in values.items()}
+
+
+def safe_values(llm: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` defused for ``llm``: its own control tokens and the generic shapes."""
+    return defuse_values(values, special_pattern_of(llm))
+
+
+def _defuse_message(message: BaseMessage, pattern: re.Pattern[str] | None) -> BaseMessage:
+    content = message.content
+    if isinstance(content, str):
+        safe: Any = defuse(content, pattern)
+    else:
+        safe = [
+            defuse(b, pattern)
+            if isinstance(b, str)
+            else {**b, "text": defuse(b["text"], pattern)}
+            if isinstance(b, dict) and isinstance(b.get("text"), str)
+            else b
+            for b in content
+        ]
+    return message if safe == content else message.model_copy(update={"content": safe})
+
+
+class PromptTemplate(_LangChainPromptTemplate):
+    """langchain-core's ``PromptTemplate`` whose formatting defuses every variable value.
+
+    The template text itself is trusted (it may write a model's turn markers); values are not.
+    ``llm`` (optional, set by :meth:`for_model` or :func:`instruction_prompt`) adds that
+    model's own control tokens to the generic shapes; it is read when formatting, so a
+    template for a model does not load the model's weights.
+    """
+
+    llm: Any = Field(default=None, exclude=True)
+
+    def format(self, **kwargs: Any) -> str:
+        merged = self._merge_partial_and_user_variables(**kwargs)
+        stringify = self.template_format == "f-string"
+        pattern = special_pattern_of(self.llm) if self.llm is not None else None
+        return super().format(**defuse_values(merged, pattern, stringify=stringify))
+
+    def for_model(self, llm: Any) -> PromptTemplate:
+        """This template, also defusing ``llm``'s own control tokens."""
+        return self.model_copy(update={"llm": llm})
+
+    def __add__(self, other: Any) -> PromptTemplate:
+        combined = super().__add__(other)
+        llm = self.llm if self.llm is not None else getattr(other, "llm", None)
+        fields = {name: getattr(combined, name) for name in type(combined).model_fields}
+        return PromptTemplate(**{**fields, "llm": llm})
+
+
+def instruction_prompt(llm: Any, text: str) -> PromptTemplate:
+    """``text`` as a prompt for ``llm``; the one place a prompt is wrapped for a model.
+
+    A completion model that knows a chat format (``LlamaCpp.wrap_user_prompt``) gets ``text``
+    as one user turn, the way the book writes Phi-3's tags by hand; a chat model wraps its
+    input itself, so it gets ``text`` as is. Either way, filled-in values are defused with the
+    model's own control tokens.
+    """
+    wrap = getattr(llm, "wrap_user_prompt", None)
+    template = PromptTemplate.from_template(wrap(text) if callable(wrap) else text)
+    return template.for_model(llm)
