@@ -68,9 +68,12 @@ def test_load_documents_from_text_markdown_jsonl_and_beir(tmp_path) -> None:
     assert {d.doc_id for d in load_documents([tmp_path])} >= {"notes.txt", "guide.md", "r1"}
 
 
-def test_unsupported_or_missing_files_are_errors(tmp_path) -> None:
+def test_unsupported_unreadable_or_missing_files_are_errors(tmp_path) -> None:
+    (tmp_path / "a.png").write_bytes(b"\x89PNG")
+    with pytest.raises(OptionError, match=r"unsupported file type \.png"):
+        list(load_documents([tmp_path / "a.png"]))
     (tmp_path / "a.pdf").write_bytes(b"%PDF")
-    with pytest.raises(OptionError, match=r"unsupported file type \.pdf"):
+    with pytest.raises(DataError, match=r"a\.pdf is not a readable PDF"):
         list(load_documents([tmp_path / "a.pdf"]))
     with pytest.raises(DataError, match="does not exist"):
         list(load_documents([tmp_path / "nope.txt"]))

@@ -192,7 +192,7 @@ class IndexStore:
         The same document twice in ``docs`` is stored once; two *different* documents with
         one id are a :class:`DataError` (which one was meant is unknowable). A chunk whose
         ``chunk_id`` is already stored is never added again."""
-        _check_unique_ids(docs)
+        check_unique_ids(docs)
         if docs:
             self.check_embedder()
         self.delete_documents({d.doc_id for d in docs})
@@ -379,7 +379,7 @@ class IndexStore:
         st.remove_stale(d, {f["name"] for f in files.values()})
 
 
-def _check_unique_ids(docs: Sequence[SourceDocument]) -> None:
+def check_unique_ids(docs: Sequence[SourceDocument]) -> None:
     """Two different documents under one id in one batch are an error naming both."""
     first: dict[str, tuple[int, SourceDocument]] = {}
     for n, doc in enumerate(docs, 1):

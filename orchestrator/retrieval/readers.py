@@ -8,6 +8,8 @@ are imported only when such a file is read, through :func:`orchestrator.extras.r
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,46 +92,62 @@ def beir_documents(root: Path) -> Iterator[Located]:
 def pdf_document(path: Path, doc_id: str) -> SourceDocument:
     """A PDF's text layer, page by page (``pages`` keeps each page's number and text)."""
     pypdf = require("pypdf", extra="rag", purpose="reading PDF files")
-    try:
-        reader = pypdf.PdfReader(str(path))
-        if reader.is_encrypted and not reader.decrypt(""):
+    with _quiet("pypdf"):  # its repair warnings would repeat what the error/skip says
+        try:
+            reader = pypdf.PdfReader(str(path))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise UnreadableFileError(
+                    f"{path} is an encrypted PDF",
+                    fix="save a decrypted copy (e.g. qpdf --decrypt)",
+                )
+            pages = tuple((n, p.extract_text() or "") for n, p in enumerate(reader.pages, 1))
+        except UnreadableFileError:
+            raise
+        except Exception as exc:  # pypdf raises many types on damaged files: all "unreadable"
             raise UnreadableFileError(
-                f"{path} is an encrypted PDF", fix="save a decrypted copy (e.g. qpdf --decrypt)"
-            )
-        pages = tuple((n, page.extract_text() or "") for n, page in enumerate(reader.pages, 1))
-    except UnreadableFileError:
-        raise
-    except Exception as exc:  # pypdf raises many types on damaged files; all mean "unreadable"
-        raise UnreadableFileError(
-            f"{path} is not a readable PDF ({type(exc).__name__}: {exc})",
-            fix="check the file opens in a PDF viewer, or export it again",
-        ) from exc
+                f"{path} is not a readable PDF ({type(exc).__name__}: {exc})",
+                fix="check the file opens in a PDF viewer, or export it again",
+            ) from exc
     text = "\n\n".join(t for _, t in pages)
     meta = {"format": "pdf", "page_count": len(pages)}
     return SourceDocument(doc_id, text, str(path), "", meta, pages=pages)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a parser's own log lines while it reads one file (restored after): the skip
+    or error we report already says what went wrong, once."""
+    log = logging.getLogger(logger_name)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def html_document(path: Path, doc_id: str) -> SourceDocument:
     """An HTML page's main text and title (boilerplate such as menus and footers dropped)."""
     trafilatura = require("trafilatura", extra="rag", purpose="reading HTML files")
     raw = path.read_bytes()
-    try:
-        text = trafilatura.extract(raw, include_comments=False, include_tables=True)
-        meta = trafilatura.extract_metadata(raw)
-    except Exception as exc:  # lxml/trafilatura errors on broken markup mean "unreadable"
-        raise UnreadableFileError(
-            f"{path} is not readable HTML ({type(exc).__name__}: {exc})",
-            fix="check the file is an HTML page, or save it again from the browser",
-        ) from exc
+    with _quiet("trafilatura"):
+        try:
+            text = trafilatura.extract(raw, include_comments=False, include_tables=True)
+            meta = trafilatura.extract_metadata(raw)
+        except Exception as exc:  # lxml/trafilatura errors on broken markup: "unreadable"
+            raise UnreadableFileError(
+                f"{path} is not readable HTML ({type(exc).__name__}: {exc})",
+                fix="check the file is an HTML page, or save it again from the browser",
+            ) from exc
     title = str(getattr(meta, "title", None) or "") if meta is not None else ""
     return SourceDocument(doc_id, text or "", str(path), title, {"format": "html"})
 
 
 def empty_reason(doc: SourceDocument) -> str | None:
     """Why a document would give no chunks (``None`` when it has text)."""
-    if doc.text.strip() or doc.title.strip():
-        return None
     fmt = doc.metadata.get("format")
+    if doc.text.strip() or (doc.title.strip() and fmt not in ("pdf", "html")):
+        return None  # a page's title alone is not worth a chunk
     if fmt == "pdf":
         return "no text layer (scanned pages need OCR first, e.g. ocrmypdf)"
     if fmt == "html":

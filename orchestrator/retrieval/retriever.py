@@ -26,7 +26,7 @@ from orchestrator.retrieval.dense import (
     SentenceTransformerEmbedder,
     UnavailableEmbedder,
 )
-from orchestrator.retrieval.index import MODES, IndexStore
+from orchestrator.retrieval.index import MODES, IndexStore, check_modes, check_unique_ids
 from orchestrator.retrieval.ingest import (
     ChunkerConfig,
     SkipHandler,
@@ -79,6 +79,7 @@ def build_index(
     To add to or delete from an existing index, use ``IndexStore.open(dir)`` then
     ``add_documents`` / ``delete_documents`` and ``save()``.
     """
+    check_modes(modes)  # a typo in the modes is reported before any file is read
     items = list(paths_or_docs)
     is_path = [isinstance(i, str | Path) for i in items]
     skipped: list[Skipped] = []
@@ -95,6 +96,7 @@ def build_index(
         docs = to_source_documents(items)
     if not any(d.text.strip() or d.title.strip() for d in docs):
         raise nothing_to_index(items if all(is_path) else ["the documents given"], skipped)
+    check_unique_ids(docs)  # before the directory is created
     store = IndexStore.create(
         index_dir,
         modes=modes,
