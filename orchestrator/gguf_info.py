@@ -1,23 +1,29 @@
-"""Read and validate a GGUF file's header before llama.cpp sees it.
+"""Read a GGUF file's metadata with the ``gguf`` library before llama.cpp sees the file.
 
-llama.cpp can abort the process on some malformed files; checking the magic, the header and that
-every tensor lies inside the file turns those into a :class:`ModelLoadError` with a fix.
+llama.cpp can abort the process on some malformed files. ``gguf.GGUFReader`` parses the header
+and lays every tensor over the memory map (no tensor data is read), so a truncated or corrupted
+file fails here, in Python; we turn that failure, a missing, unreadable or non-GGUF file into a
+:class:`ModelLoadError` with a fix.
 """
 
 from __future__ import annotations
 
-import math
-import mmap
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from orchestrator.errors import ModelLoadError
 
 GGUF_MAGIC = b"GGUF"
+_MISSING_FIX = "pass an existing .gguf file with --model / model_path, or unset ORCHESTRATOR_MODEL"
+_BROKEN_FIX = "re-download or re-convert the file; it is truncated or corrupted"
+#: gguf's TokenType values of tokens that are markers, not text (CONTROL, USER_DEFINED).
+_MARKER_TOKEN_TYPES = (3, 4)
 
 
 @dataclass(frozen=True)
@@ -33,26 +39,30 @@ class GGUFInfo:
     chat_template: str | None
     bos_token: str
     eos_token: str
+    control_tokens: frozenset[str] = field(default_factory=frozenset)
+    """Control / user-defined tokens of the vocabulary (``<|im_start|>``, ``<start_of_turn>``):
+    they tell which chat format a file without a template was trained on."""
 
 
 def read_gguf_info(path: str | Path) -> GGUFInfo:
-    """Validate ``path`` as a complete GGUF file and return its metadata."""
+    """Validate ``path`` as a complete GGUF file and return its metadata (cached per file
+    version: parsing a vocabulary costs about a second)."""
     p = Path(path)
     stat = _stat(p)
     return _read_cached(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def _stat(p: Path) -> os.stat_result:
-    fix = "pass an existing .gguf file with --model / model_path, or unset ORCHESTRATOR_MODEL"
+    """The checks GGUFReader lacks: it would fail on these with a bare OS or numpy error."""
     if not p.exists():
-        raise ModelLoadError(f"model file not found: {p}", fix=fix)
+        raise ModelLoadError(f"model file not found: {p}", fix=_MISSING_FIX)
     if p.is_dir():
-        raise ModelLoadError(f"model path is a directory, not a GGUF file: {p}", fix=fix)
+        raise ModelLoadError(f"model path is a directory, not a GGUF file: {p}", fix=_MISSING_FIX)
     try:
         with p.open("rb") as handle:
             magic = handle.read(4)
     except OSError as exc:
-        raise ModelLoadError(f"cannot read model file {p}: {exc.strerror}", fix=fix) from exc
+        raise _unreadable(p, exc) from exc
     if magic != GGUF_MAGIC:
         raise ModelLoadError(
             f"{p} is not a GGUF file (starts with {magic!r}, expected {GGUF_MAGIC!r})",
@@ -61,121 +71,101 @@ def _stat(p: Path) -> os.stat_result:
     return p.stat()
 
 
-_SCALARS = {
-    0: "<B",
-    1: "<b",
-    2: "<H",
-    3: "<h",
-    4: "<I",
-    5: "<i",
-    6: "<f",
-    7: "<?",
-    10: "<Q",
-    11: "<q",
-    12: "<d",
-}
-_STRING, _ARRAY = 8, 9
+def _unreadable(p: Path | str, exc: OSError) -> ModelLoadError:
+    return ModelLoadError(
+        f"cannot read model file {p}: {exc.strerror or exc}",
+        fix="check the file's permissions and that it is a regular file, then " + _MISSING_FIX,
+    )
 
 
-class _Cursor:
-    """Sequential little-endian reader over a memory map; raises on reading past the end."""
+def _reader(path: str) -> Any:
+    """A ``gguf.GGUFReader`` that walks a plain ndarray over the memory map instead of the
+    ``np.memmap`` subclass: same bytes, same parsing, about three times faster, because every
+    slice of an ``np.memmap`` runs Python-level bookkeeping and a vocabulary is ~10^5 slices."""
+    from gguf import GGUFReader
 
-    def __init__(self, buf: mmap.mmap) -> None:
-        self.buf, self.pos = buf, 0
+    class _PlainArrayReader(GGUFReader):
+        @property  # type: ignore[override]
+        def data(self) -> np.ndarray:
+            return self._plain
 
-    def unpack(self, fmt: str) -> Any:
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.buf):
-            raise ValueError(f"header ends early at byte {self.pos:,}")
-        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
-        self.pos += size
-        return value
+        @data.setter
+        def data(self, value: np.ndarray) -> None:
+            self._plain = value.view(np.ndarray)
 
-    def string(self) -> str:
-        n = self.unpack("<Q")
-        if self.pos + n > len(self.buf):
-            raise ValueError(f"string of {n:,} bytes runs past the end of the file")
-        raw = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return raw.decode("utf-8", errors="replace")
-
-    def value(self, kind: int, keep: bool = True) -> Any:
-        if kind == _STRING:
-            return self.string()
-        if kind == _ARRAY:
-            item_kind, n = self.unpack("<I"), self.unpack("<Q")
-            if item_kind in _SCALARS and not keep:  # skip fixed-size arrays without decoding
-                self.pos += n * struct.calcsize(_SCALARS[item_kind])
-                return None
-            items = [self.value(item_kind) for _ in range(n)]
-            return items if keep else None
-        if kind not in _SCALARS:
-            raise ValueError(f"unknown metadata value type {kind}")
-        return self.unpack(_SCALARS[kind])
-
-
-def _tensor_bytes(dims: list[int], ggml_type: int) -> int:
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
-    block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-    return math.prod(dims) // block * type_size
-
-
-def _parse(buf: mmap.mmap) -> tuple[dict[str, Any], int]:
-    """Metadata and the byte offset where the last tensor ends."""
-    cur = _Cursor(buf)
-    cur.pos = 4
-    version = cur.unpack("<I")
-    if version not in (2, 3):
-        raise ValueError(f"unsupported GGUF version {version}")
-    n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
-    meta: dict[str, Any] = {}
-    for _ in range(n_kv):
-        key = cur.string()
-        keep = not key.startswith(("tokenizer.ggml.merges", "tokenizer.ggml.token_type"))
-        meta[key] = cur.value(cur.unpack("<I"), keep=keep)
-    end = 0
-    for _ in range(n_tensors):
-        cur.string()
-        dims = [cur.unpack("<Q") for _ in range(cur.unpack("<I"))]
-        ggml_type, offset = cur.unpack("<I"), cur.unpack("<Q")
-        end = max(end, offset + _tensor_bytes(dims, ggml_type))
-    align = int(meta.get("general.alignment", 32))
-    if align <= 0:
-        raise ValueError(f"general.alignment is {align}, it must be positive")
-    data_start = (cur.pos + align - 1) // align * align
-    return meta, data_start + end
+    return _PlainArrayReader(path)
 
 
 @lru_cache(maxsize=16)
 def _read_cached(path: str, size: int, mtime_ns: int) -> GGUFInfo:
-    broken = "re-download or re-convert the file; it is truncated or corrupted"
     try:
-        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            meta, end = _parse(buf)
-    except (ValueError, KeyError, struct.error, OverflowError) as exc:
-        raise ModelLoadError(f"{path} has a malformed GGUF header: {exc}", fix=broken) from exc
-    if end > size:
-        raise ModelLoadError(
-            f"{path} is truncated: its tensors need {end:,} bytes but the file has {size:,}",
-            fix=broken,
+        reader = _reader(path)
+        meta = _Metadata(reader.fields)
+        arch = meta.text("general.architecture") or "unknown"
+        ctx, layers = meta.number(f"{arch}.context_length"), meta.number(f"{arch}.block_count")
+        return GGUFInfo(
+            path=Path(path),
+            size_bytes=size,
+            architecture=arch,
+            name=meta.text("general.name") or Path(path).stem,
+            context_length=ctx,
+            n_layers=layers,
+            chat_template=meta.text("tokenizer.chat_template"),
+            bos_token=meta.token("tokenizer.ggml.bos_token_id"),
+            eos_token=meta.token("tokenizer.ggml.eos_token_id"),
+            control_tokens=meta.control_tokens(),
         )
-    arch = str(meta.get("general.architecture", "unknown"))
-    tokens = meta.get("tokenizer.ggml.tokens") or []
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error) as exc:
+        # GGUFReader reports a short file as a failed reshape / view / index of the map
+        raise ModelLoadError(
+            f"{path} is truncated or has a malformed GGUF header ({size:,} bytes): "
+            f"{type(exc).__name__}: {exc}",
+            fix=_BROKEN_FIX,
+        ) from exc
 
-    def token(key: str) -> str:
-        index = meta.get(key)
-        return str(tokens[index]) if isinstance(index, int) and 0 <= index < len(tokens) else ""
 
-    ctx, layers = meta.get(f"{arch}.context_length"), meta.get(f"{arch}.block_count")
-    return GGUFInfo(
-        path=Path(path),
-        size_bytes=size,
-        architecture=arch,
-        name=str(meta.get("general.name") or Path(path).stem),
-        context_length=int(ctx) if ctx is not None else None,
-        n_layers=int(layers) if layers is not None else None,
-        chat_template=meta.get("tokenizer.chat_template"),
-        bos_token=token("tokenizer.ggml.bos_token_id"),
-        eos_token=token("tokenizer.ggml.eos_token_id"),
-    )
+class _Metadata:
+    """Typed look-ups over GGUFReader's fields; a value of the wrong type counts as absent."""
+
+    def __init__(self, fields: Any) -> None:
+        self.fields = fields
+
+    def text(self, key: str) -> str | None:
+        value = self._scalar(key)
+        return value if isinstance(value, str) else None
+
+    def number(self, key: str) -> int | None:
+        value = self._scalar(key)
+        return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def _scalar(self, key: str) -> Any:
+        found = self.fields.get(key)
+        if found is None or len(found.types) != 1:  # absent, or an array
+            return None
+        return found.contents()
+
+    def _strings(self) -> Any:
+        from gguf import GGUFValueType
+
+        tokens = self.fields.get("tokenizer.ggml.tokens")
+        ok = tokens is not None and tokens.types[-1:] == [GGUFValueType.STRING]
+        return tokens if ok else None
+
+    def token(self, key: str) -> str:
+        """The text of the token whose id is stored under ``key`` ("" when there is none)."""
+        index, tokens = self.number(key), self._strings()
+        if tokens is None or index is None or not 0 <= index < len(tokens.data):
+            return ""
+        return str(tokens.contents(index))
+
+    def control_tokens(self) -> frozenset[str]:
+        tokens, types = self._strings(), self.fields.get("tokenizer.ggml.token_type")
+        if tokens is None or types is None or len(types.data) != len(tokens.data):
+            return frozenset()
+        if not types.data:
+            return frozenset()
+        kinds = np.concatenate([types.parts[i] for i in types.data])
+        marked = np.flatnonzero(np.isin(kinds, _MARKER_TOKEN_TYPES))
+        return frozenset(str(tokens.contents(int(i))) for i in marked)

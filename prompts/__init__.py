@@ -5,6 +5,8 @@ from orchestrator.prompts.chat_formats import (
     ChatFormat,
     ChatTemplateError,
     format_from_template,
+    infer_chat_format,
+    model_chat_format,
     render_chat,
 )
 from orchestrator.prompts.library import PROMPTS, get_prompt
@@ -25,7 +27,9 @@ __all__ = [
     "defuse_values",
     "format_from_template",
     "get_prompt",
+    "infer_chat_format",
     "instruction_prompt",
+    "model_chat_format",
     "render_chat",
     "safe_values",
     "special_pattern_of",

@@ -86,7 +86,8 @@ def story(
 
 @guarded
 def models(model: ModelOpt = None, as_json: JsonOpt = False) -> None:
-    """Which model file, its architecture, chat format, context size and GPU offload."""
+    """Which model file, its architecture, chat format (the file's own template, or the one
+    inferred from its architecture / vocabulary, and which), context size and GPU offload."""
     from orchestrator.llama.engine import gpu_backend_available
     from orchestrator.llama.info import describe_model
 
@@ -100,6 +101,8 @@ def models(model: ModelOpt = None, as_json: JsonOpt = False) -> None:
     for key, value in info.items():
         table.add_row(key, str(value))
     console.print(table)
+    if str(info["chat_format_source"]).startswith("fallback"):
+        console.print(f"[yellow]chat format: {info['chat_format_source']}[/]")
     if not gpu_backend_available():
         console.print(
             '[dim]GPU offload: rebuild llama-cpp-python with CMAKE_ARGS="-DGGML_CUDA=on"[/]'

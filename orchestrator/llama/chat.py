@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -26,7 +27,13 @@ from orchestrator.llama import structured
 from orchestrator.llama.aio import relay_chunks
 from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
 from orchestrator.llama.engine import Usage
-from orchestrator.prompts import ChatFormat, ChatTemplateError, format_from_template, render_chat
+from orchestrator.prompts import (
+    ChatFormat,
+    ChatTemplateError,
+    format_from_template,
+    model_chat_format,
+    render_chat,
+)
 
 #: Keyword arguments a call may carry besides sampling overrides.
 _CALL_EXTRAS = (
@@ -39,10 +46,13 @@ _CALL_EXTRAS = (
 
 
 def chat_format_of(model: LlamaSettings) -> ChatFormat:
-    """The model's chat format: a forced built-in, else the GGUF template, else Phi-3's."""
+    """The model's chat format: a forced built-in, else the GGUF template, else the format
+    inferred from the file's architecture / vocabulary (``source`` says which)."""
     if model.chat_format:
-        return format_from_template(None, default=model.chat_format)
-    return format_from_template(model.info.chat_template, default="phi3")
+        forced = format_from_template(None, default=model.chat_format)
+        return replace(forced, source="chat_format option")
+    info = model.info
+    return model_chat_format(info.chat_template, info.architecture, info.control_tokens)
 
 
 def render_messages(model: LlamaSettings, messages: Sequence[Mapping[str, str]]) -> str:

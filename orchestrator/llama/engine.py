@@ -297,6 +297,17 @@ def gpu_backend_available() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def gpu_layers_offloaded(requested: int, n_layers: int, gpu: bool | None = None) -> int:
+    """How many layers llama.cpp puts on the GPU for ``n_gpu_layers=requested`` on a model of
+    ``n_layers`` blocks: none without a GPU backend (``gpu``: detected when None); for a
+    negative request all blocks plus the output layer; else the request, capped at that."""
+    if gpu is None:
+        gpu = gpu_backend_available()
+    if requested == 0 or not gpu:
+        return 0
+    return n_layers + 1 if requested < 0 else min(requested, n_layers + 1)
+
+
 def get_engine(key: EngineKey) -> Engine:
     """The shared engine for ``key``, loading the model on first use."""
     with _ENGINES_LOCK:
@@ -332,16 +343,12 @@ def _load(key: EngineKey) -> Engine:
     import llama_cpp
 
     info = read_gguf_info(key.path)
-    requested = key.n_gpu_layers
-    layers = info.n_layers or 0
-    offloaded = 0
-    if requested != 0 and gpu_backend_available():
-        offloaded = layers + 1 if requested < 0 else min(requested, layers + 1)
+    offloaded = gpu_layers_offloaded(key.n_gpu_layers, info.n_layers or 0)
     try:
         llama = llama_cpp.Llama(
             model_path=key.path,
             n_ctx=key.n_ctx,
-            n_gpu_layers=requested if gpu_backend_available() else 0,
+            n_gpu_layers=key.n_gpu_layers if gpu_backend_available() else 0,
             n_threads=key.n_threads,
             n_threads_batch=key.n_threads,
             n_batch=min(key.n_batch, key.n_ctx),
