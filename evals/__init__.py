@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from orchestrator.evals.metrics import MEASURES, evaluate_run, precision_recall_points
 from orchestrator.evals.trec import read_qrels, read_run, write_qrels, write_run
-
 from orchestrator.lazy import lazy_getattr
 
 _LAZY = {

@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.evals.qa import QASample, to_evaluation_dataset
-
 from orchestrator.errors import DataError, OptionError, OrchestratorError, unknown_option
+from orchestrator.evals.qa import QASample, to_evaluation_dataset
 
 
 @dataclass(frozen=True)

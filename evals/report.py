@@ -237,6 +237,7 @@ def html_report(
         gate_failures=list(gate_failures),
         figures=figures_,
         unit="query" if results["kind"] == "retrieval" else "sample",
+        units="queries" if results["kind"] == "retrieval" else "samples",
         details=_details(results),
     )
 

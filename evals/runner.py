@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
-
 from orchestrator.errors import DataError
+from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
 
 #: Measures where more is not better; never gated.
 _UNGATED_PREFIX = "num_"
@@ -75,7 +74,6 @@ def _run_retrieval(
     suite: Suite, base: Path, out_dir: Path, task: Any, progress: bool
 ) -> list[dict[str, Any]]:
     from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
-
     from orchestrator.retrieval import load_beir, open_retriever
 
     dataset_dir = resolve(base, suite.dataset)
@@ -190,7 +188,6 @@ def rag_pipeline(
     """The RAG chain a configuration names: index (given or built from ``documents``) + model."""
     from orchestrator.chains.rag import rag_chain
     from orchestrator.evals.retrieval import ensure_index
-
     from orchestrator.llama.chat import ChatLlamaCpp
     from orchestrator.retrieval import open_retriever
 

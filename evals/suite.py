@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from orchestrator.evals.metrics import parse_measure
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import DataError, OrchestratorError
+from orchestrator.evals.metrics import parse_measure
 
 Mode = Literal["dense", "bm25", "hybrid"]
 

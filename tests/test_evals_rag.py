@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.runnables import RunnableLambda
-from orchestrator.evals.judge import JudgeTimeoutError, LlamaJudge, import_ragas, tighten_schema
-from orchestrator.evals.qa import QASample, answer_samples, load_qa, to_evaluation_dataset
-from orchestrator.evals.rag import NON_LLM_METRICS, evaluate_rag
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
 from orchestrator.errors import DataError, OptionError
+from orchestrator.evals.judge import JudgeTimeoutError, LlamaJudge, import_ragas, tighten_schema
+from orchestrator.evals.qa import QASample, answer_samples, load_qa, to_evaluation_dataset
+from orchestrator.evals.rag import NON_LLM_METRICS, evaluate_rag
 from orchestrator.testing import ScriptedChatModel
 
 EIFFEL = "The Eiffel Tower is in Paris. It was completed in 1889 for the World's Fair."

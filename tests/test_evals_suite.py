@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
-from orchestrator.evals.report import write_reports
-from orchestrator.evals.runner import gate, parse_fail_below, run_suite
-from orchestrator.evals.suite import load_suite
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
 from orchestrator.errors import DataError, OptionError
+from orchestrator.evals.report import write_reports
+from orchestrator.evals.runner import gate, parse_fail_below, run_suite
+from orchestrator.evals.suite import load_suite
 
 CORPUS = {
     "d1": "the wing lift increases in a propeller slipstream",
@@ -118,6 +118,7 @@ def test_run_suite_writes_results_and_reports_with_figures(tmp_path: Path, beir:
     assert saved["gate"] == {"passed": True, "failures": []}
     html = paths["html"].read_text()
     assert html.count("data:image/png;base64,") == 3
+    assert "<h2>Per query</h2>" in html and "<summary>bm25 (3 queries)</summary>" in html
     for name in ("comparison", "distribution", "pr_curve"):
         png = tmp_path / "out" / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -237,9 +238,8 @@ def test_cli_retrieval_rejects_unknown_mode(beir: Path) -> None:
 
 
 def test_fail_below_rejects_a_non_finite_threshold() -> None:
-    from orchestrator.evals.runner import parse_fail_below
-
     from orchestrator.errors import OptionError
+    from orchestrator.evals.runner import parse_fail_below
 
     assert parse_fail_below(["map=0.3"]) == {"map": 0.3}
     for bad in ("map=nan", "map=inf"):
