@@ -1,31 +1,38 @@
-"""IR metrics computed exactly as trec_eval computes them (checked against pytrec_eval).
+"""IR measures computed by trec_eval's own C code (``pytrec_eval``), behind one entry point.
 
-One entry point, :func:`evaluate_run`, takes trec_eval's measure names (``map``, ``ndcg_cut_10``,
-``recip_rank``, ``P_10``, ``recall_100``, ...). Each measure is a small pure function of one
-query's ranked relevance list, registered in :data:`MEASURES`; unknown names are errors built
-from that table.
+:func:`evaluate_run` takes trec_eval's measure names (``map``, ``ndcg_cut_10``, ``recip_rank``,
+``P_10``, ``recall_100``, ...; ``ndcg_cut.10`` is accepted too). The offered names are the
+closed table :data:`MEASURES`; an unknown name is an error with a "did you mean".
 
-trec_eval's conventions, reproduced on purpose because they change the numbers:
+trec_eval's conventions apply because trec_eval computes the values: ranking by score
+descending, ties by document id descending; a judgement >= 1 is relevant; nDCG gains are the
+judgement values; ``num_*`` measures are summed over queries, the others averaged. What this
+wrapper does around pytrec_eval, each for a reason:
 
-- ranking: by score descending, ties broken by document id descending (byte order), whatever
-  order the run lists them in;
-- a document is relevant when its judgement is >= 1; judgements below 0 count as unjudged;
-  nDCG gains are the judgement values;
-- which queries count: those both in the run and in the qrels (queries in the qrels with only
-  non-relevant judgements count, and score 0); ``complete=True`` also counts the qrels queries
-  the run misses, with an empty ranking (``trec_eval -c``);
-- the mean is the arithmetic mean over counted queries, except ``num_*`` measures, summed.
+- which queries count: those both in the run and in the qrels (a judged query with only
+  non-relevant judgements counts, and scores 0); ``complete=True`` also counts the judged
+  queries the run misses, with an empty ranking (``trec_eval -c``);
+- empty rankings are scored here (every measure 0, ``num_rel`` the query's relevant count):
+  trec_eval's buffers are unallocated until it has seen a non-empty ranking, so an empty
+  ranking's ``num_rel`` would depend on what the process evaluated before, and its
+  interpolated precision is NaN;
+- judgements below 0 are given to trec_eval as 0: a query whose judgements are all negative
+  makes pytrec_eval crash or miscount ``num_ret``; for every measure in :data:`MEASURES` a
+  negative judgement and a 0 give the same values (both judged non-relevant for these);
+- scores and grades are checked first: a NaN or non-numeric score, or a non-integer grade, is
+  a :class:`DataError` naming the query and document.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import DataError, OptionError, unknown_option
+from orchestrator.extras import require
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
@@ -35,132 +42,31 @@ RELEVANCE_LEVEL = 1
 
 
 @dataclass(frozen=True)
-class Judged:
-    """One query's ranking seen through its judgements: what each measure is computed from.
-
-    ``rels[i]`` is the judgement of the document at rank ``i + 1`` (``None``: not judged);
-    ``ideal`` holds the positive judgements in decreasing order (the ideal ranking's gains).
-    """
-
-    rels: tuple[int | None, ...]
-    num_rel: int
-    ideal: tuple[int, ...]
-
-    def relevant(self, i: int) -> bool:
-        rel = self.rels[i]
-        return rel is not None and rel >= RELEVANCE_LEVEL
-
-
-def rank_documents(scores: Mapping[str, float]) -> list[str]:
-    """Document ids in trec_eval's order: score descending, then document id descending."""
-    return [doc for doc, _ in sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
-
-
-def judge(scores: Mapping[str, float], judgements: Mapping[str, int]) -> Judged:
-    """Rank ``scores`` and attach the judgements (negative ones count as unjudged)."""
-    rels: list[int | None] = []
-    for doc in rank_documents(scores):
-        rel = judgements.get(doc)
-        rels.append(rel if rel is not None and rel >= 0 else None)
-    num_rel = sum(1 for rel in judgements.values() if rel >= RELEVANCE_LEVEL)
-    ideal = tuple(sorted((rel for rel in judgements.values() if rel > 0), reverse=True))
-    return Judged(tuple(rels), num_rel, ideal)
-
-
-# --- measures: pure functions of (Judged, cutoff) -------------------------------------------
-
-
-def _average_precision(q: Judged, k: int | None) -> float:
-    limit = len(q.rels) if k is None else min(k, len(q.rels))
-    found, total = 0, 0.0
-    for i in range(limit):
-        if q.relevant(i):
-            found += 1
-            total += found / (i + 1)
-    return total / q.num_rel if q.num_rel else 0.0
-
-
-def _dcg(gains: Iterable[float]) -> float:
-    total = 0.0
-    for i, gain in enumerate(gains):
-        if gain > 0:
-            total += gain / math.log2(i + 2)
-    return total
-
-
-def _ndcg(q: Judged, k: int | None) -> float:
-    ranked = q.rels if k is None else q.rels[:k]
-    ideal = q.ideal if k is None else q.ideal[:k]
-    ideal_dcg = _dcg(ideal)
-    return _dcg(rel or 0 for rel in ranked) / ideal_dcg if ideal_dcg > 0 else 0.0
-
-
-def _recip_rank(q: Judged, k: int | None) -> float:
-    for i in range(len(q.rels)):
-        if q.relevant(i):
-            return 1.0 / (i + 1)
-    return 0.0
-
-
-def _rel_in_top(q: Judged, k: int) -> int:
-    return sum(1 for i in range(min(k, len(q.rels))) if q.relevant(i))
-
-
-def _precision(q: Judged, k: int | None) -> float:
-    assert k is not None
-    return _rel_in_top(q, k) / k
-
-
-def _recall(q: Judged, k: int | None) -> float:
-    assert k is not None
-    return _rel_in_top(q, k) / q.num_rel if q.num_rel else 0.0
-
-
-def _r_precision(q: Judged, k: int | None) -> float:
-    return _rel_in_top(q, q.num_rel) / q.num_rel if q.num_rel else 0.0
-
-
-def _success(q: Judged, k: int | None) -> float:
-    assert k is not None
-    return 1.0 if _rel_in_top(q, k) else 0.0
-
-
-def _num_ret(q: Judged, k: int | None) -> float:
-    return float(len(q.rels))
-
-
-def _num_rel(q: Judged, k: int | None) -> float:
-    return float(q.num_rel)
-
-
-def _num_rel_ret(q: Judged, k: int | None) -> float:
-    return float(_rel_in_top(q, len(q.rels)))
-
-
-@dataclass(frozen=True)
 class Measure:
-    """A registered measure: its function and whether its name takes a cutoff (``P_10``)."""
+    """An offered trec_eval measure: whether its name takes a cutoff (``P_10``), and what it is."""
 
-    fn: Callable[[Judged, int | None], float]
     needs_cutoff: bool
     about: str
 
 
-#: trec_eval measure name -> implementation. Names with a cutoff are written ``name_k``.
+#: The trec_eval measures offered, by name; names with a cutoff are written ``name_k``.
 MEASURES: dict[str, Measure] = {
-    "map": Measure(_average_precision, False, "mean average precision"),
-    "map_cut": Measure(_average_precision, True, "average precision over the top k"),
-    "ndcg": Measure(_ndcg, False, "nDCG over the whole ranking, graded gains"),
-    "ndcg_cut": Measure(_ndcg, True, "nDCG@k, graded gains"),
-    "recip_rank": Measure(_recip_rank, False, "reciprocal rank of the first relevant (MRR)"),
-    "P": Measure(_precision, True, "precision at k"),
-    "recall": Measure(_recall, True, "recall at k"),
-    "Rprec": Measure(_r_precision, False, "precision at R, R = number of relevant"),
-    "success": Measure(_success, True, "1 if a relevant document is in the top k"),
-    "num_ret": Measure(_num_ret, False, "documents retrieved (summed over queries)"),
-    "num_rel": Measure(_num_rel, False, "relevant documents (summed over queries)"),
-    "num_rel_ret": Measure(_num_rel_ret, False, "relevant retrieved (summed over queries)"),
+    "map": Measure(False, "mean average precision"),
+    "map_cut": Measure(True, "average precision over the top k"),
+    "ndcg": Measure(False, "nDCG over the whole ranking, graded gains"),
+    "ndcg_cut": Measure(True, "nDCG@k, graded gains"),
+    "recip_rank": Measure(False, "reciprocal rank of the first relevant (MRR)"),
+    "P": Measure(True, "precision at k"),
+    "recall": Measure(True, "recall at k"),
+    "Rprec": Measure(False, "precision at R, R = number of relevant"),
+    "success": Measure(True, "1 if a relevant document is in the top k"),
+    "num_ret": Measure(False, "documents retrieved (summed over queries)"),
+    "num_rel": Measure(False, "relevant documents (summed over queries)"),
+    "num_rel_ret": Measure(False, "relevant retrieved (summed over queries)"),
 }
+
+#: The recall levels of the standard precision-recall graph (trec_eval's ``iprec_at_recall``).
+RECALL_LEVELS = [i / 10 for i in range(11)]
 
 _NAME = re.compile(r"^(?P<base>.+?)(?:[_.](?P<k>\d+))?$")
 
@@ -190,11 +96,71 @@ def _examples() -> list[str]:
     return [f"{n}_10" if m.needs_cutoff else n for n, m in MEASURES.items()]
 
 
-def aggregate(measure: str, values: list[float]) -> float:
-    """trec_eval's summary over queries: a sum for ``num_*`` measures, else the mean."""
-    if measure.startswith("num_"):
-        return math.fsum(values)
-    return math.fsum(values) / len(values)
+def rank_documents(scores: Mapping[str, float]) -> list[str]:
+    """Document ids in trec_eval's order (score descending, then document id descending): the
+    order a written run lists them in."""
+    return [doc for doc, _ in sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
+
+
+def _pytrec_eval() -> Any:
+    return require("pytrec_eval", extra="eval", purpose="IR evaluation (trec_eval measures)")
+
+
+def _grades(qid: str, judgements: Mapping[str, int]) -> dict[str, int]:
+    """The judgements as trec_eval is given them: integers, negatives as 0 (module docstring)."""
+    out = {}
+    for doc, grade in judgements.items():
+        if isinstance(grade, bool) or not isinstance(grade, int):
+            raise DataError(
+                f"query {qid!r}, document {doc!r}: judgement {grade!r} is not an integer",
+                fix="judgements are integer grades: 0 = not relevant, 1, 2, ... = relevant",
+            )
+        out[doc] = max(grade, 0)
+    return out
+
+
+def _scores(qid: str, scores: Mapping[str, float]) -> dict[str, float]:
+    out = {}
+    for doc, score in scores.items():
+        if isinstance(score, bool) or not isinstance(score, int | float) or math.isnan(score):
+            raise DataError(
+                f"query {qid!r}, document {doc!r}: score {score!r} is not a number",
+                fix="give every retrieved document a numeric score (higher is better)",
+            )
+        out[doc] = float(score)
+    return out
+
+
+def _counted(qrels: Qrels, run: Run, complete: bool) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """The judged queries (grades checked) and the query ids that count, in run order."""
+    judged = {qid: _grades(qid, docs) for qid, docs in qrels.items() if docs}
+    qids = [qid for qid in run if qid in judged]
+    if complete:
+        qids += [qid for qid in judged if qid not in run]
+    if not qids:
+        raise DataError(
+            f"no query can be scored: the run has {len(run)} queries, the qrels "
+            f"{len(judged)} judged ones, and they share no id",
+            fix="check that the run and the qrels come from the same dataset (same query ids)",
+        )
+    return judged, qids
+
+
+def _trec_eval(
+    judged: dict[str, dict[str, int]], run: Run, qids: list[str], names: set[str]
+) -> dict[str, dict[str, float]]:
+    """pytrec_eval's per-query values for the non-empty rankings among ``qids``."""
+    ranked = {qid: _scores(qid, run[qid]) for qid in qids if run.get(qid)}
+    if not ranked:
+        return {}
+    relevance = {qid: judged[qid] for qid in ranked}
+    evaluator = _pytrec_eval().RelevanceEvaluator(relevance, names, relevance_level=RELEVANCE_LEVEL)
+    return evaluator.evaluate(ranked)  # type: ignore[no-any-return]
+
+
+def _empty_ranking(names: Iterable[str], judgements: Mapping[str, int]) -> dict[str, float]:
+    relevant = float(sum(1 for grade in judgements.values() if grade >= RELEVANCE_LEVEL))
+    return {name: relevant if name == "num_rel" else 0.0 for name in names}
 
 
 def evaluate_run(
@@ -209,82 +175,28 @@ def evaluate_run(
     Returns ``{"per_query": {qid: {measure: value}}, "mean": {measure: value}}``; see the module
     docstring for which queries count. Raises :class:`DataError` when no query can be scored.
     """
-    parsed = [parse_measure(m) for m in metrics]
-    if not parsed:
+    names = list(dict.fromkeys(parse_measure(m)[0] for m in metrics))
+    if not names:
         raise OptionError("evaluate_run got no metrics", fix="pass e.g. ['map', 'ndcg_cut_10']")
-    judged_qrels = {qid: docs for qid, docs in qrels.items() if docs}
-    qids = [qid for qid in run if qid in judged_qrels]
-    if complete:
-        qids += [qid for qid in judged_qrels if qid not in run]
-    if not qids:
-        raise DataError(
-            f"no query can be scored: the run has {len(run)} queries, the qrels "
-            f"{len(judged_qrels)} judged ones, and they share no id",
-            fix="check that the run and the qrels come from the same dataset (same query ids)",
-        )
-    per_query: dict[str, dict[str, float]] = {}
-    for qid in qids:
-        _check_scores(qid, run.get(qid, {}))
-        judged = judge(run.get(qid, {}), judged_qrels[qid])
-        per_query[qid] = {name: m.fn(judged, k) for name, m, k in parsed}
-    mean = {name: aggregate(name, [v[name] for v in per_query.values()]) for name, _, _ in parsed}
+    judged, qids = _counted(qrels, run, complete)
+    scored = _trec_eval(judged, run, qids, set(names))
+    per_query = {
+        qid: {n: scored[qid][n] for n in names}
+        if qid in scored
+        else _empty_ranking(names, judged[qid])
+        for qid in qids
+    }
+    aggregate = _pytrec_eval().compute_aggregated_measure
+    mean = {n: float(aggregate(n, [values[n] for values in per_query.values()])) for n in names}
     return {"per_query": per_query, "mean": mean}
 
 
-def _check_scores(qid: str, scores: Mapping[str, float]) -> None:
-    for doc, score in scores.items():
-        if not isinstance(score, int | float) or math.isnan(score):
-            raise DataError(
-                f"query {qid!r}, document {doc!r}: score {score!r} is not a number",
-                fix="give every retrieved document a numeric score (higher is better)",
-            )
-
-
-def interpolated_precision(q: Judged, levels: list[float]) -> list[float]:
-    """trec_eval's ``iprec_at_recall``: precision interpolated at each recall level.
-
-    A level becomes a number of relevant documents as trec_eval 9.0 (pytrec_eval) does it,
-    ``int(level * R + 0.9)``; the interpolated precision there is the best precision at any
-    rank from that document down. An empty ranking scores 0 (trec_eval divides 0 by 0).
-    """
-    out = [0.0] * len(levels)
-    if not q.rels:
-        return out
-    cuts = [int(level * q.num_rel + 0.9) for level in levels]
-    rel_ret = _rel_in_top(q, len(q.rels))
-    cur = len(levels) - 1
-    while cur >= 0 and cuts[cur] > rel_ret:
-        cur -= 1
-    best = rel_ret / len(q.rels)
-    so_far = rel_ret
-    for i in range(len(q.rels), 0, -1):
-        if so_far <= 0:
-            break
-        best = max(best, so_far / i)
-        if q.relevant(i - 1):
-            while cur >= 0 and so_far == cuts[cur]:
-                out[cur] = best
-                cur -= 1
-            so_far -= 1
-    while cur >= 0:
-        out[cur] = best
-        cur -= 1
-    return out
-
-
-#: The recall levels of the standard precision-recall graph.
-RECALL_LEVELS = [i / 10 for i in range(11)]
-
-
 def precision_recall_points(qrels: Qrels, run: Run) -> list[tuple[float, float]]:
-    """The averaged 11-point interpolated precision-recall curve, as trec_eval computes it.
-
-    Queries are counted as in :func:`evaluate_run` (in both the run and the qrels).
-    """
-    qids = [qid for qid in run if qrels.get(qid)]
-    sums = [0.0] * len(RECALL_LEVELS)
-    for qid in qids:
-        values = interpolated_precision(judge(run[qid], qrels[qid]), RECALL_LEVELS)
-        sums = [a + b for a, b in zip(sums, values, strict=True)]
-    n = max(len(qids), 1)
-    return [(level, total / n) for level, total in zip(RECALL_LEVELS, sums, strict=True)]
+    """The averaged 11-point interpolated precision-recall curve (trec_eval's
+    ``iprec_at_recall``), for plots. Queries count as in :func:`evaluate_run`; an empty
+    ranking scores 0 at every level (trec_eval would give NaN)."""
+    judged, qids = _counted(qrels, run, complete=False)
+    scored = _trec_eval(judged, run, qids, {"iprec_at_recall"})
+    keys = [f"iprec_at_recall_{level:.2f}" for level in RECALL_LEVELS]
+    sums = [math.fsum(scored[q][key] for q in scored) for key in keys]
+    return [(level, total / len(qids)) for level, total in zip(RECALL_LEVELS, sums, strict=True)]

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import DataError
 from orchestrator.evals.metrics import evaluate_run, precision_recall_points
 from orchestrator.evals.trec import write_run
-
-from orchestrator.errors import DataError
 
 DEFAULT_METRICS = ("map", "ndcg_cut_10", "recip_rank", "P_10", "recall_100")
 

@@ -1,9 +1,11 @@
 """TREC files: qrels and runs, read strictly (errors name the file and line) and written back.
 
 - qrels: ``qid iter docid rel`` (TREC, whitespace separated) or BEIR's tab-separated
-  ``query-id corpus-id score`` with or without its header line;
+  ``query-id corpus-id score`` with or without its header line. :func:`read_qrels` is the
+  core's one qrels parser (``orchestrator.retrieval.beir.read_qrels``), re-exported here;
 - runs: ``qid Q0 docid rank score tag``. Like trec_eval, the rank column is ignored: documents
-  are ordered by score (ties by document id), which is what the metrics use.
+  are ordered by score (ties by document id), which is what the metrics use. The CLI's
+  ``search --run-out`` writes through :func:`write_run`, so every run passes its checks.
 """
 
 from __future__ import annotations
@@ -12,61 +14,11 @@ import math
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
-from orchestrator.evals.metrics import Qrels, Run, rank_documents
-
 from orchestrator.errors import DataError
+from orchestrator.evals.metrics import Qrels, Run, rank_documents
+from orchestrator.retrieval.beir import numbered_fields, read_qrels
 
-_BEIR_HEADER = ("query-id", "corpus-id", "score")
-
-
-def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank lines of ``path`` split into fields, with 1-based line numbers."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{file}: no such file", fix="check the path")
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line.split()
-
-
-def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
-    """Read relevance judgements; a malformed or duplicated line is an error naming it."""
-    qrels: dict[str, dict[str, int]] = {}
-    seen: dict[tuple[str, str], int] = {}
-    width = 0  # 4: TREC, 3: BEIR; set by the first judgement, then required of every line
-    for number, fields in _lines(path):
-        where = f"{path}:{number}"
-        if number == 1 and tuple(f.lower() for f in fields) == _BEIR_HEADER:
-            width = 3
-            continue
-        width = width or (len(fields) if len(fields) in (3, 4) else 4)
-        if len(fields) != width:
-            layout = "'qid iter docid relevance'" if width == 4 else "'query-id corpus-id score'"
-            raise DataError(
-                f"{where}: expected {layout} ({width} fields), got {len(fields)} fields: "
-                f"{' '.join(fields)!r}",
-                fix="write one judgement per line, every line in the same layout",
-            )
-        qid, doc, rel_text = (fields[0], fields[2], fields[3]) if width == 4 else fields
-        try:
-            rel = int(rel_text)
-        except ValueError:
-            raise DataError(
-                f"{where}: relevance {rel_text!r} is not an integer",
-                fix="relevance must be an integer grade: 0 = not relevant, 1, 2, ... = relevant",
-            ) from None
-        if (qid, doc) in seen:
-            raise DataError(
-                f"{where}: query {qid!r} judges document {doc!r} twice "
-                f"(first on line {seen[qid, doc]})",
-                fix="keep one judgement per (query, document)",
-            )
-        seen[qid, doc] = number
-        qrels.setdefault(qid, {})[doc] = rel
-    if not qrels:
-        raise DataError(f"{path}: no judgements in the file", fix="check it is the qrels file")
-    return qrels
+__all__ = ["check_tag", "format_run", "read_qrels", "read_run", "write_qrels", "write_run"]
 
 
 def read_run(
@@ -75,16 +27,16 @@ def read_run(
     """Read a TREC run; with ``known_docs``, a document outside the corpus is an error."""
     run: dict[str, dict[str, float]] = {}
     seen: dict[tuple[str, str], int] = {}
-    for number, fields in _lines(path):
-        where = f"{path}:{number}"
+    for number, where, fields in numbered_fields(path, "run"):
         if len(fields) != 6:
             raise DataError(
                 f"{where}: expected 'qid Q0 docid rank score tag', got {len(fields)} fields",
                 fix="write one retrieved document per line with 6 fields",
             )
         qid, _, doc, _, score_text, _ = fields
+        plain = score_text.isascii() and "_" not in score_text  # float() takes "١" and "1_0"
         try:
-            score = float(score_text)
+            score = float(score_text) if plain else math.nan
         except ValueError:
             score = math.nan
         if math.isnan(score):
@@ -110,18 +62,26 @@ def read_run(
     return run
 
 
-def format_run(run: Run, *, tag: str = "orchestrator") -> Iterator[str]:
-    """Run lines in trec_eval order, ranks from 1; ``tag`` names the system."""
+def check_tag(tag: str) -> str:
+    """``tag`` if it can be a run's sixth column (not empty, no whitespace), else a DataError."""
     if not tag or any(c.isspace() for c in tag):
         raise DataError(f"run tag {tag!r} is empty or has spaces", fix="use e.g. 'hybrid-bm25'")
+    return tag
+
+
+def format_run(run: Run, *, tag: str = "orchestrator") -> Iterator[str]:
+    """Run lines in trec_eval order, ranks from 1; ``tag`` names the system."""
+    check_tag(tag)
     for qid, scores in run.items():
         for rank, doc in enumerate(rank_documents(scores), start=1):
             yield f"{qid} Q0 {doc} {rank} {scores[doc]!r} {tag}\n"
 
 
 def write_run(run: Run, path: str | Path, *, tag: str = "orchestrator") -> Path:
-    """Write ``run`` as a TREC run file (one line per retrieved document)."""
+    """Write ``run`` as a TREC run file (one line per retrieved document); ids with spaces or
+    a bad tag are refused before the file is touched."""
     _check_ids(run)
+    check_tag(tag)
     file = Path(path)
     file.parent.mkdir(parents=True, exist_ok=True)
     with file.open("w", encoding="utf-8") as handle:

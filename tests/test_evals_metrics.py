@@ -11,10 +11,10 @@ import pytest
 import pytrec_eval
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from orchestrator.evals import evaluate_run, precision_recall_points
-from orchestrator.evals.metrics import MEASURES, RECALL_LEVELS, parse_measure, rank_documents
 
 from orchestrator.errors import DataError, OptionError
+from orchestrator.evals import evaluate_run, precision_recall_points
+from orchestrator.evals.metrics import MEASURES, RECALL_LEVELS, parse_measure, rank_documents
 
 MEASURE_NAMES = [
     "map",

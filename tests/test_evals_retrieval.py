@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
-from orchestrator.evals import read_run
-from orchestrator.evals.retrieval import best_chunk_per_doc, evaluate_retriever, retrieve_run
 
 from orchestrator.errors import DataError
+from orchestrator.evals import read_run
+from orchestrator.evals.retrieval import evaluate_retriever, retrieve_run
+from orchestrator.retrieval.retriever import CHUNKS_PER_DOC, doc_ranking
 
 
 def _doc(doc_id: str, score: float, chunk: str = "c") -> Document:
@@ -60,10 +61,12 @@ DATA = FakeDataset(
 )
 
 
-def test_a_document_scores_its_best_chunk() -> None:
-    assert best_chunk_per_doc(HITS["wing lift"]) == {"d1": 0.95, "d2": 0.8, "d3": 0.1}
-    with pytest.raises(DataError, match="lacks metadata 'doc_id' or 'score'"):
-        best_chunk_per_doc([Document(page_content="x")], query="q9")
+def test_a_document_scores_its_best_chunk_in_trec_order() -> None:
+    # The core's one rule: best chunk per document, ties by document id descending.
+    assert doc_ranking(HITS["wing lift"]) == [("d1", 0.95), ("d2", 0.8), ("d3", 0.1)]
+    assert doc_ranking(HITS["heat"]) == [("d3", 0.7), ("d2", 0.7)]
+    with pytest.raises(DataError, match="query 'q9' lacks metadata 'doc_id' or 'score'"):
+        doc_ranking([Document(page_content="x")], query="q9")
 
 
 def test_run_keeps_the_top_k_documents_and_uses_batches() -> None:
@@ -71,6 +74,14 @@ def test_run_keeps_the_top_k_documents_and_uses_batches() -> None:
     run = retrieve_run(retriever, {"1": "wing lift", "2": "heat"}, k=2, batch_size=1)
     assert run == {"1": {"d1": 0.95, "d2": 0.8}, "2": {"d3": 0.7, "d2": 0.7}}
     assert retriever.batches == [["wing lift"], ["heat"]] and retriever.calls == []
+
+
+def test_the_run_fetches_chunks_per_doc_times_k() -> None:
+    retriever = InvokeOnly(HITS)
+    retrieve_run(retriever, {"1": "wing lift"}, k=1)
+    assert CHUNKS_PER_DOC == 3 and retriever.calls == [("wing lift", 3)]
+    # With 3 chunks, d1's best chunk (0.95, third hit) is seen: the fold needs the depth.
+    assert retrieve_run(InvokeOnly(HITS), {"1": "wing lift"}, k=1) == {"1": {"d1": 0.95}}
 
 
 def test_evaluate_any_retriever_and_write_a_trec_run(tmp_path: Path) -> None:

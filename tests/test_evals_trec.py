@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import pytrec_eval
-from orchestrator.evals import evaluate_run, read_qrels, read_run, write_qrels, write_run
 
 from orchestrator.errors import DataError
+from orchestrator.evals import evaluate_run, read_qrels, read_run, write_qrels, write_run
 
 
 def _write(path: Path, text: str) -> Path:
@@ -46,7 +46,9 @@ def test_files_feed_evaluate_run(tmp_path: Path) -> None:
     [
         ("q1 0 a 1\nq1 0 b\n", 2, "expected 'qid iter docid relevance'"),
         ("q1 0 a 1\n\nq1 0 b high\n", 3, "relevance 'high' is not an integer"),
-        ("q1 0 a 1\nq1 0 a 2\n", 2, "query 'q1' judges document 'a' twice .first on line 1."),
+        ("q1 0 a 1\nq1 0 a 2\n", 2, "query 'q1' judges document 'a' again .first on line 1."),
+        ("q1 0 a 1\nq1 0 b \u0663\n", 2, "relevance '\u0663' is not an integer"),
+        ("q1 0 a 1\nq1 0 b 1_0\n", 2, "relevance '1_0' is not an integer"),
         ("q1 0 a 1 extra field\n", 1, "expected .*, got 6 fields"),
     ],
 )
@@ -70,6 +72,7 @@ def test_run_naming_unknown_documents_names_file_and_line(tmp_path: Path) -> Non
         ("q1 Q0 d1 1 2.0\n", r":1: expected 'qid Q0 docid rank score tag'"),
         ("q1 Q0 d1 1 high x\n", r":1: score 'high' is not a number"),
         ("q1 Q0 d1 1 nan x\n", r":1: score 'nan' is not a number"),
+        ("q1 Q0 d1 1 \u0661.5 x\n", r":1: score '\u0661.5' is not a number"),
         ("q1 Q0 d1 1 2 x\nq1 Q0 d1 2 1 x\n", r":2: query 'q1' retrieves document 'd1' twice"),
     ],
 )
@@ -83,8 +86,10 @@ def test_empty_and_missing_files(tmp_path: Path) -> None:
         read_qrels(_write(tmp_path / "q", "\n\n"))
     with pytest.raises(DataError, match="the run is empty"):
         read_run(_write(tmp_path / "r", ""))
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(DataError, match="absent: no such qrels file"):
         read_qrels(tmp_path / "absent")
+    with pytest.raises(DataError, match="absent: no such run file"):
+        read_run(tmp_path / "absent")
 
 
 def test_ids_with_spaces_cannot_be_written(tmp_path: Path) -> None:

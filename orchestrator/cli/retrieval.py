@@ -36,8 +36,6 @@ EmbeddingOpt = Annotated[
 ]
 #: Cosine below which a retrieved chunk is taken as unrelated to the question (MiniLM scale).
 DEFAULT_MIN_SIMILARITY = 0.3
-#: Chunks fetched per wanted document when ranking documents (a document may have several).
-CHUNKS_PER_DOC = 3
 
 
 def open_rag_retriever(
@@ -271,41 +269,24 @@ def _result(doc: Any) -> dict[str, Any]:
     return {**doc.metadata, "text": doc.page_content}
 
 
-def _read_queries(path: Path) -> dict[str, str]:
-    from orchestrator.retrieval.beir import read_jsonl
-
-    if not path.is_file():
-        raise DataError(f"{path} does not exist", fix="pass a JSONL file of {_id, text} lines")
-    out = {}
-    for number, row in read_jsonl(path):
-        qid = row.get("_id", row.get("id", row.get("qid")))
-        text = row.get("text", row.get("query"))
-        if qid is None or text is None:
-            raise DataError(f"{path}:{number} needs '_id' and 'text'")
-        out[str(qid)] = str(text)
-    return out
-
-
 def _write_run(retriever: Any, queries: Path, run_out: Path, k: int, tag: str, quiet: bool) -> None:
-    from orchestrator.retrieval import doc_ranking
+    """A document-level TREC run, by the evaluators' rules: queries read by the BEIR reader,
+    chunks folded to documents by the core's rule, written by the checked TREC writer."""
+    from orchestrator.evals.retrieval import retrieve_run
+    from orchestrator.evals.trec import check_tag, write_run
+    from orchestrator.retrieval.beir import load_queries
     from orchestrator.retrieval.progress import progress_task
 
-    wanted = _read_queries(queries)
-    qids, lines = list(wanted), []
-    with progress_task("searching", len(qids), not quiet) as advance:
-        for start in range(0, len(qids), 32):
-            batch = qids[start : start + 32]
-            results = retriever.search_many([wanted[q] for q in batch], k * CHUNKS_PER_DOC)
-            for qid, docs in zip(batch, results, strict=True):
-                for rank, (doc_id, score) in enumerate(doc_ranking(docs)[:k], 1):
-                    lines.append(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
-            advance(len(batch))
-    run_out.parent.mkdir(parents=True, exist_ok=True)
-    run_out.write_text("".join(lines), encoding="utf-8")
+    check_tag(tag)
+    wanted = load_queries(queries)
+    with progress_task("searching", len(wanted), not quiet) as advance:
+        run = retrieve_run(retriever, wanted, k=k, batch_size=32, progress=advance)
+    write_run(run, run_out, tag=tag)
+    lines = sum(len(docs) for docs in run.values())
     if quiet:
-        print_json({"run": str(run_out), "queries": len(qids), "lines": len(lines)})
+        print_json({"run": str(run_out), "queries": len(wanted), "lines": lines})
     else:
-        console.print(f"[green]wrote[/] {len(lines)} lines for {len(qids)} queries to {run_out}")
+        console.print(f"[green]wrote[/] {lines} lines for {len(wanted)} queries to {run_out}")
 
 
 @guarded
