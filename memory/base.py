@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, get_buffer_string
-from orchestrator.memory.history import InProcessHistory, SessionHistory
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.errors import OptionError, reject_unknown_options
+from orchestrator.memory.history import InProcessHistory, SessionHistory
+from orchestrator.messages import as_text
 
 
 class ConversationMemory(BaseModel):
@@ -135,13 +136,3 @@ class ConversationMemory(BaseModel):
             f"{type(self).__name__} cannot tell which output is the answer among {sorted(outputs)}",
             fix="pass output_key=... when creating the memory",
         )
-
-
-def as_text(value: Any) -> str:
-    """Inputs and outputs as plain text (a message's content, or the value itself)."""
-    if isinstance(value, BaseMessage):
-        content = value.content
-        if isinstance(content, str):
-            return content
-        return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content)
-    return value if isinstance(value, str) else str(value)

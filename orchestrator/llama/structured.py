@@ -8,6 +8,7 @@ becomes an ``AIMessage`` with ``tool_calls``.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,13 +36,15 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from orchestrator.errors import OptionError
-from orchestrator.llama.engine import json_schema_grammar, make_grammar
+from orchestrator.llama.json_grammar import checked_grammar, json_schema_grammar, schema_gbnf
+from orchestrator.messages import content_text
 
 if TYPE_CHECKING:
     from orchestrator.llama.chat import ChatLlamaCpp
 
 _FORCED = ("any", "required", True)
 _PROSE_RULE = "prose ::= [^{ \\t\\n] [^\\x00]*"
+_ROOT_RULE = re.compile(r"^root ::=", re.MULTILINE)
 
 
 @dataclass
@@ -55,15 +58,6 @@ class CallPlan:
     @property
     def buffer_output(self) -> bool:
         return bool(self.tool_names)
-
-
-def content_text(message: BaseMessage) -> str:
-    """Message content as plain text (content blocks joined)."""
-    content = message.content
-    if isinstance(content, str):
-        return content
-    parts = [b if isinstance(b, str) else str(b.get("text", "")) for b in content]
-    return "".join(parts)
 
 
 def to_role_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -166,14 +160,19 @@ def plan_call(
         items[0] = {"role": "system", "content": items[0]["content"] + "\n\n" + note}
     else:
         items.insert(0, {"role": "system", "content": note})
+    for tool in tools:  # errors name the tool and the path inside its own schema
+        fn = tool["function"]
+        schema_gbnf(
+            fn.get("parameters") or {}, label=f"the arguments schema of tool {fn['name']!r}"
+        )
     schema = _call_schema(tools)
     if forced:
         grammar = json_schema_grammar(model.engine, schema)
-    else:
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-        gbnf = json_schema_to_gbnf(json.dumps(schema)).replace("root ::=", "call ::=", 1)
-        grammar = make_grammar(model.engine, f"root ::= call | prose\n{_PROSE_RULE}\n{gbnf}")
+    else:  # the model may call a tool (JSON under the schema) or answer in prose
+        gbnf = _ROOT_RULE.sub("call ::=", schema_gbnf(schema), count=1)
+        grammar = checked_grammar(
+            model.engine, schema, f"root ::= call | prose\n{_PROSE_RULE}\n{gbnf}"
+        )
     return CallPlan(items, grammar=grammar, tool_names=[t["function"]["name"] for t in tools])
 
 
