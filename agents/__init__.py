@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from langchain_core.agents import AgentAction, AgentFinish, AgentStep
 from langchain_core.tools import BaseTool, Tool, tool
+
 from orchestrator.agents.events import AgentTrace, StepRecord, VerbosePrinter
 from orchestrator.agents.executor import AgentExecutor, AgentParseError
 from orchestrator.agents.react import ReActAgent, create_react_agent, format_scratchpad

@@ -18,11 +18,11 @@ from langchain_core.agents import AgentAction, AgentFinish, AgentStep
 from langchain_core.exceptions import OutputParserException
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field, model_validator
+
 from orchestrator.agents.events import AgentTrace, StepRecord, Timer, VerbosePrinter
 from orchestrator.agents.parser import clean_thought
 from orchestrator.agents.react import ReActAgent, StepTimeout, llama_model
-from pydantic import ConfigDict, Field, model_validator
-
 from orchestrator.errors import (
     ContextOverflowError,
     OptionError,
@@ -68,12 +68,15 @@ class AgentExecutor(RunnableSerializable[dict[str, Any] | str, dict[str, Any]]):
     @classmethod
     def _reject_unknown(cls, data: Any) -> Any:
         reject_unknown_options(data, cls)
-        if isinstance(data, Mapping):
-            if "agent" in data and not isinstance(data["agent"], ReActAgent):
-                raise OptionError(
-                    f"agent={type(data['agent']).__name__} is not a ReAct agent",
-                    fix="build it with agents.create_react_agent(llm, tools, prompt)",
-                )
+        if (
+            isinstance(data, Mapping)
+            and "agent" in data
+            and not isinstance(data["agent"], ReActAgent)
+        ):
+            raise OptionError(
+                f"agent={type(data['agent']).__name__} is not a ReAct agent",
+                fix="build it with agents.create_react_agent(llm, tools, prompt)",
+            )
         return data
 
     def model_post_init(self, context: Any) -> None:

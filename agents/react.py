@@ -18,6 +18,8 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSerializable
 from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field
+
 from orchestrator.agents.grammar import (
     INPUT_GBNF_KEY,
     STEP_TOKEN_BUDGET,
@@ -25,11 +27,9 @@ from orchestrator.agents.grammar import (
     step_grammar,
 )
 from orchestrator.agents.parser import FINAL_ANSWER, clean_answer, clean_thought, parse_step
+from orchestrator.errors import OptionError, TruncatedOutputError
 from orchestrator.prompts.library import REACT
 from orchestrator.prompts.templates import PromptTemplate, safe_values
-from pydantic import ConfigDict, Field
-
-from orchestrator.errors import OptionError, TruncatedOutputError
 
 REQUIRED_VARIABLES = ("tools", "tool_names", "agent_scratchpad")
 OBSERVATION_STOP = "\nObservation:"

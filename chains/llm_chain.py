@@ -18,10 +18,10 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
-from orchestrator.prompts.templates import PromptTemplate, safe_values
 from pydantic import ConfigDict
 
 from orchestrator.errors import OptionError
+from orchestrator.prompts.templates import PromptTemplate, safe_values
 
 
 def reject_call_options(kwargs: dict[str, Any], where: str) -> None:

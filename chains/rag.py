@@ -26,13 +26,13 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
-from orchestrator.chains.llm_chain import reject_call_options
-from orchestrator.prompts.library import RAG
-from orchestrator.prompts.templates import PromptTemplate, safe_values
 from pydantic import ConfigDict
 
+from orchestrator.chains.llm_chain import reject_call_options
 from orchestrator.errors import OptionError, unknown_option
 from orchestrator.llama.aio import iterate_in_thread
+from orchestrator.prompts.library import RAG
+from orchestrator.prompts.templates import PromptTemplate, safe_values
 
 NO_ANSWER = "I don't know: none of the retrieved sources is relevant to the question."
 _CITATION = re.compile(r"\[(\d+)\]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.runnables import Runnable
+
 from orchestrator.chains.llm_chain import LLMChain
 from orchestrator.prompts.library import CHARACTER, STORY, TITLE
 from orchestrator.prompts.templates import instruction_prompt

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from orchestrator.memory.base import ConversationMemory, as_text
 
 from orchestrator.errors import ContextOverflowError
+from orchestrator.memory.base import ConversationMemory, as_text
 
 #: Builds one turn's messages from the user's text and the history the memory shows.
 MessageBuilder = Callable[[str, list[BaseMessage]], list[BaseMessage]]

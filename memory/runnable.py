@@ -26,10 +26,10 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
-from orchestrator.memory.base import ConversationMemory
 from pydantic import ConfigDict, model_validator
 
 from orchestrator.errors import OptionError
+from orchestrator.memory.base import ConversationMemory
 
 _ANSWER_KEYS = ("output", "text", "answer")
 _STREAMED: Any = object()

@@ -14,13 +14,13 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, SystemMessage, get_buffer_string
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate
+from pydantic import PrivateAttr, model_validator
+
+from orchestrator.errors import OptionError
 from orchestrator.memory.base import ConversationMemory
 from orchestrator.memory.history import SessionHistory, SummaryState
 from orchestrator.prompts.library import SUMMARY
 from orchestrator.prompts.templates import PromptTemplate, instruction_prompt, safe_values
-from pydantic import PrivateAttr, model_validator
-
-from orchestrator.errors import OptionError
 
 _PROMPT_VARIABLES = {"summary", "new_lines"}
 

@@ -22,29 +22,37 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import PromptTemplate as _LangChainPromptTemplate
 from langchain_core.runnables import RunnableBinding
-from orchestrator.prompts.safety import defuse
 from pydantic import Field
+
+from orchestrator.prompts.safety import defuse
 
 _PLAIN = (int, float, bool, type(None))
 
 
-def special_pattern_of(llm: Any) -> re.Pattern[str] | None:
-    """The regex of ``llm``'s own control tokens when it is an Orchestrator llama.cpp model
-    (through ``.bind`` wrappers), else ``None``.
-
-    Duck-typed (``llm.engine.special_pattern``) because prompts sits below the runtime; the
-    engine is loaded if it was not yet, which the call about to be made needs anyway.
-    """
+def model_of(llm: Any) -> Any:
+    """The Orchestrator llama.cpp model behind ``llm`` (through ``.bind`` / ``.with_config``
+    wrappers), or ``None``. Duck-typed (a class with an ``engine`` property), because prompts
+    sits below the runtime."""
     inner: Any = llm
     while isinstance(inner, RunnableBinding):
         inner = inner.bound
-    if not hasattr(type(inner), "engine"):  # a property on our model classes only
+    return inner if hasattr(type(inner), "engine") else None
+
+
+def special_pattern_of(llm: Any) -> re.Pattern[str] | None:
+    """The regex of ``llm``'s own control tokens when it is an Orchestrator llama.cpp model,
+    else ``None``. The engine is loaded if it was not yet (the call about to be made needs it
+    anyway)."""
+    model = model_of(llm)
+    if model is None:
         return None
-    pattern = getattr(inner.engine, "special_pattern", None)
+    pattern = getattr(model.engine, "special_pattern", None)
     return pattern if isinstance(pattern, re.Pattern) else None
 
 
-def defuse_value(value: Any, pattern: re.Pattern[str] | None = None, *, stringify: bool = False) -> Any:
+def defuse_value(
+    value: Any, pattern: re.Pattern[str] | None = None, *, stringify: bool = False
+) -> Any:
     """``value`` with control-token text broken: strings, message contents (a history given
     as messages), and the items of lists and tuples. Numbers and ``None`` stay as they are;
     other objects are left alone unless ``stringify`` (an f-string template will ``str()``
@@ -109,11 +117,24 @@ class PromptTemplate(_LangChainPromptTemplate):
         """This template, also defusing ``llm``'s own control tokens."""
         return self.model_copy(update={"llm": llm})
 
+    def __or__(self, other: Any) -> Any:
+        """``prompt | llm``: piped into an Orchestrator model, the template also defuses that
+        model's own control tokens (SmolLM2's ``<file_sep>`` has no generic shape)."""
+        if self.llm is None and model_of(other) is not None:
+            return super(PromptTemplate, self.for_model(other)).__or__(other)
+        return super().__or__(other)
+
     def __add__(self, other: Any) -> PromptTemplate:
         combined = super().__add__(other)
         llm = self.llm if self.llm is not None else getattr(other, "llm", None)
-        fields = {name: getattr(combined, name) for name in type(combined).model_fields}
-        return PromptTemplate(**{**fields, "llm": llm})
+        return PromptTemplate(
+            template=combined.template,
+            input_variables=combined.input_variables,
+            partial_variables=combined.partial_variables,
+            template_format=combined.template_format,
+            validate_template=combined.validate_template,
+            llm=llm,
+        )
 
 
 def instruction_prompt(llm: Any, text: str) -> PromptTemplate:

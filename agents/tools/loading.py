@@ -9,10 +9,10 @@ from typing import Any
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+
 from orchestrator.agents.tools.knowledge import KnowledgeBaseTool, open_knowledge_base
 from orchestrator.agents.tools.math_tool import CalculatorTool
 from orchestrator.agents.tools.search import DuckDuckGoSearchResults, SearchBackend
-
 from orchestrator.errors import OptionError, unknown_option
 
 #: Accepted names (LangChain's included) -> the tool they load.

@@ -13,6 +13,8 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field
+
 from orchestrator.agents.grammar import INPUT_GBNF_KEY, arithmetic_gbnf
 from orchestrator.agents.tools.calculator import (
     CONSTANTS,
@@ -23,7 +25,6 @@ from orchestrator.agents.tools.calculator import (
     format_number,
 )
 from orchestrator.prompts.templates import safe_values
-from pydantic import ConfigDict, Field
 
 CALCULATOR_DESCRIPTION = (
     "Evaluates one arithmetic expression such as 2*(3+4), 37593*67, 2**10 or sqrt(2). "
