@@ -145,3 +145,55 @@ def test_an_unfinished_build_is_named_as_such(tmp_path: Path, beir_dir: Path) ->
         result = runner.invoke(app, args)
         output = " ".join(result.output.split())
         assert result.exit_code == 2 and "unfinished" in output and "rm -r" in output
+
+
+def test_index_and_search_take_model_and_check_it(beir_dir: Path, tmp_path: Path) -> None:
+    index = str(tmp_path / "idx")
+    missing = str(tmp_path / "missing.gguf")
+    for args in (
+        ["index", str(beir_dir), "--index", index, "--modes", "bm25", "--model", missing],
+        ["search", "wedge", "--index", index, "--mode", "bm25", "--model", missing],
+    ):
+        assert "--model" in runner.invoke(app, [args[0], "--help"]).output
+        if args[0] == "search":
+            invoke("index", str(beir_dir), "--index", index, "--modes", "bm25")
+        result = runner.invoke(app, args)
+        output = " ".join(result.output.split())
+        assert result.exit_code == 2 and f"model file not found: {missing}" in output
+
+
+def test_search_rerank_llm_runs_the_model_given(
+    beir_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.retrieval import rerank
+    from orchestrator.settings import embedded_model_path
+
+    model = tmp_path / "judge.gguf"
+    model.symlink_to(embedded_model_path())
+    used: list[str | None] = []
+
+    class Recording(rerank.LLMReranker):
+        def score(self, query: str, passages: list[str]) -> list[float]:  # type: ignore[override]
+            used.append(self.model_path)
+            return [float("shells" in p) for p in passages]
+
+    monkeypatch.setattr(rerank, "LLMReranker", Recording)
+    index = str(tmp_path / "idx")
+    invoke("index", str(beir_dir), "--index", index, "--modes", "bm25")
+    args = ["search", "thin shells wedge", "--index", index, "--mode", "bm25", "--json"]
+    out = json.loads(invoke(*args, "--rerank", "llm", "--model", str(model)))
+    assert used == [str(model)]
+    assert out["results"][0]["doc_id"] == "12" and out["results"][0]["rerank"] == 1.0
+
+
+@pytest.mark.integration
+def test_search_rerank_llm_with_a_real_model_path(beir_dir: Path, tmp_path: Path) -> None:
+    from orchestrator.settings import embedded_model_path
+
+    model = tmp_path / "judge.gguf"
+    model.symlink_to(embedded_model_path())
+    index = str(tmp_path / "idx")
+    invoke("index", str(beir_dir), "--index", index, "--modes", "bm25")
+    args = ["search", "thin shells on a wedge", "--index", index, "--mode", "bm25"]
+    out = json.loads(invoke(*args, "--rerank", "llm", "--model", str(model), "--json"))
+    assert len(out["results"]) == 2 and all("rerank" in r for r in out["results"])
