@@ -6,47 +6,31 @@ previous run (the baseline) and lists what failed, so a CI can exit non-zero on 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import os
 import platform
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import DataError
 from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
+from orchestrator.retrieval.progress import progress_bar
 
 #: Measures where more is not better; never gated.
 _UNGATED_PREFIX = "num_"
 
 
-@contextlib.contextmanager
-def progress_bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A Rich progress display; yields ``task(description, total) -> advance(n)``."""
-    if not enabled:
-        yield lambda description, total: lambda n: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+def rerank_spec(base: Path, value: str | None, model: str | None = None) -> Any:
+    """What ``open_retriever(rerank=...)`` gets: ``"llm"`` with a ``model`` is an LLM reranker
+    on that GGUF (else the default model); a CrossEncoder path is made absolute."""
+    if value == "llm" and model is not None:
+        from orchestrator.retrieval.rerank import LLMReranker
 
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=_stderr_console(), transient=False) as bar:
-
-        def task(description: str, total: int) -> Callable[[int], None]:
-            task_id = bar.add_task(description, total=total)
-            return lambda n: bar.advance(task_id, n)
-
-        yield task
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _rerank(base: Path, value: str | None) -> str | None:
+        reranker = LLMReranker(model_path=model)
+        reranker.llm  # noqa: B018  (checks the GGUF now, not at the first query)
+        return reranker
     return value if value in (None, "none", "llm") else resolve(base, value)
 
 
@@ -87,7 +71,7 @@ def _run_retrieval(
         retriever = open_retriever(
             index,
             mode=config.mode,
-            rerank=_rerank(base, config.rerank),
+            rerank=rerank_spec(base, config.rerank, resolve(base, config.model)),
             k=suite.k,
             **config.options,
         )
@@ -198,7 +182,7 @@ def rag_pipeline(
     retriever = open_retriever(
         index,
         mode=config.mode,
-        rerank=_rerank(base, config.rerank),
+        rerank=rerank_spec(base, config.rerank, resolve(base, config.model)),
         k=config.k,
         **config.options,
     )

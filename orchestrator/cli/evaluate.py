@@ -1,8 +1,13 @@
 """``eval``: measure retrieval (trec_eval measures) and RAG answers (Ragas), run suites.
 
-    orchestrator eval retrieval --dataset BEIR_DIR [--mode hybrid] [--rerank llm] [--json]
-    orchestrator eval rag --dataset QA.jsonl --index DIR [--metrics ...] [--json]
+    orchestrator eval retrieval --dataset BEIR_DIR [--mode hybrid] [--rerank llm [-m M.gguf]]
+    orchestrator eval rag --dataset QA.jsonl --index DIR [--metrics ...] [-m M.gguf] [--json]
     orchestrator eval SUITE.yaml [--out DIR] [--baseline PREVIOUS.json] [--fail-below map=0.3]
+                                 [-m M.gguf]
+
+``--model`` / ``-m`` names the GGUF as in every other command (default: $ORCHESTRATOR_MODEL or
+the embedded model): the model that reranks with ``--rerank llm``, and in RAG the one that
+answers.
 
 ``eval`` is a command group whose unknown first argument, when it is a YAML file, runs the
 ``suite`` subcommand on it: ``eval SUITE.yaml`` is ``eval suite SUITE.yaml``.
@@ -17,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from orchestrator.cli.common import JsonOpt, console, err_console, guarded, print_json
+from orchestrator.cli.common import JsonOpt, ModelOpt, console, err_console, guarded, print_json
 from orchestrator.errors import DataError, OptionError
 
 ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
@@ -83,21 +88,29 @@ def retrieval(
     run_file: Annotated[
         Path | None, typer.Option("--run-file", help="Write the run here (TREC format).")
     ] = None,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve for every judged query of a BEIR dataset; print trec_eval measures."""
     from orchestrator.evals.metrics import parse_measure
     from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
-    from orchestrator.evals.runner import index_modes, progress_bar
+    from orchestrator.evals.runner import index_modes, rerank_spec
     from orchestrator.retrieval import load_beir, open_retriever
+    from orchestrator.retrieval.progress import progress_bar
 
     _check_mode(mode)
+    if model is not None and rerank != "llm":
+        raise OptionError(
+            "--model chooses the GGUF of --rerank llm; without it no model is used",
+            fix="add --rerank llm, or leave out --model",
+        )
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     for name in names:
         parse_measure(name)
     data = load_beir(dataset, split)
+    reranker = rerank_spec(Path.cwd(), rerank, model)
     index_dir = ensure_index([dataset], index, index_modes(mode), progress=not as_json)
-    retriever = open_retriever(index_dir, mode=mode, rerank=rerank, k=k)
+    retriever = open_retriever(index_dir, mode=mode, rerank=reranker, k=k)
     with progress_bar(not as_json) as task:
         result = evaluate_retriever(
             retriever,
@@ -128,9 +141,7 @@ def rag(
     ] = "faithfulness,answer_relevancy,context_precision,context_recall",
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = "none",
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="GGUF answering the questions.")
-    ] = None,
+    model: ModelOpt = None,
     judge_model: Annotated[
         str | None, typer.Option("--judge-model", help="GGUF judging (default: embedded).")
     ] = None,
@@ -143,8 +154,9 @@ def rag(
     """Answer (where needed) and score a question set with Ragas on a local judge."""
     from orchestrator.evals.qa import answer_samples, load_qa
     from orchestrator.evals.rag import check_metrics, evaluate_rag
-    from orchestrator.evals.runner import progress_bar, rag_components, rag_pipeline
+    from orchestrator.evals.runner import rag_components, rag_pipeline
     from orchestrator.evals.suite import JudgeConfig, PipelineConfig
+    from orchestrator.retrieval.progress import progress_bar
 
     _check_mode(mode)
     chosen = check_metrics([m.strip() for m in metrics.split(",") if m.strip()])
@@ -213,6 +225,15 @@ def suite(
     judge_model: Annotated[
         str | None, typer.Option("--judge-model", help="GGUF judging (overrides the suite's).")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="GGUF answering (RAG) and reranking (rerank: llm) in every configuration "
+            "(overrides the suite's; default: $ORCHESTRATOR_MODEL or embedded).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a suite (results.json, report.md, report.html); exit 1 on a failed threshold or
@@ -227,6 +248,8 @@ def suite(
     if judge_model:
         judge = spec.judge.model_copy(update={"model": str(Path(judge_model).resolve())})
         spec = spec.model_copy(update={"judge": judge})
+    if model:
+        spec = _with_model(spec, path, model)
     results = run_suite(spec, base, out, progress=not as_json)
     failures = gate(results, thresholds=thresholds, baseline=previous, tolerance=tolerance)
     paths = write_reports(results, out, failures)
@@ -248,6 +271,20 @@ def suite(
         console.print(f"reports: {paths['markdown']}  {paths['html']}  {paths['results']}")
     if failures:
         raise typer.Exit(1)
+
+
+def _with_model(spec: Any, path: Path, model: str) -> Any:
+    """``spec`` with every configuration's ``model`` set to ``model`` (an absolute path); an
+    error when no configuration would use a model (a retrieval suite without rerank: llm)."""
+    if spec.kind == "retrieval" and not any(c.rerank == "llm" for c in spec.configurations):
+        raise OptionError(
+            f"{path}: --model chooses the GGUF of rerank: llm, and no configuration reranks "
+            "with the LLM",
+            fix="leave out --model, or add rerank: llm to a configuration",
+        )
+    chosen = str(Path(model).expanduser().resolve())
+    configs = [c.model_copy(update={"model": chosen}) for c in spec.configurations]
+    return spec.model_copy(update={"configurations": configs})
 
 
 def _read_baseline(path: Path) -> dict[str, Any]:
