@@ -164,6 +164,7 @@ def test_tiny_phi3_architecture_loads_with_phi3_template(tmp_path: Path) -> None
     llm = ChatLlamaCpp(model_path=str(path), temperature=0, max_tokens=6)
     assert llm.info.architecture == "phi3" and llm.info.chat_template is None
     assert chat_format_of(llm).name == "phi3"
+    assert chat_format_of(llm).source.startswith("inferred from architecture 'phi3'")
     prompt = render_messages(llm, [{"role": "user", "content": "hello"}])
     assert prompt == "<|user|>\nhello<|end|>\n<|assistant|>\n"
     tokens = llm.prompt_tokens(prompt)

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from orchestrator.errors import OptionError
+from orchestrator.gguf_info import read_gguf_info
+from orchestrator.llama.stops import StopMatcher
 from orchestrator.prompts import (
     BUILTIN_FORMATS,
     ChatTemplateError,
     format_from_template,
     render_chat,
 )
-
-from orchestrator.errors import ModelLoadError, OptionError
-from orchestrator.gguf_info import read_gguf_info
-from orchestrator.llama.stops import StopMatcher
 from orchestrator.settings import embedded_model_path, resolve_model_path
 
 
@@ -64,26 +64,7 @@ def test_gguf_header_of_embedded_model() -> None:
     assert info.chat_template and "<|im_start|>" in info.chat_template
 
 
-def test_missing_model_file(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="not found") as err:
-        read_gguf_info(tmp_path / "nope.gguf")
-    assert err.value.fix
-
-
-def test_not_a_gguf_file(tmp_path: Path) -> None:
-    bad = tmp_path / "model.gguf"
-    bad.write_bytes(b"PK\x03\x04 this is a zip")
-    with pytest.raises(ModelLoadError, match="not a GGUF file"):
-        read_gguf_info(bad)
-
-
-@pytest.mark.parametrize("keep", [1_000, 50_000_000])
-def test_truncated_gguf_file(tmp_path: Path, keep: int) -> None:
-    cut = tmp_path / "cut.gguf"
-    with embedded_model_path().open("rb") as src:
-        cut.write_bytes(src.read(keep))
-    with pytest.raises(ModelLoadError, match=r"truncated|malformed"):
-        read_gguf_info(cut)
+# missing / non-GGUF / truncated / unreadable files: tests/test_runtime_gguf.py
 
 
 def test_model_class_rejects_misspelled_option() -> None:

@@ -1,7 +1,8 @@
-"""Build a tiny Phi-3-architecture GGUF with random weights and a real SentencePiece-style vocab.
+"""Test GGUF files: a tiny Phi-3 model with random weights and a real SentencePiece-style vocab,
+metadata-only files of any architecture, and a copy of a real model with another chat template.
 
-It carries no chat template, so loading it exercises the built-in Phi-3 format, and its
-``<|end|>`` token is the end-of-generation token, as in Phi-3-mini.
+The tiny Phi-3 carries no chat template, so loading it exercises the Phi-3 format inferred from
+its architecture, and its ``<|end|>`` token is the end-of-generation token, as in Phi-3-mini.
 """
 
 from __future__ import annotations
@@ -91,3 +92,56 @@ def build_tiny_phi3(
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_metadata_only(
+    path: Path,
+    architecture: str,
+    *,
+    tokens: tuple[str, ...] = ("<unk>", "<s>", "</s>"),
+    control: tuple[str, ...] = (),
+    chat_template: str | None = None,
+    block_count: int = 4,
+    context_length: int = 2048,
+) -> Path:
+    """A GGUF holding metadata only (no tensors): enough for everything that reads the header
+    (model construction, ``orchestrator models``, chat-format inference), not for loading.
+    ``control`` tokens are appended to ``tokens`` and typed CONTROL, as converters do."""
+    from gguf import GGUFWriter, TokenType
+
+    writer = GGUFWriter(str(path), architecture)
+    writer.add_name(f"metadata-only-{architecture}")
+    writer.add_context_length(context_length)
+    writer.add_block_count(block_count)
+    vocab = [*tokens, *control]
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(vocab)
+    writer.add_token_types(
+        [int(TokenType.NORMAL)] * len(tokens) + [int(TokenType.CONTROL)] * len(control)
+    )
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def copy_with_chat_template(source: Path, target: Path, chat_template: str) -> Path:
+    """Copy a real GGUF (all metadata and tensors) with ``tokenizer.chat_template`` replaced,
+    through the logic of gguf's own ``gguf_new_metadata`` script."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    reader = gguf.GGUFReader(source, "r")
+    architecture = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    writer = gguf.GGUFWriter(str(target), architecture, endianess=reader.endianess)
+    alignment = reader.fields.get(gguf.Keys.General.ALIGNMENT)
+    if alignment is not None:
+        writer.data_alignment = alignment.contents()
+    template = MetadataDetails(gguf.GGUFValueType.STRING, chat_template)
+    copy_with_new_metadata(reader, writer, {gguf.Keys.Tokenizer.CHAT_TEMPLATE: template}, [])
+    return target
