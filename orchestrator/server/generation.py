@@ -1,0 +1,215 @@
+"""What the endpoints stream: every answer, from the GGUF model or a pipeline, is an iterator
+of :class:`Piece` s run in one worker thread (``orchestrator.llama.aio.iterate_in_thread``).
+
+The iterators here are plain synchronous generators over the in-process API (``ChatLlamaCpp``,
+``LlamaCpp``, the chains), so the server answers exactly what the library answers. They hold
+the engine's lock only while they generate; closing one (the client went away) closes the
+model's stream at its next token, which frees the lock. Each records its own token counts and
+outcome in :class:`Tally` when it ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+
+from orchestrator.llama.engine import Usage
+from orchestrator.server.metrics import Metrics
+
+#: llama.cpp's finish reasons as OpenAI names them (a timeout stops like a length limit).
+FINISH_REASONS = {"stop": "stop", "length": "length", "timeout": "length"}
+
+
+@dataclass
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+
+    def openai(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+            "prompt_tokens_details": {"cached_tokens": self.cached},
+        }
+
+
+@dataclass
+class Piece:
+    """One step of an answer: text, tool calls, extra response fields, or the end."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] | None = None
+    fields: dict[str, Any] | None = None
+    """Top-level fields beside the OpenAI ones (``sources``, ``steps``, ``step``, ``story``)."""
+    finish_reason: str | None = None
+    usage: Tokens | None = None
+    index: int = 0
+    """Which choice it belongs to (a completion request may send several prompts)."""
+
+    @property
+    def visible(self) -> bool:
+        """Whether the client sees generated output in it (for time to first token)."""
+        return bool(self.text or self.tool_calls)
+
+
+@dataclass
+class Tally:
+    """Records one generation's tokens and outcome in the metrics when it ends."""
+
+    metrics: Metrics
+    model: str
+    count_tokens: Callable[[str], int] | None = None
+    text: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def generation(self) -> Iterator[Tokens]:
+        """Wraps a generation; the yielded :class:`Tokens` is filled in by the generator. A
+        generation left early is ``cancelled`` and counted from the text it produced."""
+        tokens = Tokens()
+        outcome = "cancelled"
+        try:
+            yield tokens
+            outcome = "completed"
+        except GeneratorExit:
+            raise
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            if outcome != "completed" and not tokens.completion and self.count_tokens:
+                tokens.completion = self.count_tokens("".join(self.text))
+            self.metrics.tokens(self.model, tokens.prompt, tokens.completion)
+            self.metrics.generations.labels(self.model, outcome).inc()
+
+
+def chat_pieces(
+    llm: Any, messages: Sequence[BaseMessage], call: Mapping[str, Any], tally: Tally
+) -> Iterator[Piece]:
+    """A ``ChatLlamaCpp`` stream as pieces; tool calls come whole, in one piece."""
+    with tally.generation() as tokens:
+        calls: list[dict[str, Any]] = []
+        finish: str | None = None
+        with contextlib.closing(llm.stream(list(messages), **call)) as chunks:
+            for chunk in chunks:
+                text = chunk.content if isinstance(chunk.content, str) else ""
+                if text:
+                    tally.text.append(text)
+                    yield Piece(text=text)
+                calls.extend(_tool_call(c) for c in chunk.tool_call_chunks or ())
+                usage = chunk.usage_metadata
+                if usage:
+                    tokens.prompt = int(usage.get("input_tokens", 0))
+                    tokens.completion = int(usage.get("output_tokens", 0))
+                    tokens.cached = int(usage.get("input_token_details", {}).get("cache_read", 0))
+                finish = chunk.response_metadata.get("finish_reason") or finish
+        if calls:
+            yield Piece(tool_calls=calls)
+        reason = "tool_calls" if calls else FINISH_REASONS.get(finish or "stop", "stop")
+        yield Piece(finish_reason=reason, usage=tokens)
+
+
+def _tool_call(chunk: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": chunk.get("id"),
+        "type": "function",
+        "function": {"name": chunk.get("name"), "arguments": chunk.get("args") or "{}"},
+    }
+
+
+def completion_pieces(
+    llm: Any, prompt: str, overrides: Mapping[str, Any], stop: Sequence[str], tally: Tally
+) -> Iterator[Piece]:
+    """A ``LlamaCpp`` generation for ``prompt`` as written, counted token by token (so even a
+    cancelled one reports exactly how many tokens it generated)."""
+    with tally.generation() as tokens:
+        usage = Usage()
+        try:
+            prompt_ids = llm.prompt_tokens(prompt)
+            stream = llm.generate_text(prompt_ids, overrides, llm.stop_list(stop), usage)
+            with contextlib.closing(stream):
+                for text in stream:
+                    tally.text.append(text)
+                    yield Piece(text=text)
+        finally:
+            tokens.prompt, tokens.completion = usage.prompt_tokens, usage.completion_tokens
+            tokens.cached = usage.cached_tokens
+        reason = FINISH_REASONS.get(usage.finish_reason or "stop", "stop")
+        yield Piece(finish_reason=reason, usage=tokens)
+
+
+class SessionLocks:
+    """One lock per session id: two requests to one session take turns, so each sees the
+    other's exchange and none is lost."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __call__(self, session_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(session_id, threading.Lock())
+
+
+def session_pieces(
+    conversation: Any,
+    lock: threading.Lock,
+    text: str,
+    call: Mapping[str, Any],
+    tally: Tally,
+) -> Iterator[Piece]:
+    """A turn of a stored conversation: its history (fitted to the context window, as
+    ``orchestrator chat --session`` does) plus ``text``; the exchange is stored once the
+    answer is complete, never when the client left before the end."""
+    with lock:
+        messages = conversation.next_messages(text)
+        answer: list[str] = []
+        for piece in chat_pieces(conversation.llm, messages, call, tally):
+            answer.append(piece.text)
+            yield piece
+        memory = conversation.memory
+        memory.save_context(
+            {memory.input_key or "input": text},
+            {memory.output_key or "output": "".join(answer).strip()},
+        )
+
+
+class UsageTally(BaseCallbackHandler):
+    """Adds up the token usage of every model call a pipeline makes (LangChain callback)."""
+
+    def __init__(self) -> None:
+        self.tokens = Tokens()
+        self._lock = threading.Lock()
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        prompt = completion = cached = 0
+        for generations in response.generations:
+            for generation in generations:
+                meta = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                info = (generation.generation_info or {}).get("usage")
+                if meta:
+                    prompt += int(meta.get("input_tokens", 0))
+                    completion += int(meta.get("output_tokens", 0))
+                    cached += int(meta.get("input_token_details", {}).get("cache_read", 0))
+                elif info:
+                    prompt += int(info.get("prompt_tokens", 0))
+                    completion += int(info.get("completion_tokens", 0))
+                    cached += int(info.get("cached_tokens", 0))
+        if not (prompt or completion):
+            totals = (response.llm_output or {}).get("token_usage") or {}
+            prompt, completion = int(totals.get("prompt_tokens", 0)), int(
+                totals.get("completion_tokens", 0)
+            )
+            cached = int(totals.get("cached_tokens", 0))
+        with self._lock:
+            self.tokens.prompt += prompt
+            self.tokens.completion += completion
+            self.tokens.cached += cached

@@ -1,0 +1,115 @@
+"""Prometheus metrics of one server (its own registry, so two apps in one process, as in tests,
+never share counters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+#: Paths reported by name; anything else is ``other`` (no label per probed URL).
+KNOWN_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/models",
+    "/health",
+    "/metrics",
+)
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+def endpoint_of(path: str) -> str:
+    if path.startswith("/v1/models/"):
+        return "/v1/models"
+    return path if path in KNOWN_PATHS else "other"
+
+
+@dataclass
+class Metrics:
+    """The server's counters and histograms."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    errors: Counter
+    in_progress: Gauge
+    latency: Histogram
+    ttft: Histogram
+    prompt_tokens: Counter
+    completion_tokens: Counter
+    generations: Counter
+    disconnects: Counter
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+
+        def kw() -> dict[str, Any]:
+            return {"registry": registry}
+
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "orchestrator_requests",
+                "HTTP requests answered, by endpoint and status code.",
+                ["endpoint", "status"],
+                **kw(),
+            ),
+            errors=Counter(
+                "orchestrator_errors",
+                "Requests answered with an error object, by endpoint and error code.",
+                ["endpoint", "code"],
+                **kw(),
+            ),
+            in_progress=Gauge(
+                "orchestrator_requests_in_progress", "Requests being answered now.", **kw()
+            ),
+            latency=Histogram(
+                "orchestrator_request_duration_seconds",
+                "Time from request to the last byte of the answer.",
+                ["endpoint"],
+                buckets=_LATENCY_BUCKETS,
+                **kw(),
+            ),
+            ttft=Histogram(
+                "orchestrator_time_to_first_token_seconds",
+                "Time from request to the first generated text (queueing included).",
+                ["model"],
+                buckets=_LATENCY_BUCKETS,
+                **kw(),
+            ),
+            prompt_tokens=Counter(
+                "orchestrator_prompt_tokens", "Tokens read (prompts).", ["model"], **kw()
+            ),
+            completion_tokens=Counter(
+                "orchestrator_completion_tokens", "Tokens generated.", ["model"], **kw()
+            ),
+            generations=Counter(
+                "orchestrator_generations",
+                "Generations, by how they ended: completed, cancelled (client gone), error.",
+                ["model", "outcome"],
+                **kw(),
+            ),
+            disconnects=Counter(
+                "orchestrator_client_disconnects",
+                "Requests whose client went away before the answer was complete.",
+                ["endpoint"],
+                **kw(),
+            ),
+        )
+
+    def tokens(self, model: str, prompt: int, completion: int) -> None:
+        self.prompt_tokens.labels(model).inc(prompt)
+        self.completion_tokens.labels(model).inc(completion)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format body and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,139 @@
+"""The project's pipelines as chat "models": ``rag``, ``agent`` and ``story``.
+
+Each reads the last user message of the request and runs the same chain the CLI runs
+(``orchestrator rag``, ``orchestrator agent``, ``orchestrator story``); what the chain returns
+besides the answer goes into extra response fields:
+
+- ``rag``: the answer cites ``[n]``; ``sources`` (the numbered sources) and ``citations``;
+- ``agent``: ``steps`` (thought, action, action_input, observation) and ``stopped_because``;
+  a stream sends each step as it happens in a ``step`` field;
+- ``story``: ``story`` (summary, title, character, story); the message is the story.
+
+Token usage is the sum over every model call the pipeline made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from orchestrator.server.generation import Piece, Tally, Tokens, UsageTally
+
+PIPELINES = ("rag", "agent", "story")
+_STEP_KEYS = ("thought", "action", "action_input", "observation", "parse_error")
+
+
+def _bound(llm: Any, overrides: Mapping[str, Any]) -> Any:
+    return llm.bind(**overrides) if overrides else llm
+
+
+def _finish(usage: UsageTally, fields: dict[str, Any] | None = None) -> Piece:
+    tokens = usage.tokens
+    return Piece(
+        finish_reason="stop",
+        usage=Tokens(tokens.prompt, tokens.completion, tokens.cached),
+        fields=fields,
+    )
+
+
+def rag_pieces(
+    chat: Any, retriever: Any, question: str, overrides: Mapping[str, Any], tally: Tally
+) -> Iterator[Piece]:
+    """``rag_chain`` over the server's index: sources first, then the answer as it comes."""
+    from orchestrator.chains.rag import cited_numbers, rag_chain
+
+    usage = UsageTally()
+    chain = rag_chain(_bound(chat, overrides), retriever)
+    with tally.generation() as tokens:
+        sources: list[dict[str, Any]] = []
+        answer: list[str] = []
+        for part in chain.stream({"question": question}, {"callbacks": [usage]}):
+            if "sources" in part:
+                sources = part["sources"]
+                yield Piece(fields={"sources": sources})
+            piece = part.get("answer", "")
+            if piece:
+                text = piece.lstrip() if not answer else piece
+                answer.append(text)
+                tally.text.append(text)
+                yield Piece(text=text)
+        _copy(usage.tokens, tokens)
+        citations = cited_numbers("".join(answer).strip(), len(sources))
+        yield _finish(usage, {"citations": citations})
+
+
+def agent_pieces(
+    llm: Any,
+    tools: list[Any],
+    question: str,
+    step_max_tokens: int | None,
+    max_steps: int,
+    tally: Tally,
+) -> Iterator[Piece]:
+    """The ReAct agent with the server's tools; each finished step is one piece."""
+    from orchestrator.agents.executor import AgentExecutor
+    from orchestrator.agents.react import create_react_agent
+
+    usage = UsageTally()
+    executor = AgentExecutor(
+        agent=create_react_agent(llm, tools, step_max_tokens=step_max_tokens),
+        tools=tools,
+        handle_parsing_errors=True,
+        max_iterations=max_steps,
+    )
+    with tally.generation() as tokens:
+        thought = ""
+        for event in executor.stream({"input": question}, {"callbacks": [usage]}):
+            kind = event["type"]
+            if kind == "action":
+                thought = str(event.get("thought", ""))
+            elif kind == "observation":
+                yield Piece(fields={"step": _step(event, thought)})
+            elif kind == "final":
+                result = event["result"]
+                output = str(result["output"])
+                tally.text.append(output)
+                yield Piece(text=output)
+                _copy(usage.tokens, tokens)
+                steps = [{k: s.get(k) for k in _STEP_KEYS} for s in result["steps"]]
+                yield _finish(
+                    usage, {"steps": steps, "stopped_because": result["stopped_because"]}
+                )
+
+
+def _step(event: Mapping[str, Any], thought: str) -> dict[str, Any]:
+    """The public record of the step an ``observation`` event closes."""
+    action = event["steps"][-1].action
+    return {
+        "step": event.get("step"),
+        "thought": thought,
+        "action": action.tool,
+        "action_input": str(action.tool_input),
+        "observation": str(event.get("observation", "")),
+    }
+
+
+def story_pieces(
+    chat: Any, summary: str, overrides: Mapping[str, Any], tally: Tally
+) -> Iterator[Piece]:
+    """The story chain (summary -> title -> character -> story); one piece at the end."""
+    from orchestrator.chains.story import story_chain
+
+    usage = UsageTally()
+    with tally.generation() as tokens:
+        result = story_chain(_bound(chat, overrides)).invoke(
+            {"summary": summary}, {"callbacks": [usage]}
+        )
+        fields = {k: result[k] for k in ("summary", "title", "character", "story")}
+        tally.text.append(fields["story"])
+        yield Piece(text=fields["story"])
+        _copy(usage.tokens, tokens)
+        yield _finish(usage, {"story": fields})
+
+
+def _copy(source: Tokens, target: Tokens) -> None:
+    target.prompt, target.completion, target.cached = (
+        source.prompt,
+        source.completion,
+        source.cached,
+    )

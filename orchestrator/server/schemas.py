@@ -1,0 +1,269 @@
+"""Request bodies of the OpenAI-compatible endpoints, validated by pydantic.
+
+Unknown fields are refused (``extra="forbid"``), as OpenAI refuses them, so a misspelled option
+is an error naming it instead of being silently ignored. OpenAI's standard optional fields are
+all accepted, in three groups:
+
+- honoured: ``max_tokens`` / ``max_completion_tokens``, ``temperature``, ``top_p``, ``seed``,
+  ``stop``, ``tools``, ``tool_choice``, ``response_format``, ``stream``, ``stream_options``;
+- no-ops, accepted with any value because they change nothing about the answer
+  (:data:`IGNORED_FIELDS`: ``user``, ``metadata``, ``store``, ``parallel_tool_calls``, ...);
+- unsupported, accepted only at their default value (:data:`UNSUPPORTED_DEFAULTS`: ``n`` other
+  than 1, ``logprobs``, ``logit_bias``, penalties, audio ...); any other value is a 400 that
+  names the field, because ignoring it would change what the client gets.
+
+Orchestrator's own fields (sent with the openai client's ``extra_body``): ``session_id`` and
+the llama.cpp sampling options ``top_k``, ``min_p``, ``repeat_penalty``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Fields that never change an answer here; accepted and ignored.
+IGNORED_FIELDS = (
+    "user",
+    "metadata",
+    "store",
+    "parallel_tool_calls",
+    "service_tier",
+    "prompt_cache_key",
+    "safety_identifier",
+)
+
+#: Fields accepted only at these (default) values; ``None`` means "absent" is also fine.
+UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "n": (None, 1),
+    "best_of": (None, 1),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "reasoning_effort": (None,),
+    "web_search_options": (None,),
+    "functions": (None, []),
+    "function_call": (None,),
+    "verbosity": (None,),
+    "suffix": (None, ""),
+}
+
+
+class Closed(BaseModel):
+    """A request object whose unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContentPart(Closed):
+    type: str
+    text: str | None = None
+    image_url: Any = None
+    input_audio: Any = None
+    file: Any = None
+
+    @model_validator(mode="after")
+    def _text_only(self) -> ContentPart:
+        if self.type != "text" or self.text is None:
+            raise ValueError(
+                f"content parts of type {self.type!r} are not supported: these models read "
+                "text only; send {'type': 'text', 'text': ...}"
+            )
+        return self
+
+
+class FunctionCall(Closed):
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCall(Closed):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(Closed):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    # what the server returns in a message; accepted so a client can send it back as history
+    refusal: str | None = None
+    annotations: list[Any] | None = None
+    audio: Any = None
+    function_call: Any = None
+
+    def text(self) -> str:
+        """The content as plain text (text parts joined)."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text or "" for part in self.content)
+
+
+class FunctionSpec(Closed):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolSpec(Closed):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class ToolChoiceFunction(Closed):
+    name: str
+
+
+class ToolChoice(Closed):
+    type: Literal["function"]
+    function: ToolChoiceFunction
+
+
+class JsonSchemaSpec(Closed):
+    name: str = "response"
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(Closed):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        spec = self.json_schema
+        if self.type == "json_schema" and (spec is None or not spec.schema_):
+            raise ValueError("type 'json_schema' needs json_schema.schema (a JSON Schema object)")
+        return self
+
+
+class StreamOptions(Closed):
+    include_usage: bool = False
+    include_obfuscation: bool | None = None  # no-op: nothing here is obfuscated
+
+
+class Sampling(Closed):
+    """Options shared by chat and text completions."""
+
+    model: str
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    # llama.cpp sampling (Orchestrator's own, sent with extra_body)
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0)
+    # accepted, see IGNORED_FIELDS / UNSUPPORTED_DEFAULTS
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    n: int | None = None
+    logprobs: bool | int | None = None
+    logit_bias: dict[str, float] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def unsupported(self) -> tuple[str, Any] | None:
+        """The first field set to a value this server cannot honour, with that value."""
+        for name, allowed in UNSUPPORTED_DEFAULTS.items():
+            value = getattr(self, name, None)
+            if value not in allowed:
+                return name, value
+        return None
+
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    session_id: str | None = None
+    parallel_tool_calls: bool | None = None
+    top_logprobs: int | None = None
+    modalities: list[str] | None = None
+    audio: Any = None
+    prediction: Any = None
+    reasoning_effort: str | None = None
+    web_search_options: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    verbosity: str | None = None
+
+    def wanted_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def tool_choice_value(self) -> str | dict[str, Any] | None:
+        choice = self.tool_choice
+        if choice is None or isinstance(choice, str):
+            return choice
+        return {"type": "function", "function": {"name": choice.function.name}}
+
+    def response_format_value(self) -> dict[str, Any] | None:
+        fmt = self.response_format
+        if fmt is None or fmt.type == "text":
+            return None
+        if fmt.type == "json_object":
+            return {"type": "json_object"}
+        assert fmt.json_schema is not None
+        return {"type": "json_schema", "schema": fmt.json_schema.schema_}
+
+
+class CompletionRequest(Sampling):
+    prompt: str | list[str]
+    echo: bool = False
+    best_of: int | None = None
+    suffix: str | None = None
+
+    def wanted_tokens(self) -> int | None:
+        return self.max_tokens
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+class EmbeddingRequest(Closed):
+    model: str
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+def tool_arguments(call: ToolCall) -> dict[str, Any]:
+    """A tool call's arguments (a JSON object in a string, as OpenAI sends them)."""
+    value = json.loads(call.function.arguments or "{}")
+    if not isinstance(value, dict):
+        raise ValueError("function.arguments must be a JSON object")
+    return value
