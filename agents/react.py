@@ -165,7 +165,9 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         """The answer in a tool-less final reply, whether or not it repeats ``Final Answer:``;
         any step the model invents after it is cut (see :func:`agents.parser.clean_answer`)."""
         head, sep, tail = text.partition(FINAL_ANSWER)
-        answer = clean_answer(tail if sep else clean_thought(head))
+        answer = clean_answer(tail) if sep else ""
+        if not answer:  # "80\nFinal Answer:\nQuestion: ...": the answer came before the label
+            answer = clean_answer(clean_thought(head))
         return AgentFinish({"output": answer}, log=f" {FINAL_ANSWER} {answer}")
 
     def invoke(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore
+
 from orchestrator.agents import (
     DuckDuckGoSearchResults,
     KnowledgeBaseTool,
@@ -15,7 +18,6 @@ from orchestrator.agents import (
 )
 from orchestrator.agents.testing import FakeSearchBackend, RatelimitError
 from orchestrator.agents.tools.search import classify_failure
-
 from orchestrator.errors import OptionError
 from orchestrator.testing import HashEmbeddings, ScriptedLLM
 
@@ -74,6 +76,39 @@ def test_the_real_ddgs_backend_without_network_says_so(monkeypatch: pytest.Monke
         "Web search is unavailable: there is no network connection. "
         "Answer from what you already know or use another tool."
     )
+
+
+WEB_FIX = 'pip install "orchestrator[web]"'
+
+
+def test_a_missing_ddgs_package_is_named_with_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ddgs", None)  # what an install without [web] looks like
+    observation = DuckDuckGoSearchResults(timeout=5).invoke("python")
+    assert observation == (
+        "Web search is unavailable: the web_search tool needs the Python package 'ddgs', "
+        f"which is not installed; install it with: {WEB_FIX}. "
+        "Answer from what you already know or use another tool."
+    )
+    assert "RuntimeError" not in observation and "search failed" not in observation
+
+
+def test_the_agent_cli_names_the_web_extra_when_ddgs_is_missing() -> None:
+    """The real command line, in a process where ddgs cannot be imported: exit 2, before
+    any model is loaded."""
+    hide_and_run = (
+        "import runpy, sys; sys.modules['ddgs'] = None; "
+        "sys.argv = ['orchestrator', 'agent', 'What is new?', '--tools', 'calculator,web_search']; "
+        "runpy.run_module('orchestrator.cli.app', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", hide_and_run], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    message = " ".join((done.stdout + done.stderr).split())
+    assert "the web_search tool needs the Python package 'ddgs'" in message
+    assert WEB_FIX in message and "Traceback" not in message
 
 
 def test_knowledge_base_over_a_retriever() -> None:
