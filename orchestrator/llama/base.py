@@ -3,6 +3,10 @@
 Options are closed: an unknown or misspelled keyword (``n_gpu_layer=``) is an error with a
 suggestion, never silently ignored. Construction is cheap (it validates the file header but does
 not load weights); the engine is loaded on first use, or by :meth:`LlamaSettings.warm_up`.
+
+LangChain's standard chat-model parameters (``model``, ``temperature``, ``max_tokens``,
+``timeout``, ``stop``, ``max_retries``) are accepted with a meaning for a local model; options
+only a hosted API has (``api_key``, ``base_url``) are errors, as any other unknown name.
 """
 
 from __future__ import annotations
@@ -12,8 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt
 
-from orchestrator.errors import OptionError, reject_unknown_options, unknown_option
+from orchestrator.errors import (
+    OptionError,
+    OrchestratorError,
+    reject_unknown_options,
+    unknown_option,
+)
 from orchestrator.gguf_info import GGUFInfo, read_gguf_info
 from orchestrator.llama.engine import (
     Engine,
@@ -41,20 +51,53 @@ class CallOptions(BaseModel):
     seed: int = -1
     """Sampling seed; -1 draws a random one. Use with ``temperature=0`` for repeatable output."""
     timeout: float | None = Field(default=None, gt=0)
-    """Seconds one generation may run; output so far is returned (finish_reason ``timeout``)."""
+    """Wall-clock seconds one call may generate for (LangChain's standard ``timeout``). When
+    it runs out, generation stops and :class:`GenerationTimeoutError` is raised (a stream has
+    already delivered the text so far). ``None``: no limit."""
 
 
 #: Options a caller may override per call (``llm.invoke(text, max_tokens=20)``).
 CALL_OPTIONS = tuple(CallOptions.model_fields)
 
 
+class GenerationTimeoutError(OrchestratorError, TimeoutError):
+    """A call ran past its ``timeout`` (wall-clock seconds) and was stopped."""
+
+
+class EngineError(OrchestratorError, RuntimeError):
+    """llama.cpp failed while generating (e.g. ``llama_decode`` found no KV-cache slot), on
+    every attempt ``max_retries`` allowed."""
+
+
+#: Options only a hosted API has; a local model rejects them with this explanation.
+_HOSTED_ONLY = ("api_key", "base_url", "api_base", "organization", "default_headers")
+
+
 class LlamaSettings(CallOptions):
-    """Load and sampling options, with the names the book and LangChain's LlamaCpp use."""
+    """Load and sampling options, with the names the book and LangChain's LlamaCpp use.
+
+    LangChain's standard chat-model parameters mean, for a local GGUF model:
+
+    - ``model``: the model file, another name for ``model_path`` (a path, or ``None`` for
+      ``$ORCHESTRATOR_MODEL`` / the embedded model); passing both with different values is
+      an error. Read back as ``.model``.
+    - ``temperature``, ``max_tokens``, ``stop``: sampling as usual (also per call).
+    - ``timeout``: wall-clock seconds a call may generate for; past it generation stops and
+      :class:`GenerationTimeoutError` is raised (also per call).
+    - ``max_retries`` (>= 0, default 0): how often a generation that failed inside llama.cpp
+      before producing any text (a ``RuntimeError`` such as ``llama_decode returned 1``) is
+      retried, each time from an empty KV cache. Errors in the input (options, a prompt too
+      long for the context) are not retried: they would fail the same way again.
+
+    ``api_key``/``base_url`` and every other unknown name are errors.
+    """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
 
     model_path: str | None = None
     """GGUF file; ``None``: ``$ORCHESTRATOR_MODEL``, else the embedded SmolLM2-135M."""
+    max_retries: int = Field(default=0, ge=0)
+    """Retries of a generation llama.cpp failed before any text came out (see class doc)."""
     n_gpu_layers: int | None = None
     """Layers to offload (-1 = all). Default: all when llama.cpp has a GPU backend, else 0."""
     n_ctx: int | None = Field(default=None, ge=16)
@@ -75,6 +118,8 @@ class LlamaSettings(CallOptions):
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            data = _standard_names(data, cls.__name__)
         reject_unknown_options(data, cls)
         return data
 
@@ -98,6 +143,11 @@ class LlamaSettings(CallOptions):
                 stacklevel=2,
             )
         return self
+
+    @property
+    def model(self) -> str:
+        """The model file (LangChain's standard name for ``model_path``)."""
+        return str(self.info.path)
 
     @property
     def info(self) -> GGUFInfo:
@@ -172,15 +222,54 @@ class LlamaSettings(CallOptions):
         usage: Usage,
         grammar: Any = None,
     ) -> Iterator[str]:
-        """The one generation path both model classes stream from."""
-        return self.engine.stream(
-            tokens,
-            self.sampling(overrides),
-            stop=stop,
-            grammar=grammar,
-            reuse_prefix=self.prefix_reuse,
-            usage=usage,
+        """The one generation path both model classes stream from: options are checked now,
+        failures inside llama.cpp are retried (``max_retries``), a ``timeout`` raises."""
+        sampling = self.sampling(overrides)
+        return self._timed(self._retried(tokens, sampling, stop, usage, grammar), sampling, usage)
+
+    def _retried(
+        self, tokens: list[int], sampling: Sampling, stop: Sequence[str], usage: Usage, grammar: Any
+    ) -> Iterator[str]:
+        """The engine stream, restarted from an empty KV cache while llama.cpp fails before
+        the first piece (after it, a retry would repeat text the caller already has)."""
+        attempts = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception(_is_engine_failure),
         )
+        try:
+            for attempt in attempts:
+                with attempt:
+                    retry = attempt.retry_state.attempt_number > 1
+                    stream = self.engine.stream(
+                        tokens,
+                        sampling,
+                        stop=stop,
+                        grammar=grammar,
+                        reuse_prefix=self.prefix_reuse and not retry,
+                        usage=usage,
+                    )
+                    first = next(stream, None)
+        except RetryError as exc:
+            cause = exc.last_attempt.exception()
+            raise EngineError(
+                f"llama.cpp failed while generating, on all {self.max_retries + 1} "
+                f"attempt(s): {cause}",
+                fix="raise max_retries to retry more, or lower n_batch / n_ctx if memory is "
+                "short; rerun with verbose=True to see llama.cpp's own log",
+            ) from cause
+        if first is not None:
+            yield first
+            yield from stream
+
+    def _timed(self, pieces: Iterator[str], sampling: Sampling, usage: Usage) -> Iterator[str]:
+        yield from pieces
+        if usage.finish_reason == "timeout":
+            raise GenerationTimeoutError(
+                f"generation was stopped at the {sampling.timeout:g} s timeout after "
+                f"{usage.completion_tokens} tokens",
+                fix="raise timeout= (on the model or per call), lower max_tokens, or use a "
+                "smaller model / GPU offload",
+            )
 
     def call_grammar(self, gbnf: str | None) -> Any:
         """A checked llama.cpp grammar for a per-call ``grammar=`` (GBNF text), or ``None``."""
@@ -197,3 +286,31 @@ class LlamaSettings(CallOptions):
             "total_tokens": usage.total_tokens,
             "cached_tokens": usage.cached_tokens,
         }
+
+
+def _standard_names(data: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """LangChain's standard ``model=`` as ``model_path=``; hosted-API options rejected with
+    a reason (a local model has no key or endpoint)."""
+    out = dict(data)
+    for name in _HOSTED_ONLY:
+        if name in out:
+            raise OptionError(
+                f"{owner} got {name!r}, an option of hosted APIs",
+                fix=f"drop {name}=: a local GGUF model needs no key or endpoint",
+            )
+    if "model" in out:
+        model = out.pop("model")
+        path = out.get("model_path")
+        if path is not None and model is not None and str(path) != str(model):
+            raise OptionError(
+                f"{owner} got model={model!r} and model_path={path!r}",
+                fix="pass one of them: model= is LangChain's name for model_path=",
+            )
+        out["model_path"] = path if path is not None else model
+    return out
+
+
+def _is_engine_failure(exc: BaseException) -> bool:
+    """A failure inside llama.cpp (llama-cpp-python raises a plain ``RuntimeError``), as
+    opposed to an error in the input, which a retry would only repeat."""
+    return type(exc) is RuntimeError

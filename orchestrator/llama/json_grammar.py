@@ -119,11 +119,13 @@ def _translate_patterns(schema: Mapping[str, Any], label: str) -> dict[str, str]
         try:
             out[pattern] = pattern_to_gbnf(pattern)
         except PatternError as exc:
+            problem = (
+                f"is not a regular expression Python's parser can read: {exc.construct}"
+                if exc.syntax
+                else f"uses {exc.construct}, which a llama.cpp grammar cannot express"
+            )
             raise SchemaGrammarError(
-                f"{label} {where} = {pattern!r} uses {exc.construct}, which a llama.cpp "
-                "grammar cannot express",
-                path=where,
-                fix=exc.fix,
+                f"{label} {where} = {pattern!r} {problem}", path=where, fix=exc.fix
             ) from None
     return out
 

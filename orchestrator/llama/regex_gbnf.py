@@ -72,8 +72,8 @@ _ECMA_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?![=!])")
 class PatternError(ValueError):
     """A pattern construct a grammar cannot express (``construct`` names it)."""
 
-    def __init__(self, construct: str, fix: str = _REWRITE_FIX) -> None:
-        self.construct, self.fix = construct, fix
+    def __init__(self, construct: str, fix: str = _REWRITE_FIX, *, syntax: bool = False) -> None:
+        self.construct, self.fix, self.syntax = construct, fix, syntax
         super().__init__(construct)
 
 
@@ -82,7 +82,8 @@ def pattern_to_gbnf(pattern: str) -> str:
     try:
         tree = _parser.parse(_ECMA_NAMED_GROUP.sub("(?P<", pattern))
     except re.error as exc:
-        raise PatternError(_read_error(exc), fix=_SYNTAX_FIX) from None
+        construct, syntax = _read_error(exc)
+        raise PatternError(construct, fix=_SYNTAX_FIX, syntax=syntax) from None
     extra_flags = tree.state.flags & ~re.UNICODE
     if extra_flags:
         names = re.RegexFlag(extra_flags).name or str(extra_flags)
@@ -94,13 +95,16 @@ def pattern_to_gbnf(pattern: str) -> str:
     return _sequence(items) or '""'
 
 
-def _read_error(exc: re.error) -> str:
+def _read_error(exc: re.error) -> tuple[str, bool]:
+    """What the parser refused, and whether it is a syntax error (not an unsupported feature)."""
     where = f" at position {exc.pos}" if exc.pos is not None else ""
-    if exc.msg.startswith("bad escape \\p") or exc.msg.startswith("bad escape \\P"):
-        return f"a Unicode property escape (\\p{{...}}){where}"
+    if exc.msg.startswith(("bad escape \\p", "bad escape \\P")):
+        return f"a Unicode property escape (\\p{{...}}){where}", False
     if exc.msg.startswith("bad escape \\k"):
-        return f"a named backreference (\\k<name>){where}"
-    return f"syntax Python's regular-expression parser cannot read ({exc.msg}{where})"
+        return f"a named backreference (\\k<name>){where}", False
+    if exc.msg.startswith("global flags not at the start"):
+        return f"inline flags (such as (?i)) after the start{where}", False
+    return f"{exc.msg}{where}", True
 
 
 def _strip_anchors(items: list[Any]) -> list[Any]:

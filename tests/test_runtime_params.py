@@ -1,0 +1,182 @@
+"""LangChain's standard chat-model parameters on a local model (issue 10.15): ``model``,
+``temperature``, ``max_tokens``, ``timeout``, ``stop``, ``max_retries`` are accepted with a
+documented meaning; misspellings and hosted-API options stay errors.
+
+Retry and timeout logic is tested on a scripted engine (no weights); the last tests use the
+real embedded model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from langchain_tests.unit_tests.chat_models import ChatModelTests
+from pydantic import ValidationError
+
+from orchestrator import ChatLlamaCpp, LlamaCpp
+from orchestrator.errors import ContextOverflowError, OptionError
+from orchestrator.llama.base import EngineError, GenerationTimeoutError
+from orchestrator.llama.engine import Sampling, Usage
+from orchestrator.settings import embedded_model_path
+
+
+class ScriptedEngine:
+    """Fails the first ``failures`` streams with ``error``, then yields ``pieces``."""
+
+    def __init__(
+        self,
+        failures: int = 0,
+        error: BaseException | None = None,
+        pieces: Sequence[str] = ("ok",),
+        finish_reason: str = "stop",
+    ) -> None:
+        self.failures, self.pieces, self.finish_reason = failures, list(pieces), finish_reason
+        self.error = error or RuntimeError("llama_decode returned 1")
+        self.reuse_prefix: list[bool] = []
+
+    def stream(
+        self,
+        tokens: Sequence[int],
+        sampling: Sampling,
+        *,
+        stop: Sequence[str],
+        grammar: Any,
+        reuse_prefix: bool,
+        usage: Usage,
+    ) -> Iterator[str]:
+        self.reuse_prefix.append(reuse_prefix)
+        if len(self.reuse_prefix) <= self.failures:
+            raise self.error
+        usage.completion_tokens = len(self.pieces)
+        usage.finish_reason = self.finish_reason
+        yield from self.pieces
+
+
+def scripted(engine: ScriptedEngine, **options: Any) -> ChatLlamaCpp:
+    chat = ChatLlamaCpp(**options)
+    chat._engine = engine  # type: ignore[assignment]
+    return chat
+
+
+# --- the suites' standard set ---------------------------------------------------------------
+
+
+def test_the_suites_standard_params_are_accepted_with_their_values() -> None:
+    standard = ChatModelTests.standard_chat_model_params.fget(None)  # type: ignore[attr-defined]
+    chat = ChatLlamaCpp(**standard)
+    assert {name: getattr(chat, name) for name in standard} == standard
+    assert chat.max_retries == 2
+
+
+def test_misspellings_and_other_names_are_still_rejected() -> None:
+    with pytest.raises(OptionError, match="did you mean 'max_retries'"):
+        ChatLlamaCpp(max_retry=2)
+    with pytest.raises(OptionError, match="did you mean 'timeout'"):
+        ChatLlamaCpp(timeoutt=5)
+    with pytest.raises(OptionError, match="unknown option 'frobnicate'"):
+        LlamaCpp(frobnicate=True)
+
+
+def test_hosted_api_options_are_rejected_with_the_reason() -> None:
+    with pytest.raises(OptionError) as info:
+        ChatLlamaCpp(api_key="test")
+    assert "api_key" in info.value.message
+    assert info.value.fix == "drop api_key=: a local GGUF model needs no key or endpoint"
+
+
+@pytest.mark.parametrize("value", [-1, -5])
+def test_max_retries_must_be_non_negative(value: int) -> None:
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        ChatLlamaCpp(max_retries=value)
+
+
+def test_timeout_must_be_positive() -> None:
+    with pytest.raises(ValidationError, match="greater than 0"):
+        ChatLlamaCpp(timeout=0)
+
+
+# --- model = model_path ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [ChatLlamaCpp, LlamaCpp])
+def test_model_is_the_model_file(cls: type[ChatLlamaCpp] | type[LlamaCpp]) -> None:
+    path = str(embedded_model_path().resolve())
+    llm = cls(model=path)
+    assert (llm.model_path, llm.model) == (path, path)
+
+
+def test_model_and_a_different_model_path_conflict() -> None:
+    path = str(embedded_model_path().resolve())
+    with pytest.raises(OptionError, match="pass one of them"):
+        ChatLlamaCpp(model="/elsewhere/other.gguf", model_path=path)
+    assert ChatLlamaCpp(model=path, model_path=path).model_path == path
+
+
+# --- max_retries ----------------------------------------------------------------------------
+
+
+def test_engine_failures_are_retried_from_an_empty_cache() -> None:
+    engine = ScriptedEngine(failures=2)
+    chat = scripted(engine, max_retries=2)
+    assert list(chat.generate_text([1, 2], {}, [], Usage())) == ["ok"]
+    assert engine.reuse_prefix == [True, False, False]
+
+
+def test_failures_past_max_retries_are_an_engine_error() -> None:
+    engine = ScriptedEngine(failures=5)
+    chat = scripted(engine, max_retries=1)
+    with pytest.raises(EngineError, match="on all 2 attempt") as info:
+        list(chat.generate_text([1], {}, [], Usage()))
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert len(engine.reuse_prefix) == 2
+
+
+def test_no_retry_by_default() -> None:
+    engine = ScriptedEngine(failures=1)
+    with pytest.raises(EngineError):
+        list(scripted(engine).generate_text([1], {}, [], Usage()))
+    assert len(engine.reuse_prefix) == 1
+
+
+def test_input_errors_are_not_retried() -> None:
+    engine = ScriptedEngine(failures=9, error=ContextOverflowError(5000, 4096))
+    with pytest.raises(ContextOverflowError):
+        list(scripted(engine, max_retries=3).generate_text([1], {}, [], Usage()))
+    assert len(engine.reuse_prefix) == 1
+
+
+# --- timeout --------------------------------------------------------------------------------
+
+
+def test_timeout_raises_after_the_text_so_far() -> None:
+    engine = ScriptedEngine(pieces=["a", "b"], finish_reason="timeout")
+    chat = scripted(engine, timeout=2.5)
+    pieces = chat.generate_text([1], {}, [], Usage())
+    assert [next(pieces), next(pieces)] == ["a", "b"]
+    with pytest.raises(GenerationTimeoutError, match=r"2\.5 s timeout after 2 tokens") as info:
+        next(pieces)
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.fix and "timeout=" in info.value.fix
+
+
+def test_a_per_call_timeout_overrides_the_model_one() -> None:
+    engine = ScriptedEngine(finish_reason="timeout")
+    chat = scripted(engine, timeout=60)
+    with pytest.raises(GenerationTimeoutError, match=r"0\.5 s timeout"):
+        list(chat.generate_text([1], {"timeout": 0.5}, [], Usage()))
+
+
+@pytest.mark.integration
+def test_real_model_stops_at_the_timeout() -> None:
+    chat = ChatLlamaCpp(temperature=0, max_tokens=40, max_retries=2, timeout=1e-9)
+    with pytest.raises(GenerationTimeoutError, match="after 1 tokens"):
+        chat.invoke("Count to twenty.")
+
+
+@pytest.mark.integration
+def test_real_model_answers_with_the_standard_params() -> None:
+    standard = ChatModelTests.standard_chat_model_params.fget(None)  # type: ignore[attr-defined]
+    reply = ChatLlamaCpp(**standard, seed=0).invoke("Say hello.")
+    assert isinstance(reply.content, str) and reply.content.strip()
+    assert reply.usage_metadata and 0 < reply.usage_metadata["output_tokens"] <= 100
