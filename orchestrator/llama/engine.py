@@ -375,16 +375,7 @@ def make_grammar(engine: Engine, gbnf: str) -> Any:
     if not sampler:
         raise OptionError(
             "the grammar did not parse in llama.cpp, so decoding would not be constrained",
-            fix="check the GBNF (or JSON schema) you passed; it needs a 'root' rule",
+            fix="check the GBNF you passed; it needs a 'root' rule",
         )
     llama_cpp.llama_sampler_free(sampler)
     return grammar
-
-
-def json_schema_grammar(engine: Engine, schema: dict[str, Any]) -> Any:
-    """A grammar that only admits JSON documents matching ``schema``."""
-    import json
-
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    return make_grammar(engine, json_schema_to_gbnf(json.dumps(schema)))
