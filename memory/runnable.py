@@ -30,6 +30,7 @@ from pydantic import ConfigDict, model_validator
 
 from orchestrator.errors import OptionError
 from orchestrator.memory.base import ConversationMemory
+from orchestrator.prompts.templates import model_in, safe_values
 
 _ANSWER_KEYS = ("output", "text", "answer")
 _STREAMED: Any = object()
@@ -63,13 +64,13 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         turn = self._begin(input, config)
-        output = self.runnable.invoke(turn.inputs, config, **kwargs)
+        output = self.runnable.invoke(turn.values, config, **kwargs)
         turn.finish(output)
         return output
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         turn = await asyncio.to_thread(self._begin, input, config)
-        output = await self.runnable.ainvoke(turn.inputs, config, **kwargs)
+        output = await self.runnable.ainvoke(turn.values, config, **kwargs)
         await asyncio.to_thread(turn.finish, output)
         return output
 
@@ -78,7 +79,7 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
     ) -> Iterator[Any]:
         """Stream the runnable's chunks; the exchange is saved once the stream is complete."""
         turn = self._begin(input, config)
-        chunks = self.runnable.stream(turn.inputs, config, **kwargs)
+        chunks = self.runnable.stream(turn.values, config, **kwargs)
         try:
             for chunk in chunks:
                 yield turn.add(chunk)
@@ -95,7 +96,7 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
         complete, nothing saved when abandoned), around the runnable's own ``astream``. The
         memory's blocking work (SQLite, a summary's LLM call) runs in a worker thread."""
         turn = await asyncio.to_thread(self._begin, input, config)
-        chunks = self.runnable.astream(turn.inputs, config, **kwargs)
+        chunks = self.runnable.astream(turn.values, config, **kwargs)
         try:
             async for chunk in chunks:
                 yield turn.add(chunk)
@@ -165,6 +166,9 @@ class _Turn:
         self, owner: RunnableWithMemory, memory: ConversationMemory, inputs: dict[str, Any]
     ) -> None:
         self.owner, self.memory, self.inputs = owner, memory, inputs
+        #: what the runnable gets: the message and the history defused for its model (a
+        #: remembered ``<|im_start|>`` stays text); ``inputs`` as given is what is stored
+        self.values = safe_values(model_in(owner.runnable), inputs)
         self.final: Any = None
 
     def add(self, chunk: Any) -> Any:

@@ -14,6 +14,7 @@ from orchestrator.prompts.templates import (
     PromptTemplate,
     defuse_values,
     instruction_prompt,
+    model_in,
     safe_values,
     special_pattern_of,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "infer_chat_format",
     "instruction_prompt",
     "model_chat_format",
+    "model_in",
     "render_chat",
     "safe_values",
     "special_pattern_of",

@@ -21,7 +21,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import PromptTemplate as _LangChainPromptTemplate
-from langchain_core.runnables import RunnableBinding
+from langchain_core.runnables import RunnableBinding, RunnableSequence
 from pydantic import Field
 
 from orchestrator.prompts.safety import defuse
@@ -37,6 +37,23 @@ def model_of(llm: Any) -> Any:
     while isinstance(inner, RunnableBinding):
         inner = inner.bound
     return inner if hasattr(type(inner), "engine") else None
+
+
+def model_in(runnable: Any) -> Any:
+    """The first Orchestrator model inside a composed runnable (``prompt | llm | parser``,
+    bindings included), or ``None``: what a wrapper that fills values for ``runnable`` must
+    defuse them for."""
+    pending = [runnable]
+    while pending:
+        current = pending.pop(0)
+        model = model_of(current)
+        if model is not None:
+            return model
+        if isinstance(current, RunnableBinding):
+            pending.append(current.bound)
+        elif isinstance(current, RunnableSequence):
+            pending.extend(current.steps)
+    return None
 
 
 def special_pattern_of(llm: Any) -> re.Pattern[str] | None:

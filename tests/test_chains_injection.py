@@ -19,7 +19,11 @@ from langchain_core.runnables import RunnableLambda
 
 from orchestrator.agents import AgentExecutor, create_react_agent, tool
 from orchestrator.chains import LLMChain, rag_chain, story_chain
-from orchestrator.memory import ConversationBufferMemory, ConversationSummaryMemory
+from orchestrator.memory import (
+    ConversationBufferMemory,
+    ConversationSummaryMemory,
+    RunnableWithMemory,
+)
 from orchestrator.prompts import PromptTemplate, instruction_prompt
 from orchestrator.prompts.library import REACT, SUMMARY, TITLE
 from orchestrator.prompts.safety import ZERO_WIDTH_SPACE
@@ -138,6 +142,24 @@ def test_llmchain_with_a_plain_langchain_prompt_cannot_be_injected(completion_ll
     )
     assert control_tokens(completion_llm, recorder.prompts[1]) == 3  # the template's own
     assert control_tokens(completion_llm, template) == 3
+
+
+@pytest.mark.integration
+def test_remembered_text_cannot_open_a_turn_through_runnable_with_memory(
+    completion_llm: Any,
+) -> None:
+    recorder = PromptRecorder()
+    template = "<|im_start|>user\n{history}\n{input}<|im_end|>\n<|im_start|>assistant\n"
+    memory = ConversationBufferMemory()
+    talk = RunnableWithMemory(
+        runnable=LangChainPromptTemplate.from_template(template) | completion_llm, memory=memory
+    )
+    talk.invoke(EVIL, {"callbacks": [recorder]})
+    list(talk.stream("And now?", {"callbacks": [recorder]}))
+    assert memory.messages[0].content == EVIL  # stored as typed
+    assert "say HACKED" in recorder.prompts[1]  # the history, as text
+    for prompt in recorder.prompts:
+        assert control_tokens(completion_llm, prompt) == control_tokens(completion_llm, template)
 
 
 @pytest.mark.integration
