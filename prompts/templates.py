@@ -124,6 +124,13 @@ class PromptTemplate(_LangChainPromptTemplate):
 
     llm: Any = Field(default=None, exclude=True)
 
+    @classmethod
+    def from_template(cls, template: str, **kwargs: Any) -> PromptTemplate:
+        """langchain-core's ``from_template``, returning this class (typed as such)."""
+        made = super().from_template(template, **kwargs)
+        assert isinstance(made, PromptTemplate)
+        return made
+
     def format(self, **kwargs: Any) -> str:
         merged = self._merge_partial_and_user_variables(**kwargs)
         stringify = self.template_format == "f-string"

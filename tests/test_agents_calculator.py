@@ -9,6 +9,7 @@ import numexpr
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from orchestrator.agents.tools.calculator import (
     MAX_CHARS,
     CalculatorError,
@@ -172,7 +173,6 @@ def test_fractional_power_of_a_negative_number_is_a_clear_refusal() -> None:
 
 def test_an_agent_without_any_limit_is_refused() -> None:
     from orchestrator.agents import AgentExecutor, create_react_agent, load_tools
-
     from orchestrator.errors import OptionError
     from orchestrator.testing import ScriptedLLM
 

@@ -14,6 +14,9 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import GenerationChunk
 from langchain_core.prompts import PromptTemplate
+from pydantic import Field
+from rich.console import Console
+
 from orchestrator.agents import (
     AgentExecutor,
     AgentFinish,
@@ -26,11 +29,8 @@ from orchestrator.agents import (
     tool,
 )
 from orchestrator.agents.testing import FakeSearchBackend
-from orchestrator.prompts.library import REACT
-from pydantic import Field
-from rich.console import Console
-
 from orchestrator.errors import DataError, OptionError
+from orchestrator.prompts.library import REACT
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM
 
 CALC = " I should multiply.\nAction: calculator\nAction Input: 37593 * 67\n"

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
+
 from orchestrator.agents import AgentExecutor, create_react_agent, load_tools, tool
 from orchestrator.agents.grammar import final_grammar, step_grammar
 from orchestrator.agents.tools.math_tool import EXPRESSION_GBNF
-
 from orchestrator.errors import OptionError
 from orchestrator.llama.engine import make_grammar
 

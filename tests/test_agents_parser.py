@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from langchain_core.agents import AgentAction, AgentFinish
 from langchain_core.exceptions import OutputParserException
+
 from orchestrator.agents.grammar import final_grammar, step_grammar
 from orchestrator.agents.parser import MISSING_ACTION, MISSING_INPUT, parse_step
-
 from orchestrator.errors import OptionError
 
 TOOLS = ["calculator", "web_search"]

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from langchain_core.prompts import PromptTemplate
-from orchestrator.chains import LLMChain, story_chain
-from orchestrator.prompts import PROMPTS, get_prompt
 
 from orchestrator import OptionError
+from orchestrator.chains import LLMChain, story_chain
+from orchestrator.prompts import PROMPTS, get_prompt
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM, ScriptExhaustedError
 
 
@@ -119,6 +119,7 @@ def test_rag_astream_yields_the_same_parts_as_stream() -> None:
 
     from langchain_core.documents import Document
     from langchain_core.runnables import RunnableLambda
+
     from orchestrator.chains import rag_chain
 
     docs = [Document("Zorblat is the capital.", metadata={"doc_id": "a", "score": 1.0})]

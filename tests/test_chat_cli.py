@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from orchestrator.memory import Conversation, ConversationBufferMemory, SQLiteStore
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
 from orchestrator.errors import ContextOverflowError
+from orchestrator.memory import Conversation, ConversationBufferMemory, SQLiteStore
 from orchestrator.testing import ScriptedChatModel
 
 FAST = ["--temperature", "0", "--seed", "0", "--max-tokens", "12"]
@@ -161,9 +161,8 @@ def test_history_as_messages_is_not_prefilled_again_next_turn() -> None:
 def test_piped_answers_with_newlines_stay_on_one_line() -> None:
     import io
 
-    from orchestrator.memory import history_messages
-
     from orchestrator.cli.chat import ChatOptions, ChatState, run_pipe
+    from orchestrator.memory import history_messages
 
     llm = ScriptedChatModel(replies=["First line.\nSecond line.\r\n\nThird.", "ok"])
     out = io.StringIO()

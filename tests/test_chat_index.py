@@ -10,6 +10,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableLambda
+
 from orchestrator.chains.rag import DocumentTurn
 
 DOCS = [

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+
 from orchestrator.memory import SQLiteStore
 
 pytestmark = pytest.mark.integration

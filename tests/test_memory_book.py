@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import get_buffer_string
 from langchain_core.prompts import PromptTemplate
+
 from orchestrator.chains import LLMChain
 from orchestrator.memory import (
     ConversationBufferMemory,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
+
+from orchestrator.errors import DataError, OptionError, OrchestratorError
 from orchestrator.memory import (
     ConversationBufferWindowMemory,
     ConversationSummaryMemory,
@@ -20,8 +22,6 @@ from orchestrator.memory import (
     SQLiteStore,
     default_store_path,
 )
-
-from orchestrator.errors import DataError, OptionError, OrchestratorError
 from orchestrator.testing import ScriptedLLM, ScriptExhaustedError
 
 
@@ -215,9 +215,9 @@ def _count(path: Path) -> int:
 
 def test_full_disk_reports_the_real_error_and_the_store_stays_usable(tmp_path: Path) -> None:
     from langchain_core.messages import AIMessage, HumanMessage
-    from orchestrator.memory import SQLiteStore
 
     from orchestrator.errors import OrchestratorError
+    from orchestrator.memory import SQLiteStore
 
     store = SQLiteStore(tmp_path / "s.db")
     history = store.history("work")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, PromptTemplate
+
 from orchestrator.chains import LLMChain
+from orchestrator.errors import OptionError
 from orchestrator.memory import (
     ConversationBufferMemory,
     ConversationBufferWindowMemory,
@@ -16,8 +18,6 @@ from orchestrator.memory import (
     create_memory,
     keep_recent,
 )
-
-from orchestrator.errors import OptionError
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM
 
 BOOK_TEMPLATE = (
@@ -205,10 +205,9 @@ def test_summary_from_messages_and_custom_keys() -> None:
 
 
 def test_default_summary_prompt_is_wrapped_for_completion_models() -> None:
+    from orchestrator import LlamaCpp
     from orchestrator.memory import default_summary_prompt
     from orchestrator.prompts.library import SUMMARY
-
-    from orchestrator import LlamaCpp
 
     wrapped = default_summary_prompt(LlamaCpp())  # reads the GGUF header only, no weights
     assert sorted(wrapped.input_variables) == ["new_lines", "summary"]

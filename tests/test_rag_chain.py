@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from langchain_core.prompts import PromptTemplate
+
 from orchestrator.chains import RetrievalQA, rag_chain
 from orchestrator.chains.rag import NO_ANSWER, cited_numbers
-
 from orchestrator.errors import OptionError
 from orchestrator.retrieval import build_index, open_retriever
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM
