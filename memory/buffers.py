@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, get_buffer_string
-from orchestrator.memory.base import ConversationMemory
 from pydantic import PrivateAttr, model_validator
 
 from orchestrator.errors import OptionError
+from orchestrator.memory.base import ConversationMemory
 
 
 class ConversationBufferMemory(ConversationMemory):

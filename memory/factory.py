@@ -6,6 +6,8 @@ import difflib
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
+
+from orchestrator.errors import OptionError
 from orchestrator.memory.base import ConversationMemory
 from orchestrator.memory.buffers import (
     ConversationBufferMemory,
@@ -13,8 +15,6 @@ from orchestrator.memory.buffers import (
     ConversationTokenBufferMemory,
 )
 from orchestrator.memory.summary import ConversationSummaryMemory
-
-from orchestrator.errors import OptionError
 
 MEMORY_KINDS: dict[str, type[ConversationMemory]] = {
     "buffer": ConversationBufferMemory,

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
-from orchestrator.memory.history import SessionHistory, SummaryState, validate_session_id
 
 from orchestrator.errors import DataError, OrchestratorError
+from orchestrator.memory.history import SessionHistory, SummaryState, validate_session_id
 from orchestrator.settings import data_home
 
 SCHEMA_VERSION = 1
