@@ -24,7 +24,7 @@ from orchestrator.errors import (
     reject_unknown_options,
     unknown_option,
 )
-from orchestrator.gguf_info import GGUFInfo, read_gguf_info
+from orchestrator.gguf_info import GGUFInfo, check_gguf_header, read_gguf_info
 from orchestrator.llama.engine import (
     Engine,
     EngineKey,
@@ -131,12 +131,13 @@ class LlamaSettings(CallOptions):
                 fix=f"choose one of {sorted(BUILTIN_FORMATS)}, or leave it unset to use the "
                 "model's own template",
             )
-        self._info = read_gguf_info(resolve_model_path(self.model_path))
-        self.model_path = str(self._info.path)
+        # cheap checks only (a stat, 24 bytes); the whole file is parsed on first use of
+        # .info / .engine, before llama.cpp opens it
+        self.model_path = str(check_gguf_header(resolve_model_path(self.model_path)).path)
         if self.n_gpu_layers not in (None, 0) and not gpu_backend_available():
             warnings.warn(
                 f"n_gpu_layers={self.n_gpu_layers} was asked for, but this llama.cpp build has no "
-                f"GPU backend: 0 of {self._info.n_layers} layers are offloaded, all run on the "
+                f"GPU backend: 0 of {self.info.n_layers} layers are offloaded, all run on the "
                 'CPU. Rebuild with CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall '
                 "--no-cache-dir llama-cpp-python",
                 RuntimeWarning,
@@ -147,12 +148,15 @@ class LlamaSettings(CallOptions):
     @property
     def model(self) -> str:
         """The model file (LangChain's standard name for ``model_path``)."""
-        return str(self.info.path)
+        return str(self.model_path)
 
     @property
     def info(self) -> GGUFInfo:
-        """Header metadata of the model file (read at construction, no weights loaded)."""
-        assert self._info is not None
+        """Metadata of the model file, read on first use (not at construction: walking the
+        vocabulary costs far more than a stat); the whole file is validated then, so the
+        engine, which needs it for ``n_ctx``, never hands llama.cpp a broken file."""
+        if self._info is None:
+            self._info = read_gguf_info(str(self.model_path))
         return self._info
 
     def engine_key(self) -> EngineKey:
