@@ -3,10 +3,11 @@
 Declared capabilities: tool calling (with tool_choice), structured output (json_schema,
 function_calling, json_mode), usage metadata. Not declared: image/audio/PDF inputs.
 
-Both suites construct the model with their own standard parameters (``ChatModelTests``:
-temperature, max_tokens, timeout, stop, max_retries), which ChatLlamaCpp accepts with a local
-meaning. The unit suite's subclass adds ``api_key`` for hosted APIs; a local model rejects it
-on purpose (tests/test_runtime_params.py), so the unit class uses the shared standard set.
+Both suites construct the model with langchain-tests' own standard parameters
+(``ChatModelTests.standard_chat_model_params``: temperature, max_tokens, timeout, stop,
+max_retries), untrimmed, which ChatLlamaCpp accepts with a local meaning. The unit subclass
+adds ``api_key`` for hosted APIs, which a local model rejects on purpose
+(tests/test_runtime_params.py); the integration subclass passes none at all.
 """
 
 from __future__ import annotations
@@ -26,6 +27,20 @@ class _Declared:
     @property
     def chat_model_class(self) -> type[ChatLlamaCpp]:
         return ChatLlamaCpp
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        # langchain-tests' standard set (ChatModelTests), unchanged: the unit subclass adds a
+        # hosted API's api_key, the integration subclass passes none (defaults: sampling at
+        # temperature 0.8), so both suites run with the one set the library defines
+        return dict(ChatModelTests.standard_chat_model_params.fget(self))  # type: ignore[attr-defined]
+
+    def test_model_has_the_suites_standard_params(self, model: ChatLlamaCpp) -> None:
+        expected = ChatModelTests.standard_chat_model_params.fget(self)  # type: ignore[attr-defined]
+        assert {"max_retries", "timeout", "stop", "temperature", "max_tokens"} <= set(expected)
+        assert [getattr(model, name) for name in sorted(expected)] == [
+            expected[name] for name in sorted(expected)
+        ]
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
@@ -53,18 +68,6 @@ class _Declared:
 
 
 class TestChatLlamaCppUnit(_Declared, ChatModelUnitTests):
-    @property
-    def standard_chat_model_params(self) -> dict[str, Any]:
-        # the suites' shared standard set, exactly as langchain-tests defines it (no api_key)
-        return dict(ChatModelTests.standard_chat_model_params.fget(self))  # type: ignore[attr-defined]
-
-    def test_model_has_the_suites_standard_params(self, model: ChatLlamaCpp) -> None:
-        expected = ChatModelTests.standard_chat_model_params.fget(self)  # type: ignore[attr-defined]
-        assert {"max_retries", "timeout", "stop", "temperature", "max_tokens"} <= set(expected)
-        assert [getattr(model, name) for name in sorted(expected)] == [
-            expected[name] for name in sorted(expected)
-        ]
-
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
         path = str(embedded_model_path().resolve())

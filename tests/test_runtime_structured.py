@@ -49,17 +49,19 @@ def test_digit_pattern_from_pydantic_is_generated_and_matches(chat: ChatLlamaCpp
 
 SUPPORTED = [
     r"^[A-Z]{2}\d{2}$",
-    r"^\w+@\w+\.(com|org)$",
+    r"^\w{1,8}@\w{1,8}\.(com|org)$",
     r"^(?:ab|cd){2,3}x?$",
     r"^\d{3}-\d{4}$",
     r"^[^\W_]{4,6}$",
     r"^(?P<year>\d{4})-(0[1-9]|1[0-2])$",
-    r"^v\d+(\.\d+){2}$",
+    r"^v\d{1,3}(\.\d{1,3}){2}$",
     r"^[a-c]\s[x-z]$",
     r"^.{3}$",
     r"[0-9]{2}",  # unanchored: generated as a whole-string match
     r'^["\\]{2}$',  # characters JSON escapes, listed explicitly
 ]
+#: Unbounded repeats: checked to parse only (sampling at temperature 1 may not end them).
+UNBOUNDED = [r"^\w+@\w+\.(com|org)$", r"^v\d+(\.\d+)*$", r"^a*b?c+$"]
 
 
 @pytest.mark.integration
@@ -157,6 +159,8 @@ def test_nested_definition_error_names_the_definition() -> None:
         ({"properties": {"a": {"$ref": "#/$defs/Missing"}}}, "properties.a"),
         ({"type": "array", "items": {"properties": {"b": {"type": "wat"}}}}, "items.properties.b"),
         ({"type": "frob"}, ""),
+        ({"properties": {"a": 5}}, "properties.a"),
+        ({"type": "array", "items": False}, "items"),
     ],
 )
 def test_any_converter_failure_is_a_schema_error(schema: dict[str, Any], path: str) -> None:
@@ -165,6 +169,31 @@ def test_any_converter_failure_is_a_schema_error(schema: dict[str, Any], path: s
     assert not isinstance(info.value, AssertionError)
     assert info.value.path == path
     assert "needs a 'root' rule" not in str(info.value)
+
+
+def test_list_of_any_and_true_schemas_convert() -> None:
+    class Loose(BaseModel):
+        xs: list[Any]
+        d: dict[str, Any]
+
+    assert "root ::=" in schema_gbnf(Loose.model_json_schema())
+    assert "root ::=" in schema_gbnf({"type": "array", "items": True})
+
+
+def test_const_and_enum_literals_escape_backslash_and_quote() -> None:
+    gbnf = schema_gbnf({"enum": ["a\\b", 'q"'], "type": "string"})
+    # GBNF "\"a\\\\b\"" produces the JSON text "a\\b" (the value a\b)
+    assert '"\\"a\\\\\\\\b\\""' in gbnf
+    assert '"\\"q\\\\\\"\\""' in gbnf
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("value", ["a\\b", 'say "hi"', "line\nbreak"])
+def test_const_values_are_generated_exactly(chat: ChatLlamaCpp, value: str) -> None:
+    schema = {"type": "object", "properties": {"v": {"const": value}}, "required": ["v"]}
+    fmt = {"type": "json_schema", "schema": schema}
+    text = chat.invoke("Reply with a JSON object.", response_format=fmt).content
+    assert json.loads(str(text)) == {"v": value}
 
 
 # --- translation properties (no model) -----------------------------------------------------
@@ -187,7 +216,7 @@ def test_explicit_quote_is_emitted_json_escaped() -> None:
 
 @pytest.mark.integration
 def test_all_grammars_parse_in_llama_cpp(chat: ChatLlamaCpp) -> None:
-    for pattern in SUPPORTED:
+    for pattern in SUPPORTED + UNBOUNDED:
         schema = {"type": "string", "pattern": pattern}
         assert json_schema_grammar(chat.engine, schema) is not None
 
@@ -220,6 +249,9 @@ def test_class_translation_admits_only_matching_characters(
 def _gbnf_class_admits(gbnf: str, char: str) -> bool:
     """Whether the ``[...]`` class in a translation (members hex-escaped, so no raw ``]``)
     admits ``char``; a translation of JSON escapes only (``"\\t"``) admits no plain char."""
+    single = re.fullmatch(r'"(.)"', gbnf)  # the parser reads a one-character class as a literal
+    if single:
+        return single.group(1) == char
     body = re.search(r"\[([^\]]*)\]", gbnf)
     if body is None:
         return False

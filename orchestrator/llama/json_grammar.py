@@ -19,11 +19,12 @@ to escape are left out of wide classes (``.``, ``[^x]``, ``\\W``). ``\\d``, ``\\
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import OptionError, OrchestratorError
-from orchestrator.llama.regex_gbnf import PatternError, pattern_to_gbnf
+from orchestrator.llama.regex_gbnf import PatternError, gbnf_literal, pattern_to_gbnf
 
 if TYPE_CHECKING:
     from orchestrator.llama.engine import Engine
@@ -94,18 +95,57 @@ def checked_grammar(engine: Engine, schema: Mapping[str, Any], gbnf: str) -> Any
 
 
 def _convert(schema: Mapping[str, Any], patterns: Mapping[str, str]) -> str:
+    converter = _converter_class()(patterns)
+    plain = _true_as_empty(copy.deepcopy(dict(schema)))
+    resolved = converter.resolve_refs(plain, "stdin")
+    converter.visit(resolved, "")
+    return str(converter.format_grammar())
+
+
+def _true_as_empty(node: Any) -> Any:
+    """Sub-schemas written ``true`` (anything goes) as ``{}``, which the converter reads;
+    in place. ``additionalProperties: true/false`` the converter reads as it is, and ``items``
+    that allows anything is dropped (the converter fails on ``items: {}``, pydantic's
+    ``list[Any]``; without it, any array is allowed)."""
+    if not isinstance(node, dict):
+        return node
+    if node.get("items") in (True, {}):
+        del node["items"]
+    for key in _SCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            node[key] = {k: _true_as_empty({} if v is True else v) for k, v in node[key].items()}
+    for key in (*_SCHEMA_LISTS, *_SCHEMA_KEYS):
+        value = node.get(key)
+        if isinstance(value, list):
+            node[key] = [_true_as_empty({} if v is True else v) for v in value]
+        elif value is True and key != "additionalProperties":
+            node[key] = {}
+        else:
+            _true_as_empty(value)
+    return node
+
+
+@functools.cache
+def _converter_class() -> type[Any]:
+    """llama-cpp-python's ``SchemaConverter`` with two methods replaced: ``_visit_pattern``
+    takes patterns from a table translated by :mod:`regex_gbnf`, and ``_format_literal``
+    escapes backslashes (the original does not, so a ``const``/``enum`` value or property
+    name holding ``\\`` either breaks the grammar or generates a different JSON value)."""
     from llama_cpp.llama_grammar import SchemaConverter
 
     class Converter(SchemaConverter):  # type: ignore[misc]
-        """llama-cpp-python's converter with patterns translated by :mod:`regex_gbnf`."""
+        def __init__(self, patterns: Mapping[str, str]) -> None:
+            super().__init__(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+            self._translated = patterns
 
         def _visit_pattern(self, pattern: str, name: str) -> str:
-            return str(self._add_rule(name, f'"\\"" {patterns[pattern]} "\\"" space'))
+            body = self._translated[pattern]
+            return str(self._add_rule(name, f'"\\"" {body} "\\"" space'))
 
-    converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-    resolved = converter.resolve_refs(copy.deepcopy(dict(schema)), "stdin")
-    converter.visit(resolved, "")
-    return str(converter.format_grammar())
+        def _format_literal(self, literal: str) -> str:
+            return gbnf_literal(literal)
+
+    return Converter
 
 
 def _translate_patterns(schema: Mapping[str, Any], label: str) -> dict[str, str]:
@@ -133,36 +173,39 @@ def _translate_patterns(schema: Mapping[str, Any], label: str) -> dict[str, str]
 def _walk(schema: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     yield path, schema
     for child_path, child in _children(schema, path):
-        yield from _walk(child, child_path)
+        if isinstance(child, Mapping):
+            yield from _walk(child, child_path)
 
 
-def _children(schema: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """The direct sub-schemas of ``schema`` with their dotted paths; definitions first, so a
-    failure inside a referenced definition is found there rather than at the reference."""
+def _children(schema: Mapping[str, Any], path: str) -> Iterator[tuple[str, Any]]:
+    """The direct sub-schemas of ``schema`` with their dotted paths (also values that should
+    be schemas but are not, such as ``true`` or a number); definitions first, so a failure
+    inside a referenced definition is found there rather than at the reference."""
     prefix = f"{path}." if path else ""
     for key in _SCHEMA_MAPS:
         members = schema.get(key)
         if isinstance(members, Mapping):
             for name, child in members.items():
-                if isinstance(child, Mapping):
-                    yield f"{prefix}{key}.{name}", child
+                yield f"{prefix}{key}.{name}", child
     for key in _SCHEMA_LISTS:
         members = schema.get(key)
         if isinstance(members, list):
             for index, child in enumerate(members):
-                if isinstance(child, Mapping):
-                    yield f"{prefix}{key}.{index}", child
+                yield f"{prefix}{key}.{index}", child
     for key in _SCHEMA_KEYS:
-        child = schema.get(key)
-        if isinstance(child, Mapping):
-            yield f"{prefix}{key}", child
+        value = schema.get(key)
+        boolean_ok = key == "additionalProperties" and isinstance(value, bool)
+        if key in schema and not isinstance(value, list) and not boolean_ok:
+            yield f"{prefix}{key}", value
 
 
 def _locate(schema: Mapping[str, Any], build: Callable[[Mapping[str, Any]], Any]) -> str:
     """The deepest path under ``schema`` whose sub-schema alone still fails ``build``."""
     defs = {k: schema[k] for k in ("$defs", "definitions") if k in schema}
 
-    def fails(sub: Mapping[str, Any]) -> bool:
+    def fails(sub: Any) -> bool:
+        if not isinstance(sub, Mapping):
+            return sub is not True  # `true` (anything) is converted; `false` or a number is not
         try:
             build({**defs, **sub})
         except (*_CONVERTER_FAILURES, OrchestratorError):
@@ -170,13 +213,14 @@ def _locate(schema: Mapping[str, Any], build: Callable[[Mapping[str, Any]], Any]
         return False
 
     path, node = "", schema
-    while True:
+    while isinstance(node, Mapping):
         for child_path, child in _children(node, path):
             if fails(child):
                 path, node = child_path, child
                 break
         else:
-            return path
+            break
+    return path
 
 
 def _shown(path: str) -> str:

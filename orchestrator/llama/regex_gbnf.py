@@ -128,11 +128,11 @@ def _sequence(items: Any) -> str:
             literal += _json_text(chr(arg))
             continue
         if literal:
-            parts.append(_quoted(literal))
+            parts.append(gbnf_literal(literal))
             literal = ""
         parts.append(_item(str(op), arg))
     if literal:
-        parts.append(_quoted(literal))
+        parts.append(gbnf_literal(literal))
     return " ".join(p for p in parts if p)
 
 
@@ -205,7 +205,7 @@ def _charset(items: Any) -> str:
 
 
 def _class_expr(ranges: Ranges, escapes: list[str]) -> str:
-    options = [_quoted(_json_text(c)) for c in escapes]
+    options = [gbnf_literal(_json_text(c)) for c in escapes]
     if ranges:
         body = "".join(
             _class_char(lo) if lo == hi else f"{_class_char(lo)}-{_class_char(hi)}"
@@ -234,9 +234,11 @@ def _json_text(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
-def _quoted(text: str) -> str:
-    """A GBNF literal producing ``text`` exactly."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+def gbnf_literal(text: str) -> str:
+    """A GBNF literal producing ``text`` exactly (backslash, quote and line breaks escaped)."""
+    escaped = (
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
     return f'"{escaped}"'
 
 
