@@ -79,6 +79,12 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
     return _read_cached(str(header.path), header.size_bytes, header.mtime_ns)
 
 
+def clear_metadata_cache() -> None:
+    """Forget every file read so far (benchmarks time cold reads; the cache already keys on
+    size and modification time, so a changed file is re-read without this)."""
+    _read_cached.cache_clear()
+
+
 def check_gguf_header(path: str | Path) -> GGUFHeader:
     """The cheap checks a model constructor runs (a stat, one 24-byte read): the file exists,
     is a readable regular file, starts like a GGUF file of a version the reader knows, and is
