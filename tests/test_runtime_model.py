@@ -151,8 +151,10 @@ def test_forced_tool_call_has_valid_arguments(chat_llm: ChatLlamaCpp) -> None:
 
 
 def test_timeout_ends_generation(chat_llm: ChatLlamaCpp) -> None:
-    reply = chat_llm.invoke("Write a long story.", max_tokens=500, timeout=0.05)
-    assert reply.response_metadata["finish_reason"] == "timeout"
+    from orchestrator.llama.base import GenerationTimeoutError
+
+    with pytest.raises(GenerationTimeoutError, match="s timeout after"):
+        chat_llm.invoke("Write a long story.", max_tokens=500, timeout=0.05)
 
 
 def test_tiny_phi3_architecture_loads_with_phi3_template(tmp_path: Path) -> None:
