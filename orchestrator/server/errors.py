@@ -60,8 +60,11 @@ class APIError(Exception):
 
 def from_orchestrator(exc: OrchestratorError) -> APIError:
     """A deliberate error of the library (bad option, prompt too long...) as a 400."""
-    code = "context_length_exceeded" if isinstance(exc, ContextOverflowError) else None
-    return APIError(400, exc.message, code=code or type(exc).__name__, fix=exc.fix)
+    if isinstance(exc, ContextOverflowError):
+        return APIError(
+            400, exc.message, param="messages", code="context_length_exceeded", fix=exc.fix
+        )
+    return APIError(400, exc.message, code=type(exc).__name__, fix=exc.fix)
 
 
 def internal_error() -> APIError:

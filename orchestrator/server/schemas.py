@@ -62,20 +62,10 @@ class Closed(BaseModel):
 
 
 class ContentPart(Closed):
-    type: str
-    text: str | None = None
-    image_url: Any = None
-    input_audio: Any = None
-    file: Any = None
+    """A text part of a message (the only kind these models read)."""
 
-    @model_validator(mode="after")
-    def _text_only(self) -> ContentPart:
-        if self.type != "text" or self.text is None:
-            raise ValueError(
-                f"content parts of type {self.type!r} are not supported: these models read "
-                "text only; send {'type': 'text', 'text': ...}"
-            )
-        return self
+    type: Literal["text"]
+    text: str
 
 
 class FunctionCall(Closed):
@@ -100,6 +90,21 @@ class ChatMessage(Closed):
     annotations: list[Any] | None = None
     audio: Any = None
     function_call: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_parts_only(cls, data: Any) -> Any:
+        """Say plainly that images and audio are not read (instead of a union mismatch)."""
+        content = data.get("content") if isinstance(data, dict) else None
+        if isinstance(content, list):
+            kinds = [p.get("type") for p in content if isinstance(p, dict)]
+            other = [k for k in kinds if k != "text"]
+            if other:
+                raise ValueError(
+                    f"content parts of type {other[0]!r} are not supported: these models read "
+                    "text only; send {'type': 'text', 'text': ...} parts or a string"
+                )
+        return data
 
     def text(self) -> str:
         """The content as plain text (text parts joined)."""
