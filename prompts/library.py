@@ -6,7 +6,7 @@ so the same prompt works for Phi-3, SmolLM2 (ChatML) or Llama 3.
 
 from __future__ import annotations
 
-from langchain_core.prompts import PromptTemplate
+from orchestrator.prompts.templates import PromptTemplate
 
 TITLE = "Create a title for a story about {summary}. Only return the title."
 
@@ -67,7 +67,8 @@ PROMPTS: dict[str, str] = {
 
 
 def get_prompt(name: str) -> PromptTemplate:
-    """The named prompt as a LangChain ``PromptTemplate``."""
+    """The named prompt as a LangChain ``PromptTemplate`` whose values are defused
+    (:class:`orchestrator.prompts.templates.PromptTemplate`)."""
     try:
         return PromptTemplate.from_template(PROMPTS[name])
     except KeyError:

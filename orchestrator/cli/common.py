@@ -45,7 +45,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ChatFormatOpt = Annotated[
     str | None,
     typer.Option(
-        "--chat-format", help="phi3, chatml or llama3 instead of the model's own template."
+        "--chat-format",
+        help="phi3, chatml, llama3, gemma or mistral-instruct instead of the model's own template.",
     ),
 ]
 
