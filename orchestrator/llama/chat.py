@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -34,6 +36,7 @@ from orchestrator.prompts import (
     model_chat_format,
     render_chat,
 )
+from orchestrator.prompts.safety import GENERIC_CONTROL
 
 #: Keyword arguments a call may carry besides sampling overrides.
 _CALL_EXTRAS = (
@@ -71,6 +74,46 @@ def render_messages(model: LlamaSettings, messages: Sequence[Mapping[str, str]])
             fix="use a built-in format instead: chat_format='phi3', 'chatml' or 'llama3' "
             "(CLI: --chat-format), or drop the system message if the model has no system role",
         ) from exc
+
+
+def turn_markers(model: LlamaSettings) -> tuple[str, ...]:
+    """Every string that opens or closes a turn for ``model``; generated text ends before
+    the first of them, so an answer never carries protocol markup or an invented next turn.
+
+    That is the markup of the active chat format and of the GGUF's own template (both found
+    by rendering a probe conversation, so markers a template builds at run time, like
+    Phi-3's ``'<|' + role + '|>'``, are included), the format's end-of-turn strings and the
+    text of the model's end-of-generation tokens.
+    """
+    info, engine = model.info, model.engine
+    active = chat_format_of(model)
+    own = model_chat_format(info.chat_template, info.architecture, info.control_tokens)
+    found: dict[str, None] = {}
+    for fmt in dict.fromkeys((active, own)):
+        markup = _markup(fmt, engine.special_pattern, info.bos_token, info.eos_token)
+        found.update(dict.fromkeys((*fmt.end_of_turn, *markup)))
+    found.update(dict.fromkeys(engine.end_of_generation_texts))
+    return tuple(m for m in found if m)
+
+
+_PROBE = "probe"
+
+
+@functools.lru_cache(maxsize=32)
+def _markup(
+    fmt: ChatFormat, special: re.Pattern[str] | None, bos: str, eos: str
+) -> tuple[str, ...]:
+    """Control-token shaped strings in a rendered probe conversation (cached per format)."""
+    turns = [("system", _PROBE), ("user", _PROBE), ("assistant", _PROBE), ("user", _PROBE)]
+    for messages in (turns, turns[1:]):  # some templates reject a system turn
+        try:
+            probe = [{"role": role, "content": content} for role, content in messages]
+            text = render_chat(probe, fmt, bos_token=bos, eos_token=eos)
+        except ChatTemplateError:
+            continue
+        shapes = GENERIC_CONTROL.findall(text) + (special.findall(text) if special else [])
+        return tuple(dict.fromkeys(shapes))
+    return ()
 
 
 class ChatLlamaCpp(LlamaSettings, BaseChatModel):
@@ -115,11 +158,10 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         overrides, extras = _split_kwargs(kwargs)
         plan = structured.plan_call(self, messages, extras)
-        fmt = chat_format_of(self)
         tokens = self.prompt_tokens(render_messages(self, plan.messages))
         usage = Usage()
         pieces = self.generate_text(
-            tokens, overrides, self.stop_list(stop, fmt.end_of_turn), usage, plan.grammar
+            tokens, overrides, self.stop_list(stop, turn_markers(self)), usage, plan.grammar
         )
         if plan.buffer_output:
             yield structured.final_chunk("".join(pieces), plan)
@@ -211,13 +253,18 @@ def _split_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
 def _text_chunks(
     pieces: Iterator[str], run_manager: CallbackManagerForLLMRun | None
 ) -> Iterator[ChatGenerationChunk]:
-    first = True
-    for text in pieces:
-        if first:  # a chat answer never starts with the space SentencePiece puts before words
-            text, first = text.lstrip(), not text.strip()
-            if not text:
-                continue
-        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+    """Pieces as chunks, trimmed like ``invoke`` trims the whole answer: leading whitespace
+    (SentencePiece's space before the first word) is dropped, and trailing whitespace is
+    held back until more text follows, so a streamed answer joins to exactly the invoked one."""
+    started, held = False, ""
+    for piece in pieces:
+        text = held + piece if started else piece.lstrip()
+        body = text.rstrip()
+        held = text[len(body) :]
+        if not body:
+            continue
+        started = True
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=body))
         if run_manager:
-            run_manager.on_llm_new_token(text, chunk=chunk)
+            run_manager.on_llm_new_token(body, chunk=chunk)
         yield chunk

@@ -4,15 +4,21 @@ The engine owns the ``llama_cpp.Llama`` instance, a lock (a llama.cpp context is
 concurrent use) and the single generation loop that everything else is built on: completion,
 chat, streaming, grammars and token accounting all go through :meth:`Engine.stream`.
 
-Prefix reuse: ``Llama.generate`` keeps the KV cache of the previous call and only evaluates the
-tokens after the longest common prefix, so a conversation that grows by one turn does not
-re-prefill its history. ``reuse_prefix=False`` clears the cache first (used by benchmarks).
+Repeatable prefix reuse. llama.cpp's arithmetic for a position depends on how the batch that
+evaluated it was laid out (a prompt evaluated in one batch and the same prompt evaluated as
+"all but the last token, then the last token" give logits that differ in the first decimal),
+so reusing the KV cache exactly as ``Llama.generate`` does makes a greedy answer depend on
+what was asked before. Here a prompt is always evaluated in chunks of :attr:`Engine.prefill_chunk`
+tokens aligned to absolute positions (0, c, 2c, ...), and only whole chunks computed that way
+are reused: the cache never holds a position a cold evaluation would have computed
+differently, so the same request gives the same answer cold, warm, or after other requests.
+The cost: up to one chunk of the cached prompt and the previous answer (evaluated token by
+token while generating) are evaluated again. ``reuse_prefix=False`` evaluates everything.
 """
 
 from __future__ import annotations
 
 import atexit
-import codecs
 import contextlib
 import functools
 import random
@@ -30,7 +36,13 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 from orchestrator.gguf_info import GGUFInfo, read_gguf_info
-from orchestrator.llama.stops import StopMatcher
+from orchestrator.llama.stops import TextAssembler
+from orchestrator.prompts.safety import defuse
+
+#: Largest prompt chunk (tokens) evaluated in one batch; also the unit of prefix reuse. On a
+#: CPU, prompt throughput is flat from about 16 tokens per batch up (docs/benchmarks.md), so a
+#: small unit keeps most of a conversation's history reusable at no prefill cost.
+PREFILL_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -47,16 +59,17 @@ class EngineKey:
 
 @dataclass(frozen=True)
 class Sampling:
-    """Per-call sampling settings."""
+    """Per-call sampling settings, all given: the defaults and bounds are defined once, in
+    ``orchestrator.llama.base.CallOptions``, which builds this."""
 
-    max_tokens: int = 256
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    seed: int | None = None
-    timeout: float | None = None
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+    seed: int | None
+    timeout: float | None
     """Wall-clock seconds one generation may run; when hit it ends with ``timeout``."""
 
 
@@ -85,12 +98,21 @@ class Engine:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _pieces: dict[int, bytes] = field(default_factory=dict, repr=False)
     _owner: int | None = field(default=None, repr=False)
+    _aligned: int = field(default=0, repr=False)
+    """Leading KV positions computed in whole, position-aligned prefill chunks (reusable)."""
+    _kv_tokens: int = field(default=0, repr=False)
+    """``llama.n_tokens`` when this engine last let go of the context (to notice other users)."""
 
     @property
     def n_ctx(self) -> int:
         """Usable context: llama.cpp may pad the window up, but the Python-side token buffer
         keeps the size that was asked for, so the smaller of the two is the real limit."""
         return min(int(self.llama.n_ctx()), int(self.llama.input_ids.shape[0]))
+
+    @property
+    def prefill_chunk(self) -> int:
+        """Tokens per prompt batch, and the unit in which a cached prefix is reused."""
+        return max(1, min(PREFILL_CHUNK, int(self.llama.n_batch)))
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
         """Tokens of ``text``; ``special=True`` parses markers like ``<|end|>`` as single tokens."""
@@ -101,37 +123,48 @@ class Engine:
         return len(self.tokenize(text, special=False))
 
     def piece(self, token: int) -> bytes:
-        """The bytes of one token (memoised: the vocabulary is fixed)."""
+        """The bytes of one token (memoised: the vocabulary is fixed). Control tokens give
+        ``b""``: their text is markup, never part of an answer."""
         cached = self._pieces.get(token)
         if cached is None:
             cached = self._pieces[token] = _token_bytes(self.llama._model.vocab, token)
         return cached
 
     @functools.cached_property
-    def special_pattern(self) -> re.Pattern[str] | None:
-        """A regex matching the text of the model's control tokens (``<|im_end|>``, ``<s>``,
-        ...), used to defuse them inside message content (see :meth:`defuse_specials`)."""
+    def control_tokens(self) -> dict[int, str]:
+        """The model's control (and user-defined special) tokens and their text."""
         import llama_cpp
 
         vocab = self.llama._model.vocab
         flags = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
-        texts = set()
-        for token in range(self.llama.n_vocab()):
-            if llama_cpp.llama_vocab_get_attr(vocab, token) & flags:
-                text = _token_bytes(vocab, token, special=True).decode("utf-8", "replace")
-                if len(text) >= 3 and text.strip() == text:
-                    texts.add(text)
+        return {
+            token: _token_bytes(vocab, token, special=True).decode("utf-8", "replace")
+            for token in range(self.llama.n_vocab())
+            if llama_cpp.llama_vocab_get_attr(vocab, token) & flags
+        }
+
+    @functools.cached_property
+    def end_of_generation_texts(self) -> tuple[str, ...]:
+        """Text of every end-of-generation token (``<|im_end|>``, ``<|endoftext|>``, ...): a
+        model may also spell them out as plain text, which must end an answer just as well."""
+        eog = (t for t in self.control_tokens.items() if self.is_end_of_generation(t[0]))
+        return tuple(sorted({text for _, text in eog if text.strip()}))
+
+    @functools.cached_property
+    def special_pattern(self) -> re.Pattern[str] | None:
+        """A regex matching the text of the model's control tokens (``<|im_end|>``, ``<s>``,
+        ...), used to defuse them inside message content (see :meth:`defuse_specials`)."""
+        texts = {t for t in self.control_tokens.values() if len(t) >= 3 and t.strip() == t}
         if not texts:
             return None
         return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
 
     def defuse_specials(self, text: str) -> str:
-        """``text`` with every control-token string broken by a zero-width space, so text from
-        users, documents or tools is tokenized as text and cannot forge a turn boundary."""
-        pattern = self.special_pattern
-        if pattern is None:
-            return text
-        return pattern.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+        """``text`` with every control-token string (this model's and the generic chat-format
+        shapes) broken by a zero-width space, so text from users, documents or tools is
+        tokenized as text and cannot forge a turn boundary. One rule for every caller:
+        :func:`orchestrator.prompts.safety.defuse` with this model's pattern."""
+        return defuse(text, self.special_pattern)
 
     def is_end_of_generation(self, token: int) -> bool:
         import llama_cpp
@@ -150,9 +183,12 @@ class Engine:
             )
         with self.lock:
             self._owner = me
+            if self.llama.n_tokens != self._kv_tokens:
+                self._aligned = 0  # someone drove the Llama object directly: trust nothing
             try:
                 yield self.llama
             finally:
+                self._kv_tokens = self.llama.n_tokens
                 self._owner = None
 
     def check_fits(self, n_prompt: int) -> None:
@@ -160,13 +196,38 @@ class Engine:
         if n_prompt >= self.n_ctx:
             raise ContextOverflowError(n_prompt, self.n_ctx, n_ctx_train=self.info.context_length)
 
+    def prefill(self, llama: Any, tokens: Sequence[int], reuse_prefix: bool) -> int:
+        """Evaluate the prompt ``tokens`` (lock held) and return how many were reused.
+
+        Chunks start at multiples of :attr:`prefill_chunk`; only whole chunks computed that
+        way are reused, and at least the last token is always evaluated (its logits are
+        needed), so the cache and the logits are bit for bit what a cold evaluation gives.
+        """
+        chunk = self.prefill_chunk
+        reuse = 0
+        if reuse_prefix:
+            usable = min(_common_prefix(llama, tokens), self._aligned, len(tokens) - 1)
+            reuse = usable - usable % chunk
+        # recurrent models cannot drop a tail of their state: they start over
+        if reuse == 0 or not llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            llama.reset()
+            reuse = 0
+        self._aligned = reuse
+        llama.n_tokens = reuse
+        for start in range(reuse, len(tokens), chunk):
+            end = min(start + chunk, len(tokens))
+            llama.eval(list(tokens[start:end]))
+            if end - start == chunk:
+                self._aligned = end
+        return reuse
+
     def next_token_logprobs(
         self, prompt_tokens: Sequence[int], candidates: Sequence[int]
     ) -> list[float]:
         """Log-probabilities of ``candidates`` as the next token after ``prompt_tokens``.
 
         Used for scoring (e.g. an LLM reranker reading P("yes")). Reuses the cached prefix
-        like generation does.
+        like generation does, with the same repeatable chunk layout.
         """
         import math
 
@@ -176,9 +237,7 @@ class Engine:
             raise OptionError("next_token_logprobs needs at least one prompt token")
         self.check_fits(len(prompt_tokens))
         with self.exclusive() as llama:
-            common = min(_common_prefix(llama, prompt_tokens), len(prompt_tokens) - 1)
-            llama.n_tokens = common
-            llama.eval(list(prompt_tokens[common:]))
+            self.prefill(llama, prompt_tokens, reuse_prefix=True)
             raw = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
             logits = raw.astype(np.float64)
         top = float(logits.max())
@@ -197,66 +256,66 @@ class Engine:
     ) -> Iterator[str]:
         """Generate text for ``prompt_tokens``, yielding decoded pieces as they are produced.
 
-        The lock is held until the generator finishes or is closed, so abandoning a stream
-        (Ctrl-C, ``break``) frees the model for the next caller with a consistent KV cache.
+        A stop string ends the answer before it, whether it arrives as text (over one or more
+        tokens) or as one control token spelling it. The lock is held until the generator
+        finishes or is closed, so abandoning a stream (Ctrl-C, ``break``) frees the model for
+        the next caller with a consistent KV cache.
         """
         usage = usage if usage is not None else Usage()
         self.check_fits(len(prompt_tokens))
         usage.prompt_tokens = len(prompt_tokens)
         budget = min(sampling.max_tokens, self.n_ctx - len(prompt_tokens))
         with self.exclusive() as llama:
-            if not reuse_prefix:
-                llama.reset()
-            usage.cached_tokens = _common_prefix(llama, prompt_tokens) if reuse_prefix else 0
             # every call sets the seed: the engine is shared, so a seed left behind by another
             # object's call must not make this one repeatable (or vice versa)
             seeded = sampling.seed is not None and sampling.seed >= 0
             llama.set_seed(sampling.seed if seeded else random.getrandbits(31))
-            yield from self._decode_loop(prompt_tokens, sampling, budget, stop, grammar, usage)
+            sampler = llama._init_sampler(
+                top_k=sampling.top_k,
+                top_p=sampling.top_p,
+                min_p=sampling.min_p,
+                temp=sampling.temperature,
+                repeat_penalty=sampling.repeat_penalty,
+                grammar=grammar,
+            )
+            try:
+                usage.cached_tokens = self.prefill(llama, prompt_tokens, reuse_prefix)
+                yield from self._decode_loop(llama, sampler, sampling, budget, stop, usage)
+            finally:
+                sampler.close()
 
     def _decode_loop(
         self,
-        prompt_tokens: Sequence[int],
+        llama: Any,
+        sampler: Any,
         sampling: Sampling,
         budget: int,
         stop: Sequence[str],
-        grammar: Any,
         usage: Usage,
     ) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        matcher = StopMatcher(stop)
+        """Sample, show, evaluate; one token at a time, until a stop, the budget or the clock."""
+        text = TextAssembler(stop)
+        stop_set = set(stop)
         deadline = time.monotonic() + sampling.timeout if sampling.timeout else None
         usage.finish_reason = "length"
-        if budget <= 0:
-            return
-        tokens = self.llama.generate(
-            list(prompt_tokens),
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            min_p=sampling.min_p,
-            temp=sampling.temperature,
-            repeat_penalty=sampling.repeat_penalty,
-            grammar=grammar,
-        )
-        with contextlib.closing(tokens):
-            for token in tokens:
-                if self.is_end_of_generation(token):
-                    usage.finish_reason = "stop"
-                    break
-                usage.completion_tokens += 1
-                text, stopped = matcher.feed(decoder.decode(self.piece(token)))
-                if text:
-                    yield text
-                if stopped:
-                    usage.finish_reason = "stop"
-                    return
-                if usage.completion_tokens >= budget:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    usage.finish_reason = "timeout"
-                    break
-        tail, stopped = matcher.feed(decoder.decode(b"", final=True))
-        tail = tail if stopped else tail + matcher.flush()
+        for _ in range(budget):
+            token = sampler.sample(llama._ctx, -1)
+            if self.is_end_of_generation(token) or self.control_tokens.get(token) in stop_set:
+                usage.finish_reason = "stop"
+                break
+            usage.completion_tokens += 1
+            piece = text.feed(self.piece(token))
+            if piece:
+                yield piece
+            if text.stopped:
+                usage.finish_reason = "stop"
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                usage.finish_reason = "timeout"
+                break
+            if usage.completion_tokens < budget:
+                llama.eval([token])
+        tail = text.finish()
         if tail:
             yield tail
 

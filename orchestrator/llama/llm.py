@@ -1,4 +1,11 @@
-"""``LlamaCpp``: a completion model. The prompt goes to the model exactly as written."""
+"""``LlamaCpp``: a completion model. The prompt goes to the model exactly as written.
+
+"As written" includes special tokens: ``<|im_start|>`` in the prompt is parsed as the control
+token, because a prompt that follows a chat template must be able to open and close turns.
+The flip side: a *value* filled into such a prompt (user input, a retrieved document, a tool
+result) must be defused where it is filled in (``Engine.defuse_specials`` /
+``orchestrator.prompts.safety.defuse``); this class cannot tell template from value.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 from orchestrator.llama.aio import relay_chunks
 from orchestrator.llama.base import LlamaSettings
+from orchestrator.llama.chat import turn_markers
 from orchestrator.llama.engine import Usage
 
 
@@ -44,7 +52,8 @@ class LlamaCpp(LlamaSettings, BaseLLM):
         usage = Usage()
         grammar = self.call_grammar(kwargs.pop("grammar", None))
         tokens = self.prompt_tokens(prompt)
-        for text in self.generate_text(tokens, kwargs, self.stop_list(stop), usage, grammar):
+        stops = self.stop_list(stop, turn_markers(self))
+        for text in self.generate_text(tokens, kwargs, stops, usage, grammar):
             chunk = GenerationChunk(text=text)
             if run_manager:
                 run_manager.on_llm_new_token(text, chunk=chunk)

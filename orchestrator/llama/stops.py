@@ -1,7 +1,21 @@
-"""Stop sequences on a token stream: emit text as soon as it cannot be the start of a stop."""
+"""From token bytes to answer text: UTF-8 decoding and stop sequences on a token stream.
+
+Two things can go wrong between the sampled tokens and the text a caller sees, and both are
+handled here, once, for every path (invoke, stream, batch, async):
+
+* A token may hold only part of a multi-byte character (an emoji is often three or four byte
+  tokens). Bytes are decoded with an incremental UTF-8 decoder, so a character is emitted once
+  it is complete; an incomplete sequence left at a cut (``max_tokens``, a stop, a timeout) is
+  dropped, never turned into U+FFFD.
+* A stop sequence (a turn marker such as ``<|assistant|>``) may arrive split over several
+  tokens (``<``, ``|``, ``assistant``, ``|``, ``>``). Text that could still grow into a stop is
+  held back until it either completes one (then it and everything after it is dropped) or
+  cannot any more (then it is emitted).
+"""
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 
 
@@ -38,3 +52,32 @@ class StopMatcher:
                     longest = n
                     break
         return longest
+
+
+class TextAssembler:
+    """Token bytes in, answer text out: incremental UTF-8 decoding followed by stop matching.
+
+    ``errors="ignore"``: bytes that can never form a character (a lead byte the model did not
+    continue) are dropped rather than shown as U+FFFD, the same rule as for a sequence left
+    incomplete at a cut.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        self._matcher = StopMatcher(stops)
+        self.stopped = False
+
+    def feed(self, data: bytes) -> str:
+        """Add one token's bytes; return the text that is now safe to show (maybe empty)."""
+        if self.stopped:
+            return ""
+        text, self.stopped = self._matcher.feed(self._decoder.decode(data))
+        return text
+
+    def finish(self) -> str:
+        """The stream ended without a stop sequence: what was held back for a possible stop is
+        text after all; an incomplete character at the cut is dropped."""
+        if self.stopped:
+            return ""
+        self._decoder.reset()
+        return self._matcher.flush()
