@@ -237,9 +237,9 @@ def _fast_reader_class() -> Any:
             u64 = np.dtype(np.uint64).newbyteorder(self.byte_order)
             unpack = struct.Struct(("<" if u64.str[0] in "<|" else ">") + "Q").unpack_from
             items: list[np.ndarray] = []
-            start = offs
+            start, buffer = offs, data.data  # the map's memoryview, for struct
             for _ in range(count):
-                (length,) = unpack(data, offs)
+                (length,) = unpack(buffer, offs)
                 items += (data[offs : offs + 8].view(u64), data[offs + 8 : offs + 8 + length])
                 offs += 8 + length
             if offs > end_of_file:
