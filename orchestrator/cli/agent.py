@@ -14,8 +14,16 @@ from orchestrator.errors import OptionError
 CLI_TOOLS = ("calculator", "web_search", "knowledge_base")
 
 ToolsOpt = Annotated[
-    str,
-    typer.Option("--tools", help=f"Comma-separated tools: {', '.join(CLI_TOOLS)}."),
+    str | None,
+    typer.Option(
+        "--tools",
+        help=f"Comma-separated tools: {', '.join(CLI_TOOLS)} and those of --mcp-config "
+        "(default: calculator; with --mcp-config, every MCP tool).",
+    ),
+]
+McpConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--mcp-config", help='MCP servers\' tools: a JSON file with "mcpServers".'),
 ]
 IndexOpt = Annotated[
     Path | None,
@@ -71,8 +79,9 @@ def build_model(model: str | None, mode: str, max_tokens: int | None, seed: int)
 @guarded
 def agent(
     question: Annotated[str, typer.Argument(help="The question for the agent.")],
-    tools: ToolsOpt = "calculator",
+    tools: ToolsOpt = None,
     index: IndexOpt = None,
+    mcp_config: McpConfigOpt = None,
     max_steps: StepsOpt = 5,
     max_time: TimeOpt = None,
     model: ModelOpt = None,
@@ -87,7 +96,13 @@ def agent(
     from orchestrator.agents.react import create_react_agent
     from orchestrator.agents.tools.loading import load_tools
 
-    names = parse_tool_names(tools)
+    mcp_tools: list[Any] = []
+    if mcp_config is None:
+        names = parse_tool_names(tools or "calculator")
+    else:  # servers start (and a bad config fails) before the model loads
+        from orchestrator.cli.mcp import agent_mcp_tools
+
+        names, mcp_tools = agent_mcp_tools(mcp_config, tools, CLI_TOOLS)
     if "knowledge_base" in names and index is None:
         raise OptionError("the knowledge_base tool needs an index", fix="pass --index DIR")
     if "web_search" in names:  # say what to install now, not after loading the model
@@ -95,7 +110,7 @@ def agent(
 
         require_ddgs()
     llm = build_model(model, mode, max_tokens, seed)
-    tool_list = load_tools(names, llm=llm, index_dir=index)
+    tool_list = load_tools(names, llm=llm, index_dir=index) + mcp_tools
     executor = AgentExecutor(
         agent=create_react_agent(llm, tool_list, step_max_tokens=max_tokens),
         tools=tool_list,

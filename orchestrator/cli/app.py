@@ -8,7 +8,7 @@ import os
 import typer
 
 #: Command modules under ``orchestrator.cli``; each defines ``register(app)``.
-COMMAND_MODULES = ("generate", "chat", "retrieval", "agent", "evaluate", "serve")
+COMMAND_MODULES = ("generate", "chat", "retrieval", "agent", "evaluate", "serve", "mcp")
 
 app = typer.Typer(
     name="orchestrator",
