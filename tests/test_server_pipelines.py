@@ -1,0 +1,183 @@
+"""The project's pipelines as models of ``orchestrator serve`` (rag, agent, story), and
+sessions kept in the SQLite store: each answers what the same chain answers in process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from server_harness import Server, running_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DOCS = {
+    "zorblat.md": "Zorblat is a small frozen moon of Neptune. Its surface is covered in blue ice.",
+    "bridge.md": "The Golden Gate Bridge is a suspension bridge in San Francisco.",
+    "bread.md": "Sourdough bread is leavened with a culture of wild yeast and bacteria.",
+}
+GREEDY = {"temperature": 0.0, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from orchestrator.retrieval import build_index
+
+    root = tmp_path_factory.mktemp("rag")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    build_index([docs], root / "index", progress=False)
+    return root / "index"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, index_dir: Path) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("serve")
+    with running_server(
+        tmp, "--index", str(index_dir), "--tools", "calculator,knowledge_base",
+        "--store", str(tmp / "sessions.db"),
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def model_id(server: Server) -> str:
+    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
+    return next(c["id"] for c in cards if c["kind"] == "gguf")
+
+
+def ask(server: Server, model: str, text: str, **options: Any) -> Any:
+    client: Any = server.client()
+    return client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": text}], **options
+    )
+
+
+def test_models_list_rag_when_the_server_has_an_index(server: Server, model_id: str) -> None:
+    client: Any = server.client()
+    assert [m.id for m in client.models.list().data] == [
+        model_id, "agent", "story", "rag", "all-MiniLM-L6-v2"
+    ]
+
+
+def test_rag_answers_like_the_rag_chain_with_sources_and_citations(
+    server: Server, index_dir: Path, chat_llm: Any
+) -> None:
+    from orchestrator.chains.rag import NO_ANSWER, cited_numbers, rag_chain
+    from orchestrator.cli.retrieval import open_rag_retriever
+
+    question = "What is Zorblat covered in?"
+    reply = ask(server, "rag", question, max_tokens=24, **GREEDY)
+    local = rag_chain(
+        chat_llm.bind(max_tokens=24), open_rag_retriever(index_dir, "hybrid", 4, None)
+    ).invoke(question)
+    extra = reply.model_extra
+    assert reply.choices[0].message.content == local["answer"]
+    assert [s["doc_id"] for s in extra["sources"]] == [s["doc_id"] for s in local["sources"]]
+    assert extra["sources"][0]["doc_id"].endswith("zorblat.md")
+    assert extra["sources"][0]["n"] == 1 and "blue ice" in extra["sources"][0]["text"]
+    assert extra["citations"] == cited_numbers(local["answer"], len(local["sources"]))
+    assert reply.usage.completion_tokens > 0 and reply.usage.prompt_tokens > 0
+    off_topic = ask(server, "rag", "How do jet engines produce thrust?", max_tokens=24)
+    assert off_topic.choices[0].message.content == NO_ANSWER
+    assert off_topic.model_extra["sources"] == [] and off_topic.usage.total_tokens == 0
+
+
+def test_rag_stream_sends_sources_first(server: Server) -> None:
+    client: Any = server.client()
+    chunks = list(
+        client.chat.completions.create(
+            model="rag",
+            messages=[{"role": "user", "content": "Where is the Golden Gate Bridge?"}],
+            max_tokens=16,
+            stream=True,
+            **GREEDY,
+        )
+    )
+    with_sources = [i for i, c in enumerate(chunks) if "sources" in (c.model_extra or {})]
+    first_text = next(i for i, c in enumerate(chunks) if c.choices and c.choices[0].delta.content)
+    assert with_sources and with_sources[0] < first_text
+    assert chunks[with_sources[0]].model_extra["sources"][0]["doc_id"].endswith("bridge.md")
+
+
+def test_agent_returns_the_steps_of_the_in_process_agent(server: Server, index_dir: Path) -> None:
+    from orchestrator import LlamaCpp
+    from orchestrator.agents import AgentExecutor, create_react_agent, load_tools
+
+    question = "What is 12 * 7?"
+    reply = ask(server, "agent", question)
+    llm = LlamaCpp(max_tokens=256, temperature=0.0, seed=0)
+    tools = load_tools(["calculator", "knowledge_base"], llm=llm, index_dir=index_dir)
+    local = AgentExecutor(
+        agent=create_react_agent(llm, tools), tools=tools, handle_parsing_errors=True,
+        max_iterations=5,
+    ).invoke({"input": question})
+    extra = reply.model_extra
+    assert reply.choices[0].message.content == local["output"]
+    assert extra["steps"] == local["steps"]
+    assert extra["stopped_because"] == local["stopped_because"]
+    assert reply.usage.completion_tokens > 0
+
+
+def test_story_returns_the_story_chain_fields(server: Server, chat_llm: Any) -> None:
+    from orchestrator.chains import story_chain
+
+    summary = "a robot that learns to paint"
+    reply = ask(server, "story", summary, max_tokens=12, **GREEDY)
+    local = story_chain(chat_llm.bind(max_tokens=12)).invoke({"summary": summary})
+    story = reply.model_extra["story"]
+    assert story == {k: local[k] for k in ("summary", "title", "character", "story")}
+    assert reply.choices[0].message.content == local["story"]
+    assert 0 < reply.usage.completion_tokens <= 3 * 12
+
+
+def test_session_keeps_the_conversation_in_the_store(
+    server: Server, model_id: str, chat_llm: Any
+) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from orchestrator.memory import SQLiteStore
+    from orchestrator.memory.conversation import prompt_token_count
+
+    session = {"extra_body": {"session_id": "work-1"}}
+    first = ask(server, model_id, "My name is Zorblat.", max_tokens=8, **session, **GREEDY)
+    second = ask(server, model_id, "What is my name?", max_tokens=8, **session, **GREEDY)
+    args = server.process.args
+    assert isinstance(args, list)
+    with SQLiteStore(args[args.index("--store") + 1]) as store:
+        stored = store.history("work-1").messages
+    answers = [first.choices[0].message.content, second.choices[0].message.content]
+    assert [(type(m), m.content) for m in stored] == [
+        (HumanMessage, "My name is Zorblat."),
+        (AIMessage, answers[0]),
+        (HumanMessage, "What is my name?"),
+        (AIMessage, answers[1]),
+    ]
+    history = [*stored[:2], HumanMessage("What is my name?")]
+    assert second.usage.prompt_tokens == prompt_token_count(chat_llm, history)
+
+
+def test_session_requests_must_send_only_the_new_message(server: Server, model_id: str) -> None:
+    from openai import BadRequestError
+
+    client: Any = server.client()
+    whole = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Again"},
+    ]
+    with pytest.raises(BadRequestError) as caught:
+        client.chat.completions.create(
+            model=model_id, messages=whole, extra_body={"session_id": "s2"}
+        )
+    assert caught.value.body["param"] == "messages"
+    with pytest.raises(BadRequestError) as bad_name:
+        ask(server, model_id, "Hi", extra_body={"session_id": "../etc/passwd"})
+    assert bad_name.value.body["param"] == "session_id"
+    with pytest.raises(BadRequestError) as pipeline:
+        ask(server, "story", "Hi", extra_body={"session_id": "s3"})
+    assert pipeline.value.body["param"] == "session_id"
