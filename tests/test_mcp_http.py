@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from orchestrator.agents.tools.mcp import MCPToolset, load_mcp_tools
 from orchestrator.cli.app import app
-from orchestrator.cli.mcp_server import MCPServerOptions, check_host, is_loopback
+from orchestrator.cli.mcp_server import MCPServerOptions, check_host, is_loopback, served_tools
 from orchestrator.errors import OptionError
 
 runner = CliRunner()
@@ -79,6 +79,7 @@ def test_loopback_rules() -> None:
     check_host(MCPServerOptions(port=None, host="0.0.0.0"))  # stdio: no address is bound
     with pytest.raises(OptionError, match="no authentication"):
         check_host(MCPServerOptions(port=8000, host="192.168.1.5"))
+    assert served_tools(MCPServerOptions()) == ["calculator"]  # no --index: no documents to serve
 
 
 def test_a_bad_index_fails_before_serving(tmp_path: Path) -> None:
