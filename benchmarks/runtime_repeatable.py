@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator import ChatLlamaCpp
-from orchestrator.llama import engine as engine_module
+from orchestrator.llama import kvcache
 from orchestrator.llama.chat import render_messages
 
 PROMPTS = [
@@ -79,20 +79,21 @@ def repeat() -> None:
 def chunks(rounds: int, sizes: list[int]) -> None:
     llm = ChatLlamaCpp(temperature=0.0, seed=0)
     engine = llm.engine
-    turns = [{"role": "user", "content": f"Fact {i}: the river is long and wide."} for i in range(40)]
+    fact = "Fact {}: the river is long and wide."
+    turns = [{"role": "user", "content": fact.format(i)} for i in range(40)]
     tokens = llm.prompt_tokens(render_messages(llm, turns))[:1024]
     rates: dict[int, list[float]] = {size: [] for size in sizes}
-    original = engine_module.PREFILL_CHUNK
+    original = kvcache.PREFILL_CHUNK
     try:
         for _ in range(rounds):  # interleaved, so load changes hit every size alike
             for size in sizes:
-                engine_module.PREFILL_CHUNK = size
+                kvcache.PREFILL_CHUNK = size
                 with engine.exclusive() as llama:
                     start = time.perf_counter()
                     engine.prefill(llama, tokens, reuse_prefix=False)
                     rates[size].append(len(tokens) / (time.perf_counter() - start))
     finally:
-        engine_module.PREFILL_CHUNK = original
+        kvcache.PREFILL_CHUNK = original
     print(f"cold prefill of {len(tokens)} tokens, median of {rounds} rounds")
     print("| prefill chunk (tokens) | prompt tokens/s |\n| --- | --- |")
     for size in sizes:

@@ -4,16 +4,8 @@ The engine owns the ``llama_cpp.Llama`` instance, a lock (a llama.cpp context is
 concurrent use) and the single generation loop that everything else is built on: completion,
 chat, streaming, grammars and token accounting all go through :meth:`Engine.stream`.
 
-Repeatable prefix reuse. llama.cpp's arithmetic for a position depends on how the batch that
-evaluated it was laid out (a prompt evaluated in one batch and the same prompt evaluated as
-"all but the last token, then the last token" give logits that differ in the first decimal),
-so reusing the KV cache exactly as ``Llama.generate`` does makes a greedy answer depend on
-what was asked before. Here a prompt is always evaluated in chunks of :attr:`Engine.prefill_chunk`
-tokens aligned to absolute positions (0, c, 2c, ...), and only whole chunks computed that way
-are reused: the cache never holds a position a cold evaluation would have computed
-differently, so the same request gives the same answer cold, warm, or after other requests.
-The cost: up to one chunk of the cached prompt and the previous answer (evaluated token by
-token while generating) are evaluated again. ``reuse_prefix=False`` evaluates everything.
+Prompts are evaluated so that reusing the KV cache never changes an answer: see
+:mod:`orchestrator.llama.kvcache`.
 """
 
 from __future__ import annotations
@@ -36,13 +28,9 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 from orchestrator.gguf_info import GGUFInfo, read_gguf_info
+from orchestrator.llama.kvcache import AlignedPrefix, prefill_chunk
 from orchestrator.llama.stops import TextAssembler
 from orchestrator.prompts.safety import defuse
-
-#: Largest prompt chunk (tokens) evaluated in one batch; also the unit of prefix reuse. On a
-#: CPU, prompt throughput is flat from about 16 tokens per batch up (docs/benchmarks.md), so a
-#: small unit keeps most of a conversation's history reusable at no prefill cost.
-PREFILL_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -98,10 +86,7 @@ class Engine:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _pieces: dict[int, bytes] = field(default_factory=dict, repr=False)
     _owner: int | None = field(default=None, repr=False)
-    _aligned: int = field(default=0, repr=False)
-    """Leading KV positions computed in whole, position-aligned prefill chunks (reusable)."""
-    _kv_tokens: int = field(default=0, repr=False)
-    """``llama.n_tokens`` when this engine last let go of the context (to notice other users)."""
+    _prefix: AlignedPrefix = field(default_factory=AlignedPrefix, repr=False)
 
     @property
     def n_ctx(self) -> int:
@@ -112,7 +97,7 @@ class Engine:
     @property
     def prefill_chunk(self) -> int:
         """Tokens per prompt batch, and the unit in which a cached prefix is reused."""
-        return max(1, min(PREFILL_CHUNK, int(self.llama.n_batch)))
+        return prefill_chunk(self.llama)
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
         """Tokens of ``text``; ``special=True`` parses markers like ``<|end|>`` as single tokens."""
@@ -183,12 +168,11 @@ class Engine:
             )
         with self.lock:
             self._owner = me
-            if self.llama.n_tokens != self._kv_tokens:
-                self._aligned = 0  # someone drove the Llama object directly: trust nothing
+            self._prefix.acquire(self.llama)
             try:
                 yield self.llama
             finally:
-                self._kv_tokens = self.llama.n_tokens
+                self._prefix.release(self.llama)
                 self._owner = None
 
     def check_fits(self, n_prompt: int) -> None:
@@ -197,29 +181,9 @@ class Engine:
             raise ContextOverflowError(n_prompt, self.n_ctx, n_ctx_train=self.info.context_length)
 
     def prefill(self, llama: Any, tokens: Sequence[int], reuse_prefix: bool) -> int:
-        """Evaluate the prompt ``tokens`` (lock held) and return how many were reused.
-
-        Chunks start at multiples of :attr:`prefill_chunk`; only whole chunks computed that
-        way are reused, and at least the last token is always evaluated (its logits are
-        needed), so the cache and the logits are bit for bit what a cold evaluation gives.
-        """
-        chunk = self.prefill_chunk
-        reuse = 0
-        if reuse_prefix:
-            usable = min(_common_prefix(llama, tokens), self._aligned, len(tokens) - 1)
-            reuse = usable - usable % chunk
-        # recurrent models cannot drop a tail of their state: they start over
-        if reuse == 0 or not llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
-            llama.reset()
-            reuse = 0
-        self._aligned = reuse
-        llama.n_tokens = reuse
-        for start in range(reuse, len(tokens), chunk):
-            end = min(start + chunk, len(tokens))
-            llama.eval(list(tokens[start:end]))
-            if end - start == chunk:
-                self._aligned = end
-        return reuse
+        """Evaluate the prompt ``tokens`` (lock held) in position-aligned chunks, reusing only
+        whole chunks of the cache; return how many tokens were reused (not evaluated)."""
+        return self._prefix.prefill(llama, tokens, reuse_prefix)
 
     def next_token_logprobs(
         self, prompt_tokens: Sequence[int], candidates: Sequence[int]
@@ -332,16 +296,6 @@ def _token_bytes(vocab: Any, token: int, special: bool = False) -> bytes:
         if n >= 0:
             return buffer.raw[:n]
         size = -n
-
-
-def _common_prefix(llama: Any, tokens: Sequence[int]) -> int:
-    cached = llama._input_ids[: llama.n_tokens].tolist()
-    n = 0
-    for a, b in zip(cached, tokens, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
 
 
 _ENGINES: dict[EngineKey, Engine] = {}
