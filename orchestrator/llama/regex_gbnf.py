@@ -91,7 +91,7 @@ def pattern_to_gbnf(pattern: str) -> str:
             f"inline flags ({names}, e.g. (?i) or (?s))",
             fix="spell the alternatives out instead of a flag (e.g. [Aa] for (?i)a)",
         )
-    items = _strip_anchors(list(tree))
+    items = _strip_anchors(list(tree.data))
     return _sequence(items) or '""'
 
 
