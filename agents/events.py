@@ -55,6 +55,8 @@ class AgentTrace:
     tools: list[str]
     model: str
     grammar: bool
+    step_mode: str = "parser"
+    """How steps were constrained: ``grammar``, ``json_schema`` or ``parser``."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     steps: list[StepRecord] = field(default_factory=list)
@@ -119,6 +121,8 @@ class VerbosePrinter:
         out = self.console.print
         if kind == "start":
             out("\n[bold]> Entering new AgentExecutor chain...[/]")
+            if event.get("step_mode"):
+                out(f"[dim](steps: {event['step_mode']})[/]")
         elif kind == "action":
             out(f"[cyan]Thought: {escape(event['thought'])}[/]")
             out(f"[bold yellow]Action:[/] {escape(event['action'])}")

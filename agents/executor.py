@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator.agents.events import AgentTrace, StepRecord, Timer, VerbosePrinter
 from orchestrator.agents.parser import clean_thought
-from orchestrator.agents.react import ReActAgent, StepTimeout, llama_model
+from orchestrator.agents.react import ReActAgent, StepTimeout, model_label
 from orchestrator.errors import (
     ContextOverflowError,
     OptionError,
@@ -152,16 +152,21 @@ class _Run:
         self.timer = Timer()
         limit = owner.max_execution_time
         self.deadline = time.monotonic() + limit if limit is not None else None
-        llm = llama_model(self.agent.llm)
         self.trace = AgentTrace(
             input=str(inputs["input"]),
             tools=list(self.tools),
-            model=str(llm.info.path) if llm is not None else type(self.agent.llm).__name__,
+            model=model_label(self.agent.llm),
             grammar=self.agent.uses_grammar,
+            step_mode=self.agent.resolved_step_mode,
         )
 
     def events(self) -> Iterator[dict[str, Any]]:
-        yield {"type": "start", "input": self.trace.input, "run_id": self.trace.run_id}
+        yield {
+            "type": "start",
+            "input": self.trace.input,
+            "run_id": self.trace.run_id,
+            "step_mode": self.trace.step_mode,
+        }
         iteration = 0
         while True:
             reason = self._limit_reached(iteration)
@@ -308,6 +313,7 @@ class _Run:
             "output": output,
             "steps": [_public_step(s) for s in self.trace.steps],
             "stopped_because": reason,
+            "step_mode": self.trace.step_mode,
         }
         if self.owner.return_intermediate_steps:
             result["intermediate_steps"] = list(self.steps)

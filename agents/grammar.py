@@ -115,3 +115,64 @@ def final_grammar(*, answer_prefix: bool) -> str:
             f"answer ::= {_line(ANSWER_CHARS)}",
         ]
     )
+
+
+#: The ``action`` value that ends a JSON step with its ``action_input`` as the final answer.
+FINAL_ACTION = "Final Answer"
+
+
+def step_schema(tool_names: Sequence[str]) -> dict[str, object]:
+    """The JSON-schema form of :func:`step_grammar`, for servers that apply schemas but not
+    grammars: a thought, then a tool name (or ``Final Answer``) and its input, each bounded as
+    in the grammar. :func:`step_from_json` turns a reply into the ReAct text the parser reads.
+    """
+    names = [n for n in dict.fromkeys(tool_names) if n]
+    if not names:
+        raise OptionError("a ReAct step needs at least one tool name", fix="add a tool")
+    return {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "maxLength": THOUGHT_CHARS},
+            "action": {"type": "string", "enum": [*names, FINAL_ACTION]},
+            "action_input": {"type": "string", "maxLength": max(INPUT_CHARS, ANSWER_CHARS)},
+        },
+        "required": ["thought", "action", "action_input"],
+        "additionalProperties": False,
+    }
+
+
+def final_schema() -> dict[str, object]:
+    """The JSON-schema form of :func:`final_grammar`: only an answer."""
+    return {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "maxLength": ANSWER_CHARS}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def step_from_json(text: str) -> str:
+    """A JSON step (see :func:`step_schema`) as the ReAct text a grammar step would be, so the
+    scratchpad, parser and trace are the same in both modes. Text that is not such an object
+    (cut off by the token budget) is returned as is and fails to parse, which says so."""
+    try:
+        data = json.loads(text)
+        thought, action = _one_line(data["thought"]), _one_line(data["action"])
+        argument = _one_line(data["action_input"])
+    except (ValueError, TypeError, KeyError):
+        return text
+    if action == FINAL_ACTION:
+        return f"Thought: {thought}\nFinal Answer: {argument}"
+    return f"Thought: {thought}\nAction: {action}\nAction Input: {argument}"
+
+
+def final_answer_from_json(text: str) -> str:
+    """The answer of a JSON final reply (see :func:`final_schema`), else the text as is."""
+    try:
+        return " " + _one_line(json.loads(text)["answer"])
+    except (ValueError, TypeError, KeyError):
+        return text

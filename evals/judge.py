@@ -136,8 +136,10 @@ class JudgeBehaviour:
     ``InstructorBaseRagasLLM``), not this class, as a Ragas judge.
 
     Judges with a local chat model (``ChatLlamaCpp`` by default) under schema-constrained
-    output. ``deadline`` (a ``time.monotonic()`` value) is checked while tokens stream: the
-    evaluator sets it per sample so a slow sample stops cleanly and frees the model.
+    output; ``llm=`` may be any chat model that takes ``response_format=`` (a served model from
+    ``orchestrator.remote`` constrains it as its server allows: grammar or JSON schema).
+    ``deadline`` (a ``time.monotonic()`` value) is checked while tokens stream: the evaluator
+    sets it per sample so a slow sample stops cleanly and frees the model.
     """
 
     def __init__(
@@ -164,7 +166,8 @@ class JudgeBehaviour:
     @property
     def model_name(self) -> str:
         info = getattr(self.llm, "info", None)
-        return str(getattr(info, "name", None) or type(self.llm).__name__)
+        label = getattr(self.llm, "label", None)  # a served model: NAME at URL
+        return str(getattr(info, "name", None) or label or type(self.llm).__name__)
 
     def schema_for(self, response_model: type[BaseModel]) -> dict[str, Any]:
         return tighten_schema(

@@ -12,11 +12,14 @@ import os
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import DataError
+from orchestrator.errors import DataError, OptionError
 from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
 from orchestrator.retrieval.progress import progress_bar
+
+if TYPE_CHECKING:
+    from orchestrator.remote import Endpoint
 
 #: Measures where more is not better; never gated.
 _UNGATED_PREFIX = "num_"
@@ -34,14 +37,22 @@ def rerank_spec(base: Path, value: str | None, model: str | None = None) -> Any:
     return value if value in (None, "none", "llm") else resolve(base, value)
 
 
-def run_suite(suite: Suite, base: Path, out_dir: Path, *, progress: bool = True) -> dict[str, Any]:
-    """Evaluate every configuration of ``suite``; TREC runs go to ``out_dir/runs``."""
+def run_suite(
+    suite: Suite,
+    base: Path,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    served: Endpoint | None = None,
+) -> dict[str, Any]:
+    """Evaluate every configuration of ``suite``; TREC runs go to ``out_dir/runs``. With
+    ``served``, a RAG suite's models (answering and judging) are names on that server."""
     started = dt.datetime.now(dt.UTC)
     with progress_bar(progress) as task:
         if suite.kind == "retrieval":
             configs = _run_retrieval(suite, base, out_dir, task, progress)
         else:
-            configs = _run_rag(suite, base, task, progress)
+            configs = _run_rag(suite, base, task, progress, served)
     return {
         "suite": suite.name,
         "kind": suite.kind,
@@ -90,7 +101,9 @@ def _run_retrieval(
     return out
 
 
-def _run_rag(suite: Suite, base: Path, task: Any, progress: bool) -> list[dict[str, Any]]:
+def _run_rag(
+    suite: Suite, base: Path, task: Any, progress: bool, served: Endpoint | None = None
+) -> list[dict[str, Any]]:
     from orchestrator.evals.qa import answer_samples, load_qa
     from orchestrator.evals.rag import evaluate_rag
 
@@ -98,13 +111,15 @@ def _run_rag(suite: Suite, base: Path, task: Any, progress: bool) -> list[dict[s
     assert dataset is not None
     samples = load_qa(dataset)
     chosen = list(suite.metrics)
-    judge, embeddings = rag_components(chosen, suite.judge, base)
+    judge, embeddings = rag_components(chosen, suite.judge, base, served)
     out = []
     for config in suite.configurations:
         answered = samples
         settings = _settings(config)
         if any(s.response is None or s.retrieved_contexts is None for s in samples):
-            chain, index = rag_pipeline(config, base, suite.documents, progress=progress)
+            chain, index = rag_pipeline(
+                config, base, suite.documents, progress=progress, served=served
+            )
             settings["index"] = str(index)
             answered = answer_samples(
                 samples, chain, progress=task(f"{config.name}: answering", len(samples))
@@ -134,9 +149,16 @@ def _settings(config: PipelineConfig, **extra: Any) -> dict[str, Any]:
     return {**data, **extra}
 
 
-def _judge(cfg: JudgeConfig, base: Path) -> Any:
+def _judge(cfg: JudgeConfig, base: Path, served: Endpoint | None = None) -> Any:
     from orchestrator.evals.judge import LlamaJudge
 
+    if served is not None:  # the judge is the named model on the server (default: its only one)
+        return LlamaJudge(
+            llm=served.chat_model(cfg.model, temperature=0.0, seed=0),
+            max_tokens=cfg.max_tokens,
+            max_items=cfg.max_items,
+            max_chars=cfg.max_chars,
+        )
     return LlamaJudge(
         model_path=resolve(base, cfg.model),
         max_tokens=cfg.max_tokens,
@@ -152,29 +174,45 @@ def _embeddings() -> Any:
 
 
 def rag_components(
-    metrics: Sequence[str], judge: JudgeConfig, base: Path | None = None
+    metrics: Sequence[str],
+    judge: JudgeConfig,
+    base: Path | None = None,
+    served: Endpoint | None = None,
 ) -> tuple[Any, Any]:
     """The judge and embeddings the chosen metrics need (None where not needed); a relative
-    judge model path is taken from ``base`` (default: the working directory)."""
+    judge model path is taken from ``base`` (default: the working directory); with
+    ``served``, the judge's model is a name on that server."""
     from orchestrator.evals.rag import RAG_METRICS
 
     needs_llm = any(RAG_METRICS[m].uses_llm for m in metrics)
     needs_emb = any(RAG_METRICS[m].uses_embeddings for m in metrics)
     return (
-        _judge(judge, base or Path.cwd()) if needs_llm else None,
+        _judge(judge, base or Path.cwd(), served) if needs_llm else None,
         _embeddings() if needs_emb else None,
     )
 
 
 def rag_pipeline(
-    config: PipelineConfig, base: Path, documents: Sequence[str] = (), *, progress: bool = False
+    config: PipelineConfig,
+    base: Path,
+    documents: Sequence[str] = (),
+    *,
+    progress: bool = False,
+    served: Endpoint | None = None,
 ) -> tuple[Any, Path]:
-    """The RAG chain a configuration names: index (given or built from ``documents``) + model."""
+    """The RAG chain a configuration names: index (given or built from ``documents``) + model
+    (a GGUF, or with ``served`` the model of that name on the server)."""
     from orchestrator.chains.rag import rag_chain
     from orchestrator.evals.retrieval import ensure_index
     from orchestrator.llama.chat import ChatLlamaCpp
     from orchestrator.retrieval import open_retriever
 
+    if served is not None and config.rerank == "llm":
+        raise OptionError(
+            f"configuration {config.name!r}: rerank: llm scores with a local GGUF in process; "
+            f"it cannot use the model served at {served.base_url}",
+            fix="use rerank: none or a CrossEncoder directory, or leave out --base-url",
+        )
     documents = [resolve(base, d) or d for d in documents]
     index = ensure_index(
         documents, resolve(base, config.index), index_modes(config.mode), progress=progress
@@ -182,16 +220,19 @@ def rag_pipeline(
     retriever = open_retriever(
         index,
         mode=config.mode,
-        rerank=rerank_spec(base, config.rerank, resolve(base, config.model)),
+        rerank=rerank_spec(base, config.rerank, None if served else resolve(base, config.model)),
         k=config.k,
         **config.options,
     )
-    llm = ChatLlamaCpp(
-        model_path=resolve(base, config.model),
-        temperature=0.0,
-        seed=0,
-        max_tokens=config.max_tokens,
-    )
+    if served is not None:
+        llm = served.chat_model(config.model, temperature=0.0, seed=0, max_tokens=config.max_tokens)
+    else:
+        llm = ChatLlamaCpp(
+            model_path=resolve(base, config.model),
+            temperature=0.0,
+            seed=0,
+            max_tokens=config.max_tokens,
+        )
     return rag_chain(llm, retriever, prompt=prompt_template(config.prompt), k=config.k), index
 
 

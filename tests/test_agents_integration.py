@@ -110,7 +110,8 @@ def test_cli_prints_the_run_as_json() -> None:
     done = _cli("What is 2**10?", "--json", "--max-steps", "2", "--max-tokens", "96")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert set(data) == {"output", "steps", "stopped_because"}
+    assert set(data) == {"output", "steps", "stopped_because", "step_mode"}
+    assert data["step_mode"] == "grammar"  # a local GGUF: every step under the grammar
     for step in data["steps"]:
         assert {"thought", "action", "action_input", "observation"} <= set(step)
 

@@ -67,11 +67,12 @@ class CalculatorTool(BaseTool):
         return f"{translated} = {result}" if not result.startswith("Calculator") else result
 
     def _translate(self, question: str) -> str:
-        from orchestrator.agents.react import llama_model
+        from orchestrator.agents.react import llama_model, remote_model
 
         assert self.llm is not None
         options: dict[str, Any] = {"stop": ["\n"]}
-        if llama_model(self.llm) is not None:
+        served = remote_model(self.llm)
+        if llama_model(self.llm) is not None or (served is not None and served.accepts_grammar()):
             options["grammar"] = _TRANSLATE_GBNF
         # the question is the agent's (or a user's) text: defused, so it cannot open a turn
         values = safe_values(self.llm, {"question": question.strip()})

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.common import JsonOpt, ModelOpt, console, guarded, print_json
+from orchestrator.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    JsonOpt,
+    ModelOpt,
+    console,
+    guarded,
+    print_json,
+)
 from orchestrator.errors import OptionError
 
 #: Tool names the CLI offers (``load_tools`` also accepts the book's aliases).
@@ -43,7 +51,12 @@ StepTokensOpt = Annotated[
     ),
 ]
 ModeOpt = Annotated[
-    str, typer.Option("--mode", help="completion (prompt as written) or chat (chat template).")
+    str | None,
+    typer.Option(
+        "--mode",
+        help="completion (prompt as written) or chat (chat template); default: completion, "
+        "chat for a served model (--base-url).",
+    ),
 ]
 
 
@@ -62,7 +75,29 @@ def parse_tool_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_model(model: str | None, mode: str, max_tokens: int | None, seed: int) -> Any:
+def build_model(
+    model: str | None,
+    mode: str | None,
+    max_tokens: int | None,
+    seed: int,
+    base_url: str | None = None,
+    api_key: str | None = None,
+) -> Any:
+    """The agent's model: a local GGUF (completion or chat), or a served model (chat only,
+    through the one remote constructor, checked before the run)."""
+    from orchestrator.remote import resolve_endpoint
+
+    url, key = resolve_endpoint(base_url, api_key)
+    if url is not None:
+        if mode == "completion":
+            raise OptionError(
+                f"--mode completion needs a local GGUF; the model served at {url} is a chat model",
+                fix="leave out --mode (or use --mode chat) with --base-url",
+            )
+        from orchestrator.cli.common import remote_model
+
+        return remote_model(url, key, model, max_tokens=max_tokens or 256, temperature=0, seed=seed)
+    mode = mode or "completion"
     if mode not in ("completion", "chat"):
         raise OptionError(f"unknown --mode {mode!r}", fix="use --mode completion or --mode chat")
     if mode == "chat":
@@ -85,10 +120,12 @@ def agent(
     max_steps: StepsOpt = 5,
     max_time: TimeOpt = None,
     model: ModelOpt = None,
-    mode: ModeOpt = "completion",
+    mode: ModeOpt = None,
     max_tokens: StepTokensOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     trace: TraceOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer)."""
@@ -109,7 +146,7 @@ def agent(
         from orchestrator.agents.tools.search import require_ddgs
 
         require_ddgs()
-    llm = build_model(model, mode, max_tokens, seed)
+    llm = build_model(model, mode, max_tokens, seed, base_url, api_key)
     tool_list = load_tools(names, llm=llm, index_dir=index) + mcp_tools
     executor = AgentExecutor(
         agent=create_react_agent(llm, tool_list, step_max_tokens=max_tokens),
@@ -132,5 +169,6 @@ def agent(
                 "output": result["output"],
                 "steps": [{k: s[k] for k in (*keys, "parse_error")} for s in result["steps"]],
                 "stopped_because": result["stopped_because"],
+                "step_mode": result["step_mode"],
             }
         )

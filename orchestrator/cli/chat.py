@@ -25,12 +25,15 @@ import typer
 
 from orchestrator.cli.chat_commands import COMMANDS, run_command
 from orchestrator.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
     ChatFormatOpt,
     MaxTokensOpt,
     ModelOpt,
     chat_model,
     err_console,
     guarded,
+    model_label,
     report_error,
 )
 from orchestrator.errors import OptionError, OrchestratorError
@@ -98,6 +101,12 @@ class ChatState:
             return None
         if self.options.memory_tokens is not None:
             return self.options.memory_tokens
+        if not hasattr(self.llm, "engine_key"):
+            raise OptionError(
+                "the tokens memory needs a budget: the served model's context size is not "
+                "known here",
+                fix="add --memory-tokens N (counts are approximate for a served model)",
+            )
         n_ctx = self.llm.engine_key().n_ctx
         return max(64, (n_ctx - int(self.llm.max_tokens)) // 2)
 
@@ -201,7 +210,7 @@ def run_tty(state: ChatState) -> None:
         f" in {state.store.path}" if state.durable else " (not stored; /session NAME stores it)"
     )
     err_console.print(
-        f"[bold]orchestrator chat[/] - {state.llm.info.name}, memory {state.options.memory}, "
+        f"[bold]orchestrator chat[/] - {_model_name(state.llm)}, memory {state.options.memory}, "
         f"{where}\n[dim]/help for commands; Ctrl-C stops an answer; Alt+Enter for a new line; "
         "Ctrl-D exits[/]"
     )
@@ -214,6 +223,11 @@ def run_tty(state: ChatState) -> None:
             return
         if not handle_line(state, line, one_line=False):
             return
+
+
+def _model_name(llm: Any) -> str:
+    info = getattr(llm, "info", None)
+    return str(info.name) if info is not None else model_label(llm)
 
 
 def _input_history() -> Any:
@@ -280,6 +294,8 @@ def chat(
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0)] = 0.7,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random).")] = -1,
     chat_format: ChatFormatOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     index_dir: Annotated[
         Path | None,
         typer.Option("--index", help="Chat over the documents of this index (see `index`)."),
@@ -309,6 +325,8 @@ def chat(
     llm = chat_model(
         model,
         max_tokens,
+        base_url=base_url,
+        api_key=api_key,
         temperature=temperature,
         seed=seed,
         n_ctx=n_ctx,

@@ -38,7 +38,29 @@ EXTRAS = {
 
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="GGUF file (default: $ORCHESTRATOR_MODEL or embedded)."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="GGUF file (default: $ORCHESTRATOR_MODEL or embedded); with --base-url, the "
+        "served model's name (default: the server's only model).",
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="Use the model on this OpenAI-compatible server (llama.cpp, vLLM, Ollama), e.g. "
+        "http://gpu-box:8000/v1 (default: $ORCHESTRATOR_BASE_URL; unset: a local GGUF).",
+        show_default=False,
+    ),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="The server's API key, if it wants one (default: $ORCHESTRATOR_API_KEY).",
+        show_default=False,
+    ),
 ]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens to generate.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -93,8 +115,68 @@ def print_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-def chat_model(model: str | None, max_tokens: int, **kwargs: Any) -> Any:
-    """A ChatLlamaCpp for CLI use (imported lazily so ``--help`` stays fast)."""
-    from orchestrator.llama.chat import ChatLlamaCpp
+def chat_model(
+    model: str | None,
+    max_tokens: int,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """The chat model a command uses: a ChatLlamaCpp on a GGUF, or, when a base URL is given
+    (``--base-url`` or ``$ORCHESTRATOR_BASE_URL``), the named model on that server, checked
+    before use (:func:`orchestrator.remote.remote_chat_model`). Imported lazily so ``--help``
+    stays fast."""
+    from orchestrator.remote import resolve_endpoint
 
-    return ChatLlamaCpp(model_path=model, max_tokens=max_tokens, **kwargs)
+    url, key = resolve_endpoint(base_url, api_key)
+    if url is None:
+        from orchestrator.llama.chat import ChatLlamaCpp
+
+        return ChatLlamaCpp(model_path=model, max_tokens=max_tokens, **kwargs)
+    return remote_model(url, key, model, max_tokens=max_tokens, **kwargs)
+
+
+#: Local-only CLI options, and where their remote counterpart is set instead.
+_LOCAL_ONLY = {
+    "chat_format": ("--chat-format", "the server applies its own chat template"),
+    "n_ctx": ("--n-ctx", "the server sets its context size (llama.cpp: --n_ctx / -c)"),
+}
+
+
+def remote_model(url: str, key: str | None, model: str | None, **kwargs: Any) -> Any:
+    """The served model for a command's options: local-only options set to something are an
+    error naming where to set them instead; seed -1 (random) is left to the server."""
+    from orchestrator.remote import remote_chat_model
+
+    for name, (flag, where) in _LOCAL_ONLY.items():
+        if kwargs.pop(name, None) is not None:
+            raise OptionError(
+                f"{flag} applies to a local GGUF model, not to one served at {url}",
+                fix=f"leave out {flag}: {where}",
+            )
+    if kwargs.get("seed") == -1:
+        kwargs["seed"] = None
+    return remote_chat_model(url, model, key, **kwargs)
+
+
+def check_rerank_local(base_url: str | None, api_key: str | None, rerank: str | None) -> None:
+    """``--rerank llm`` scores next-token probabilities in process, so it needs a local GGUF:
+    with a served model it is an error (before anything loads)."""
+    from orchestrator.remote import resolve_endpoint
+
+    url, _ = resolve_endpoint(base_url, api_key)
+    if url is not None and rerank == "llm":
+        raise OptionError(
+            f"--rerank llm scores with a local GGUF in process; it cannot use the model "
+            f"served at {url}",
+            fix="use --rerank none or a CrossEncoder directory, or leave out --base-url",
+        )
+
+
+def model_label(llm: Any) -> str:
+    """The model as the CLI names it: the GGUF file's path, or ``NAME at URL``."""
+    from orchestrator.remote import remote_model_of
+
+    served = remote_model_of(llm)
+    return served.label if served is not None else str(llm.info.path)

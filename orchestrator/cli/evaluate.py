@@ -22,7 +22,16 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from orchestrator.cli.common import JsonOpt, ModelOpt, console, err_console, guarded, print_json
+from orchestrator.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    JsonOpt,
+    ModelOpt,
+    console,
+    err_console,
+    guarded,
+    print_json,
+)
 from orchestrator.errors import DataError, OptionError
 
 ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
@@ -149,16 +158,21 @@ def rag(
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 160,
     judge_max_tokens: Annotated[int, typer.Option("--judge-max-tokens", min=16)] = 384,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per sample.")] = 300,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer (where needed) and score a question set with Ragas on a local judge."""
+    """Answer (where needed) and score a question set with Ragas on a local judge (with
+    --base-url: --model answers and --judge-model judges on that server, default its model)."""
     from orchestrator.evals.qa import answer_samples, load_qa
     from orchestrator.evals.rag import check_metrics, evaluate_rag
     from orchestrator.evals.runner import rag_components, rag_pipeline
     from orchestrator.evals.suite import JudgeConfig, PipelineConfig
+    from orchestrator.remote import Endpoint
     from orchestrator.retrieval.progress import progress_bar
 
     _check_mode(mode)
+    served = Endpoint.resolve(base_url, api_key)
     chosen = check_metrics([m.strip() for m in metrics.split(",") if m.strip()])
     samples = load_qa(dataset)
     unanswered = any(s.response is None or s.retrieved_contexts is None for s in samples)
@@ -168,7 +182,7 @@ def rag(
             fix="give --index DIR so the RAG pipeline answers them",
         )
     judge, embeddings = rag_components(
-        chosen, JudgeConfig(model=judge_model, max_tokens=judge_max_tokens)
+        chosen, JudgeConfig(model=judge_model, max_tokens=judge_max_tokens), served=served
     )
     with progress_bar(not as_json) as task:
         if unanswered:
@@ -181,7 +195,7 @@ def rag(
                 model=model,
                 max_tokens=max_tokens,
             )
-            chain, _ = rag_pipeline(config, Path.cwd())
+            chain, _ = rag_pipeline(config, Path.cwd(), served=served)
             samples = answer_samples(samples, chain, progress=task("answering", len(samples)))
         result = evaluate_rag(
             samples,
@@ -234,23 +248,29 @@ def suite(
             "(overrides the suite's; default: $ORCHESTRATOR_MODEL or embedded).",
         ),
     ] = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a suite (results.json, report.md, report.html); exit 1 on a failed threshold or
-    a regression against the baseline."""
+    a regression against the baseline. With --base-url, a RAG suite's --model / --judge-model
+    (and the suite's model names) are names of models on that server."""
     from orchestrator.evals.report import write_reports
     from orchestrator.evals.runner import gate, parse_fail_below, run_suite
     from orchestrator.evals.suite import load_suite
+    from orchestrator.remote import Endpoint
 
     thresholds = parse_fail_below(fail_below or [])
     previous = _read_baseline(baseline) if baseline else None
     spec, base = load_suite(path)
+    served = Endpoint.resolve(base_url, api_key) if spec.kind == "rag" else None
     if judge_model:
-        judge = spec.judge.model_copy(update={"model": str(Path(judge_model).resolve())})
+        chosen_judge = judge_model if served else str(Path(judge_model).resolve())
+        judge = spec.judge.model_copy(update={"model": chosen_judge})
         spec = spec.model_copy(update={"judge": judge})
     if model:
-        spec = _with_model(spec, path, model)
-    results = run_suite(spec, base, out, progress=not as_json)
+        spec = _with_model(spec, path, model, served=served is not None)
+    results = run_suite(spec, base, out, progress=not as_json, served=served)
     failures = gate(results, thresholds=thresholds, baseline=previous, tolerance=tolerance)
     paths = write_reports(results, out, failures)
     if as_json:
@@ -273,7 +293,7 @@ def suite(
         raise typer.Exit(1)
 
 
-def _with_model(spec: Any, path: Path, model: str) -> Any:
+def _with_model(spec: Any, path: Path, model: str, *, served: bool = False) -> Any:
     """``spec`` with every configuration's ``model`` set to ``model`` (an absolute path); an
     error when no configuration would use a model (a retrieval suite without rerank: llm)."""
     if spec.kind == "retrieval" and not any(c.rerank == "llm" for c in spec.configurations):
@@ -282,7 +302,7 @@ def _with_model(spec: Any, path: Path, model: str) -> Any:
             "with the LLM",
             fix="leave out --model, or add rerank: llm to a configuration",
         )
-    chosen = str(Path(model).expanduser().resolve())
+    chosen = model if served else str(Path(model).expanduser().resolve())
     configs = [c.model_copy(update={"model": chosen}) for c in spec.configurations]
     return spec.model_copy(update={"configurations": configs})
 

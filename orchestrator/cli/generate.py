@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
     ChatFormatOpt,
     JsonOpt,
     MaxTokensOpt,
@@ -15,6 +17,7 @@ from orchestrator.cli.common import (
     chat_model,
     console,
     guarded,
+    model_label,
     print_json,
 )
 
@@ -37,12 +40,22 @@ def ask(
     seed: SeedOpt = -1,
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
     chat_format: ChatFormatOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the model once; tokens stream to the terminal as they are generated."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    llm = chat_model(model, max_tokens, temperature=temperature, seed=seed, chat_format=chat_format)
+    llm = chat_model(
+        model,
+        max_tokens,
+        base_url=base_url,
+        api_key=api_key,
+        temperature=temperature,
+        seed=seed,
+        chat_format=chat_format,
+    )
     messages = ([SystemMessage(system)] if system else []) + [HumanMessage(text)]
     final: Any = None
     for chunk in llm.stream(messages):
@@ -53,7 +66,7 @@ def ask(
     usage = dict(final.usage_metadata or {}) if final is not None else {}
     answer = str(final.content).strip() if final is not None else ""
     if as_json:
-        print_json({"answer": answer, "model": str(llm.info.path), "usage": usage})
+        print_json({"answer": answer, "model": model_label(llm), "usage": usage})
     else:
         sys.stdout.write("\n")
 
@@ -65,12 +78,16 @@ def story(
     max_tokens: MaxTokensOpt = 200,
     temperature: TemperatureOpt = 0.7,
     seed: SeedOpt = -1,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The sequential story chain: summary -> title -> character -> story."""
     from orchestrator.chains.story import story_chain
 
-    llm = chat_model(model, max_tokens, temperature=temperature, seed=seed)
+    llm = chat_model(
+        model, max_tokens, base_url=base_url, api_key=api_key, temperature=temperature, seed=seed
+    )
     with console.status("writing the story...", spinner="dots"):
         result = story_chain(llm).invoke({"summary": summary})
     fields = {k: result[k] for k in ("summary", "title", "character", "story")}

@@ -10,10 +10,13 @@ import typer
 from rich.markup import escape
 
 from orchestrator.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
     chat_model,
+    check_rerank_local,
     console,
     err_console,
     guarded,
@@ -307,16 +310,27 @@ def rag(
     embedding: EmbeddingOpt = None,
     model: ModelOpt = None,
     max_tokens: MaxTokensOpt = 256,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from the index, citing numbered sources; says so when nothing relevant is found.
     --model answers (and reranks, with --rerank llm)."""
     from orchestrator.chains.rag import cited_numbers, rag_chain
+    from orchestrator.remote import resolve_endpoint
 
+    check_rerank_local(base_url, api_key, rerank)
+    served = resolve_endpoint(base_url, api_key)[0] is not None
     retriever = open_rag_retriever(
-        index_dir, mode, k, min_similarity, reranker_for(rerank, model), embedding
+        index_dir,
+        mode,
+        k,
+        min_similarity,
+        rerank if served else reranker_for(rerank, model),
+        embedding,
     )
-    chain = rag_chain(chat_model(model, max_tokens, temperature=0.0, seed=0), retriever)
+    llm = chat_model(model, max_tokens, base_url=base_url, api_key=api_key, temperature=0.0, seed=0)
+    chain = rag_chain(llm, retriever)
     sources: list[dict[str, Any]] = []
     answer = ""
     for part in chain.stream({"question": question}):
