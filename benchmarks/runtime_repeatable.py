@@ -7,11 +7,17 @@ twice warm, and once more after an unrelated call, through ``ChatLlamaCpp`` (ali
 reuse) and through raw ``Llama.create_completion`` (llama-cpp-python's own reuse, what the
 runtime did before). Counts the prompts whose four answers are identical.
 
+``ttft``: the cost in a live chat. Turn N of a conversation whose previous turn was just
+answered (the cache holds that prompt and answer): time to first token and prompt tokens
+evaluated, for aligned reuse (ours), llama-cpp-python's own reuse (``Llama.create_completion``,
+not repeatable) and no reuse. Rounds are interleaved; medians are reported.
+
 ``chunks``: prompt-evaluation throughput (cold prefill of one long prompt) for each prefill
 chunk size. Prompts are evaluated in chunks aligned to absolute positions and only whole
 chunks are reused, so the chunk size is both the prefill batch and the reuse granularity.
 
     ORCHESTRATOR_THREADS=1 python benchmarks/runtime_repeatable.py repeat
+    ORCHESTRATOR_THREADS=1 python benchmarks/runtime_repeatable.py ttft --rounds 5 --turns 10
     ORCHESTRATOR_THREADS=1 python benchmarks/runtime_repeatable.py chunks --rounds 3
 """
 
@@ -100,14 +106,96 @@ def chunks(rounds: int, sizes: list[int]) -> None:
         print(f"| {size} | {statistics.median(rates[size]):.0f} |")
 
 
+CHAT = [
+    "Hi! My name is Maarten and I am 33 years old.",
+    "What is 3 + 3?",
+    "What is the capital of France?",
+    "Name a colour of the sky.",
+    "What is my name?",
+    "Give me a word that rhymes with cat.",
+    "How many legs does a spider have?",
+    "What is the opposite of hot?",
+    "Name a fruit that is yellow.",
+    "How old am I?",
+    "Name a planet.",
+    "What do bees make?",
+]
+
+
+def _history(llm: ChatLlamaCpp, turns: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Messages before turn ``turns``'s last answer, and the prompt of turn ``turns``."""
+    messages: list[dict[str, str]] = []
+    for question in CHAT[: turns - 1]:
+        messages.append({"role": "user", "content": question})
+        answer = llm.invoke([(m["role"], m["content"]) for m in messages], max_tokens=24)
+        messages.append({"role": "assistant", "content": str(answer.content)})
+    previous = messages[:-1]
+    return previous, [*messages, {"role": "user", "content": CHAT[turns - 1]}]
+
+
+def _evaluated(llama: Any) -> int:
+    import llama_cpp
+
+    data = llama_cpp.llama_perf_context(llama._ctx.ctx)
+    return int(data.n_p_eval + data.n_eval)
+
+
+def ttft(rounds: int, turns: int) -> None:
+    llm = ChatLlamaCpp(temperature=0.0, seed=0)
+    llama = llm.engine.llama
+    previous, current = _history(llm, turns)
+    prev_tokens = llm.prompt_tokens(render_messages(llm, previous))
+    tokens = llm.prompt_tokens(render_messages(llm, current))
+    answer_len = 24
+
+    def ours(reuse: bool) -> tuple[float, int]:
+        from orchestrator.llama.engine import Usage
+
+        sampling = llm.sampling({"max_tokens": answer_len})
+        list(llm.engine.stream(prev_tokens, sampling, usage=Usage(), reuse_prefix=reuse))
+        before, start = _evaluated(llama), time.perf_counter()
+        stream = llm.engine.stream(tokens, llm.sampling({"max_tokens": 1}), reuse_prefix=reuse)
+        next(stream, None)
+        elapsed = time.perf_counter() - start
+        stream.close()
+        return elapsed, _evaluated(llama) - before
+
+    def raw() -> tuple[float, int]:
+        llama.create_completion(prev_tokens, max_tokens=answer_len, temperature=0.0)
+        before, start = _evaluated(llama), time.perf_counter()
+        stream = llama.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True)
+        next(iter(stream), None)
+        elapsed = time.perf_counter() - start
+        return elapsed, _evaluated(llama) - before
+
+    runs: dict[str, Callable[[], tuple[float, int]]] = {
+        "aligned reuse (ours)": lambda: ours(True),
+        "llama-cpp-python reuse (not repeatable)": raw,
+        "no reuse (prefix_reuse=False)": lambda: ours(False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    counts: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            elapsed, counts[name] = run()
+            times[name].append(elapsed)
+    print(f"turn {turns}: {len(tokens)} prompt tokens, median of {rounds} rounds")
+    print("| prefix reuse | TTFT (ms) | prompt tokens evaluated |\n| --- | --- | --- |")
+    for name in runs:
+        print(f"| {name} | {statistics.median(times[name]) * 1000:.0f} | {counts[name]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["repeat", "chunks"])
+    parser.add_argument("what", choices=["repeat", "ttft", "chunks"])
+    parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="8,16,32,64,128,512")
     args = parser.parse_args()
     if args.what == "repeat":
         repeat()
+    elif args.what == "ttft":
+        ttft(args.rounds, args.turns)
     else:
         chunks(args.rounds, [int(s) for s in args.sizes.split(",")])
 
