@@ -175,3 +175,23 @@ def test_unknown_paths_and_methods_get_error_objects(server: Server) -> None:
     wrong = httpx.get(f"{server.v1}/chat/completions", timeout=30)
     assert wrong.status_code == 405 and "GET" in error_of(wrong)["message"]
     assert server.metric("orchestrator_errors_total", endpoint="other", code="not_found") >= 1
+
+
+def test_constrained_output_cut_by_max_tokens_is_an_error_streamed_or_not(
+    server: Server, model_id: str
+) -> None:
+    body = {
+        "model": model_id,
+        "messages": [{"role": "user", "content": "Describe a dog as JSON."}],
+        "response_format": {"type": "json_object"},
+        "max_tokens": 3,
+    }
+    whole = post(server, "/chat/completions", body)
+    assert whole.status_code == 400
+    assert error_of(whole)["code"] == "TruncatedOutputError"
+    assert "max_tokens" in error_of(whole)["fix"]
+    client: Any = server.client()
+    stream = client.chat.completions.create(**body, stream=True)
+    with pytest.raises(openai.APIError, match="cut off"):
+        for _chunk in stream:
+            pass
