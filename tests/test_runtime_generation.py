@@ -74,6 +74,11 @@ def test_turn_markers_of_the_active_format_the_gguf_and_eog_tokens() -> None:
     assert {"<|im_start|>", "<|im_end|>", "<|endoftext|>"} <= set(phi3)
     llama3 = turn_markers(ChatLlamaCpp(chat_format="llama3"))
     assert {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"} <= set(llama3)
+    # every caller of the loop that asks a model for its stops gets them (the server does)
+    for llm in (ChatLlamaCpp(chat_format="phi3", stop=["X"]), LlamaCpp(chat_format="phi3")):
+        stops = llm.stop_list(["Y"])
+        assert stops[: len(stops) - len(phi3)] in (["X", "Y"], ["Y"])
+        assert stops[len(stops) - len(phi3) :] == list(phi3)
 
 
 def test_a_control_token_turn_marker_ends_a_completion() -> None:

@@ -146,8 +146,13 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
         params["ls_temperature"] = kwargs.get("temperature", self.temperature)
         params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
         if stop or self.stop:
-            params["ls_stop"] = self.stop_list(stop)
+            params["ls_stop"] = LlamaSettings.stop_list(self, stop)  # the caller's, no markers
         return params
+
+    def stop_list(self, stop: Sequence[str] | None, extra: Sequence[str] = ()) -> list[str]:
+        """Stop sequences for a call: the object's, the call's, and this model's
+        :func:`turn_markers` (so every caller of the generation loop gets them)."""
+        return super().stop_list(stop, (*extra, *turn_markers(self)))
 
     def _stream(
         self,
@@ -161,7 +166,7 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
         tokens = self.prompt_tokens(render_messages(self, plan.messages))
         usage = Usage()
         pieces = self.generate_text(
-            tokens, overrides, self.stop_list(stop, turn_markers(self)), usage, plan.grammar
+            tokens, overrides, self.stop_list(stop), usage, plan.grammar
         )
         if plan.buffer_output:
             yield structured.final_chunk("".join(pieces), plan)

@@ -9,7 +9,7 @@ result) must be defused where it is filled in (``Engine.defuse_specials`` /
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -52,8 +52,7 @@ class LlamaCpp(LlamaSettings, BaseLLM):
         usage = Usage()
         grammar = self.call_grammar(kwargs.pop("grammar", None))
         tokens = self.prompt_tokens(prompt)
-        stops = self.stop_list(stop, turn_markers(self))
-        for text in self.generate_text(tokens, kwargs, stops, usage, grammar):
+        for text in self.generate_text(tokens, kwargs, self.stop_list(stop), usage, grammar):
             chunk = GenerationChunk(text=text)
             if run_manager:
                 run_manager.on_llm_new_token(text, chunk=chunk)
@@ -62,6 +61,11 @@ class LlamaCpp(LlamaSettings, BaseLLM):
             text="",
             generation_info={"finish_reason": usage.finish_reason, "usage": self.usage_dict(usage)},
         )
+
+    def stop_list(self, stop: Sequence[str] | None, extra: Sequence[str] = ()) -> list[str]:
+        """Stop sequences for a call: the object's, the call's, and this model's
+        :func:`~orchestrator.llama.chat.turn_markers` (so every caller of the loop gets them)."""
+        return super().stop_list(stop, (*extra, *turn_markers(self)))
 
     async def _astream(
         self,
