@@ -138,25 +138,6 @@ def test_tokens_memory_counts_approximately(llama_server: LlamaServer) -> None: 
     assert [m.content for m in kept] == ["hi", "hello"]
 
 
-def test_ragas_judge_on_the_served_model(remote: RemoteChatModel) -> None:
-    from orchestrator.evals.judge import LlamaJudge
-    from orchestrator.evals.qa import QASample
-    from orchestrator.evals.rag import evaluate_rag
-
-    judge = LlamaJudge(llm=remote, max_tokens=160, max_items=2, max_chars=80)
-    sample = QASample(
-        id="eiffel",
-        user_input="How tall is the Eiffel Tower?",
-        reference="The Eiffel Tower is 330 metres tall.",
-        response="It is 330 metres tall.",
-        retrieved_contexts=[DOCS[0]["text"]],
-    )
-    result = evaluate_rag([sample], ["faithfulness"], judge=judge, timeout=240)
-    assert judge.calls >= 2 and result.judge == remote.label
-    assert not result.failed, result.failed  # grammar-constrained: the verdicts parse
-    assert 0.0 <= result.samples[0]["scores"]["faithfulness"] <= 1.0
-
-
 # -- the command line -------------------------------------------------------------------------
 
 
@@ -201,3 +182,28 @@ def test_cli_agent_and_rag(llama_server: LlamaServer, bm25_index: Path) -> None:
                 "--mode", "bm25", "--base-url", url, "--json", "--max-tokens", "32")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sources"][0]["doc_id"] == "tower"
+
+
+def test_cli_eval_rag_answers_and_judges_on_the_server(
+    llama_server: LlamaServer,  # noqa: F811
+    bm25_index: Path,
+    tmp_path: Path,
+) -> None:
+    """No response in the question set: the served model answers (RAG over the index) and,
+    as Ragas' judge, scores it under the server's grammar, so the verdicts parse."""
+    dataset = tmp_path / "qa.jsonl"
+    question = {
+        "id": "eiffel",
+        "user_input": "How tall is the Eiffel Tower?",
+        "reference": "The Eiffel Tower is 330 metres tall.",
+    }
+    dataset.write_text(json.dumps(question) + "\n", encoding="utf-8")
+    done = _cli("eval", "rag", "--dataset", str(dataset), "--index", str(bm25_index),
+                "--mode", "bm25", "--metrics", "faithfulness", "--max-tokens", "32",
+                "--judge-max-tokens", "160", "--base-url", llama_server.base_url,
+                "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["judge"] == f"smollm2 at {llama_server.base_url}"
+    assert not data["failed"], data["failed"]
+    assert 0.0 <= data["samples"][0]["scores"]["faithfulness"] <= 1.0
