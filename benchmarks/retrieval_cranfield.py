@@ -1,11 +1,12 @@
 """Retrieval quality on Cranfield (BEIR layout): MAP, nDCG@10, Recall@100, MRR per pipeline.
 
-Document-level runs (a document scores its best chunk), top 100 per query, measured with
-pytrec_eval (trec_eval's measures). The LLM rerank stage is slow on CPU, so it is measured
-on the first ``--rerank-queries`` queries, next to the same pipeline without rerank on the
-same queries.
+Document-level runs (a document scores its best chunk), top 100 per query, every judged query
+counted, scored by ``orchestrator.evals.evaluate_run`` (trec_eval's measures via pytrec_eval):
+the "hybrid (default)" row is what ``orchestrator eval retrieval --dataset CRANFIELD`` prints.
+The LLM rerank stage is slow on CPU, so it is measured on the first ``--rerank-queries``
+queries, next to the same pipeline without rerank on the same queries.
 
-Usage: python benchmarks/retrieval_cranfield.py [--rerank-queries 40] [--rebuild]
+Usage: python benchmarks/retrieval_cranfield.py [--rerank-queries 30] [--skip-pipelines]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import time
 from typing import Any
 
-from retrieval_common import CACHE, CRANFIELD, cranfield_index, doc_run, evaluate, fmt
+from retrieval_common import CACHE, CRANFIELD, cranfield_index, doc_run, evaluate, fmt, machine
 
 from orchestrator.retrieval import load_beir, open_retriever
 
@@ -40,14 +41,15 @@ def run_pipeline(path: Any, queries: dict[str, str], options: dict[str, Any]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rerank-queries", type=int, default=40)
+    parser.add_argument("--rerank-queries", type=int, default=30)
     parser.add_argument("--rerank-depth", type=int, default=10)
-    parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--skip-pipelines", action="store_true", help="Only the rerank part.")
     args = parser.parse_args()
+    print(machine(), flush=True)
     data = load_beir(CRANFIELD)
-    path, build = cranfield_index(rebuild=args.rebuild)
-    report: dict[str, Any] = {"build": build, "queries": len(data.queries), "pipelines": {}}
+    path, build = cranfield_index()
+    report: dict[str, Any] = {"machine": machine(), "build": build, "index": str(path)}
+    report |= {"queries": len(data.queries), "pipelines": {}}
     for name, options in {} if args.skip_pipelines else PIPELINES.items():
         run, ms = run_pipeline(path, data.queries, options)
         metrics = evaluate(data.qrels, run)
@@ -62,7 +64,9 @@ def main() -> None:
             metrics = evaluate(qrels, run)
             report[f"subset {name}"] = {**metrics, "ms_per_query": ms, "queries": len(subset)}
             print(f"{name + f' ({len(subset)} q)':40s} {fmt(metrics)}  {ms:.0f} ms/q", flush=True)
+    print(machine(), flush=True)
     out = CACHE / "retrieval_cranfield.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
     if args.skip_pipelines:
         report = {**previous, **{k: v for k, v in report.items() if k.startswith("subset")}}

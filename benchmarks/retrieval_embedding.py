@@ -10,8 +10,9 @@ import argparse
 import json
 import shutil
 import time
+from typing import Any
 
-from retrieval_common import CACHE, CRANFIELD, cranfield_index, doc_run, evaluate, fmt
+from retrieval_common import CACHE, CRANFIELD, cranfield_index, doc_run, evaluate, fmt, machine
 
 from orchestrator.retrieval import build_index, load_beir, open_retriever
 from orchestrator.retrieval.dense import SentenceTransformerEmbedder
@@ -28,11 +29,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sample", type=int, default=256)
     args = parser.parse_args()
+    print(machine(), flush=True)
     data = load_beir(CRANFIELD)
     path, _ = cranfield_index()
     store = open_retriever(path).searcher.store
     texts = [c.text for c in store.chunks[: args.sample]]
-    report = {}
+    report: dict[str, Any] = {"machine_start": machine()}
     for backend in ("torch", "torch-int8"):
         report[f"{backend}_chunks_per_s"] = throughput(
             SentenceTransformerEmbedder(backend=backend), texts
@@ -46,11 +48,15 @@ def main() -> None:
         embedding=SentenceTransformerEmbedder(backend="torch-int8"),
     )
     for name, index in (("torch", path), ("torch-int8", int8_dir)):
-        run = doc_run(open_retriever(index, mode="dense", feedback_docs=0), data.queries)
+        # An index is queried with the model that built it (a manifest never picks one).
+        model = SentenceTransformerEmbedder(backend=name)
+        retriever = open_retriever(index, mode="dense", feedback_docs=0, embedding=model)
+        run = doc_run(retriever, data.queries)
         report[f"{name}_dense"] = evaluate(data.qrels, run)
         print(f"{name:12s} {fmt(report[f'{name}_dense'])}", flush=True)
     report["speedup"] = report["torch-int8_chunks_per_s"] / report["torch_chunks_per_s"]
     report["map_change"] = report["torch-int8_dense"]["map"] / report["torch_dense"]["map"] - 1
+    report["machine_end"] = machine()
     (CACHE / "retrieval_embedding.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
 

@@ -1,5 +1,6 @@
 """Retrieval speed: query latency per mode at Cranfield size and at 100k synthetic chunks,
-BM25 against rank-bm25 on the same tokens, and index build throughput.
+what query embedding costs, FAISS with 1 vs 2 threads, BM25 against rank-bm25 on the same
+tokens, and index build throughput.
 
 At 100k chunks the document vectors are random unit vectors: embedding 100k chunks with
 MiniLM takes hours on this 2-core machine, and search latency does not depend on what the
@@ -20,7 +21,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from retrieval_common import CACHE, CRANFIELD, cranfield_index
+from retrieval_common import CACHE, CRANFIELD, CachedQueries, cranfield_index, machine
 
 from orchestrator.retrieval import IndexStore, load_beir, open_retriever
 from orchestrator.retrieval.bm25 import BM25Index, BM25Params
@@ -30,15 +31,48 @@ from orchestrator.retrieval.search import Searcher, search_config
 from orchestrator.retrieval.types import Chunk, chunk_hash
 
 
-def latencies(retriever: Any, queries: list[str], k: int = 10) -> dict[str, float]:
-    retriever.invoke(queries[0], k=k)
+def timed(fn: Any, items: list[Any]) -> dict[str, float]:
+    """p50 / p95 milliseconds of ``fn(item)`` over ``items`` (after one warm-up call)."""
+    fn(items[0])
     times = []
-    for query in queries:
+    for item in items:
         start = time.perf_counter()
-        retriever.invoke(query, k=k)
+        fn(item)
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
     return {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))]}
+
+
+def latencies(retriever: Any, queries: list[str], k: int = 10) -> dict[str, float]:
+    """Per-query latency of ``retriever.invoke`` (LangChain callbacks included)."""
+    return timed(lambda q: retriever.invoke(q, k=k), queries)
+
+
+def embedding_split(path: Any, queries: list[str]) -> dict[str, Any]:
+    """Query embedding alone; the hybrid pipeline with the query vectors already computed;
+    and both FAISS flat search and that pipeline with 1 and with 2 FAISS threads."""
+    import faiss
+
+    retriever = open_retriever(path, mode="hybrid")
+    store = retriever.searcher.store
+    embedder = store.embedder
+    out: dict[str, Any] = {
+        "query_embedding": timed(lambda q: embedder.embed_documents([q]), queries)
+    }
+    store.embedder = CachedQueries(embedder)
+    vectors = list(store.embedder.embed_documents(queries))
+    before = faiss.omp_get_max_threads()
+    try:
+        for n in (1, 2):
+            faiss.omp_set_num_threads(n)
+            out[f"flat_search_{n}_threads"] = timed(
+                lambda v: store.dense.search(v[None, :], 100), vectors
+            )
+            out[f"hybrid_without_embedding_{n}_threads"] = latencies(retriever, queries)
+    finally:
+        faiss.omp_set_num_threads(before)
+        store.embedder = embedder
+    return out
 
 
 def synthetic_texts(n: int, corpus: dict[str, dict[str, Any]], seed: int = 0) -> list[str]:
@@ -118,15 +152,18 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--rank-bm25-queries", type=int, default=10)
     args = parser.parse_args()
+    print(machine(), flush=True)
     data = load_beir(CRANFIELD)
     queries = list(data.queries.values())
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"machine_start": machine()}
     path, _ = cranfield_index()
     report["cranfield"] = {
         mode: latencies(open_retriever(path, mode=mode), queries[:100])
         for mode in ("bm25", "dense", "hybrid")
     }
     report["cranfield"]["chunks"] = len(open_retriever(path).searcher.store.chunks)
+    report["cranfield"] |= embedding_split(path, queries[:100])
+    print(json.dumps(report, indent=1), flush=True)
     texts = synthetic_texts(args.chunks, data.corpus)
     big: dict[str, Any] = {"chunks": args.chunks}
     for kind in ("flat", "hnsw"):
@@ -144,6 +181,8 @@ def main() -> None:
         if kind == "flat":
             big["bm25_vs_rank_bm25"] = bm25_vs_rank_bm25(store, queries, args.rank_bm25_queries)
     report["synthetic"] = big
+    report["machine_end"] = machine()
+    CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "retrieval_speed.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
 

@@ -1,4 +1,9 @@
-"""IR metrics against trec_eval (pytrec_eval): generated inputs, Cranfield, and the edge cases."""
+"""evaluate_run against bare pytrec_eval: generated inputs, Cranfield, and the edge cases.
+
+The measures are pytrec_eval's own (trec_eval's C code); these equality tests guard what the
+wrapper adds: measure names, which queries count, empty rankings, aggregation, errors.
+Hand-computed values are in test_evals_ir_pytrec.py.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +52,8 @@ SCORES = st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0, 0.25])
 def judgements(draw: st.DrawFn) -> dict[str, int]:
     docs = draw(st.dictionaries(DOC_IDS, st.integers(min_value=-1, max_value=4), max_size=8))
     if docs and all(v < 0 for v in docs.values()):
-        # trec_eval loops forever on a query whose judgements are all negative (it reuses the
-        # previous query's relevance levels); such qrels are not comparable.
+        # Bare pytrec_eval crashes or miscounts on a query whose judgements are all negative;
+        # such qrels are not comparable (the wrapper's handling: test_evals_ir_pytrec.py).
         docs["zz"] = 0
     return docs
 
