@@ -121,6 +121,17 @@ def test_agent_returns_the_steps_of_the_in_process_agent(server: Server, index_d
     assert extra["steps"] == local["steps"]
     assert extra["stopped_because"] == local["stopped_because"]
     assert reply.usage.completion_tokens > 0
+    client: Any = server.client()
+    chunks = list(client.chat.completions.create(
+        model="agent", messages=[{"role": "user", "content": question}], stream=True
+    ))
+    streamed = [c.model_extra["step"] for c in chunks if "step" in (c.model_extra or {})]
+    assert streamed, "the agent took no step: the comparison below would be empty"
+    keys = ("thought", "action", "action_input", "observation")
+    assert [{k: s[k] for k in keys} for s in streamed] == [
+        {k: s[k] for k in keys} for s in local["steps"] if not s["parse_error"]
+    ]
+    assert chunks[-1].model_extra["steps"] == local["steps"]
 
 
 def test_story_returns_the_story_chain_fields(server: Server, chat_llm: Any) -> None:
