@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +127,7 @@ def _tool_call(chunk: Mapping[str, Any]) -> dict[str, Any]:
 
 def completion_pieces(
     llm: Any, prompt: str, overrides: Mapping[str, Any], stop: Sequence[str], tally: Tally
-) -> Iterator[Piece]:
+) -> Generator[Piece, None, None]:
     """A ``LlamaCpp`` generation for ``prompt`` as written, counted token by token (so even a
     cancelled one reports exactly how many tokens it generated)."""
     with tally.generation() as tokens:
