@@ -224,6 +224,7 @@ def rag_pipeline(
         k=config.k,
         **config.options,
     )
+    llm: Any
     if served is not None:
         llm = served.chat_model(config.model, temperature=0.0, seed=0, max_tokens=config.max_tokens)
     else:

@@ -261,21 +261,23 @@ def remote_chat_model(
     require("langchain_openai", extra="remote", purpose="a served model")
     from orchestrator.remote_model import RemoteChatModel
 
-    return RemoteChatModel(
-        base_url=url,
-        api_key=key or NO_API_KEY,
-        model=model,
-        max_tokens=options.max_tokens,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        seed=options.seed,
-        stop=options.stop,
-        timeout=options.timeout,
-        max_retries=options.max_retries,
-        stream_usage=True,
-        constraints=options.constraints,
-        body_extras=options.body_extras(),
-    )
+    # ChatOpenAI's fields by name (populate_by_name); type checkers see only their aliases
+    fields: dict[str, Any] = {
+        "base_url": url,
+        "api_key": key or NO_API_KEY,
+        "model": model,
+        "max_tokens": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "seed": options.seed,
+        "stop": options.stop,
+        "timeout": options.timeout,
+        "max_retries": options.max_retries,
+        "stream_usage": True,
+        "constraints": options.constraints,
+        "body_extras": options.body_extras(),
+    }
+    return RemoteChatModel(**fields)
 
 
 @dataclass(frozen=True)

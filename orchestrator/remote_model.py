@@ -26,7 +26,7 @@ import json
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import openai
 from langchain_core.language_models import LanguageModelInput
@@ -267,7 +267,7 @@ class RemoteChatModel(ChatOpenAI):
         self,
         schema: Any,
         *,
-        method: str = "json_schema",
+        method: Literal["function_calling", "json_mode", "json_schema"] = "json_schema",
         include_raw: bool = False,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, Any]:
