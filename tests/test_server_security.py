@@ -90,3 +90,28 @@ def test_no_request_can_name_a_file(server: Server) -> None:
         response = httpx.post(f"{server.v1}/chat/completions", json=body, headers=auth, timeout=60)
         assert response.status_code == status, body
         assert response.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "/nope.gguf"], "model file not found: /nope.gguf"),
+        (["--index", "/no-such-index"], "/no-such-index is not an index directory"),
+        (["--tools", "calc"], "unknown tool 'calc'"),
+        (["--tools", "knowledge_base"], "the knowledge_base tool needs an index"),
+    ],
+)
+def test_bad_start_options_exit_2_with_the_fix(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [*serve_command(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"ORCHESTRATOR_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "COLUMNS": "200",
+             "ORCHESTRATOR_THREADS": "1"},
+    )
+    assert done.returncode == 2
+    assert message in done.stderr and "fix:" in done.stderr
+    assert "Traceback" not in done.stderr
