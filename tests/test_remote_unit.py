@@ -113,6 +113,18 @@ def test_wrong_key_is_named() -> None:
         assert model.invoke("hi").content == "plain words"
 
 
+async def test_async_calls_use_the_same_body_and_errors() -> None:
+    with FakeOpenAIServer(honours={"grammar"}) as fake:
+        model = remote_chat_model(fake.base_url, "served-model", max_tokens=5)
+        reply = await model.ainvoke("hi", grammar='root ::= "yes"')
+        assert reply.content == "yes"
+        fake.status = 503
+        with pytest.raises(RemoteModelError, match="HTTP 503"):
+            await model.ainvoke("hi")
+    body = fake.requests[1]  # after the probe
+    assert body["max_tokens"] == 5 and body["grammar"] == 'root ::= "yes"'
+
+
 def test_refused_request_is_a_remote_error() -> None:
     message = "This model's maximum context length is 2048 tokens. However, you requested 3035"
     with FakeOpenAIServer(status=400, error=message) as fake:
