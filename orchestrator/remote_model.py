@@ -37,6 +37,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, PrivateAttr
 
 from orchestrator.errors import OptionError
+from orchestrator.llama.structured import response_format_schema
 from orchestrator.remote import (
     TOKEN_COUNT_NOTE,
     Constraints,
@@ -77,18 +78,9 @@ def response_schema(fmt: Any) -> dict[str, Any] | None:
             f"response_format must be a dict or a pydantic class; got {type(fmt).__name__}",
             fix="pass {'type': 'json_schema', 'schema': {...}} or {'type': 'json_object'}",
         )
-    kind = fmt.get("type")
-    if kind == "text":
+    if fmt.get("type") == "text":
         return None
-    if kind == "json_object":
-        return dict(fmt.get("schema") or {"type": "object"})
-    if kind == "json_schema":
-        spec = fmt.get("json_schema", fmt)
-        return dict(spec.get("schema") or {"type": "object"})
-    raise OptionError(
-        f"response_format type {kind!r} is not supported",
-        fix="use {'type': 'json_schema', 'schema': {...}} or {'type': 'json_object'}",
-    )
+    return response_format_schema(fmt)
 
 
 class RemoteChatModel(ChatOpenAI):

@@ -151,7 +151,8 @@ def plan_call(
         return CallPlan(items, grammar=model.call_grammar(extras["grammar"]))
     fmt = extras.get("response_format")
     if fmt:
-        return CallPlan(items, grammar=json_schema_grammar(model.engine, _response_schema(fmt)))
+        schema = response_format_schema(fmt)
+        return CallPlan(items, grammar=json_schema_grammar(model.engine, schema))
     tools, forced = _select_tools(extras.get("tools") or [], extras.get("tool_choice"))
     if not tools:
         return CallPlan(items)
@@ -176,10 +177,13 @@ def plan_call(
     return CallPlan(items, grammar=grammar, tool_names=[t["function"]["name"] for t in tools])
 
 
-def _response_schema(fmt: Mapping[str, Any]) -> dict[str, Any]:
+def response_format_schema(fmt: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON schema an OpenAI-style ``response_format`` dict asks for: ``json_schema``'s
+    schema, or for ``json_object`` any object (or the ``schema`` given with it, as llama.cpp's
+    server allows). Raises :class:`OptionError` for any other type."""
     kind = fmt.get("type")
     if kind == "json_object":
-        return {"type": "object"}
+        return dict(fmt.get("schema") or {"type": "object"})
     if kind == "json_schema":
         spec = fmt.get("json_schema", fmt)
         return dict(spec.get("schema") or {"type": "object"})
