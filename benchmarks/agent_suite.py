@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.documents import Document
-from orchestrator.agents.executor import AgentExecutor
-from orchestrator.agents.react import create_react_agent
-from orchestrator.agents.tools.loading import load_tools
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from orchestrator.agents.executor import AgentExecutor
+from orchestrator.agents.react import create_react_agent
+from orchestrator.agents.tools.loading import load_tools
 
 FACTS = {
     "zorblat": "The Zorblat river is 842 km long and flows into the Quenta sea.",

@@ -57,9 +57,8 @@ def run_conversation(
     low_water: float = 0.75,
 ) -> dict[str, Any]:
     """One conversation; per-turn time to first token, prompt and cached tokens."""
-    from orchestrator.memory import Conversation, create_memory
-
     from orchestrator import ChatLlamaCpp
+    from orchestrator.memory import Conversation, create_memory
 
     llm = ChatLlamaCpp(
         temperature=0.0, seed=0, max_tokens=max_tokens, prefix_reuse=reuse, n_ctx=n_ctx
