@@ -125,3 +125,16 @@ def test_progress_bars_draw_on_stderr_only(capsys: pytest.CaptureFixture[str]) -
     assert captured.out == ""
     assert "retrieving" in captured.err and "2/2" in captured.err and "judging" in captured.err
     assert "quiet" not in captured.err
+
+
+def test_beir_corpus_with_a_repeated_id_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    from orchestrator.errors import DataError
+    from orchestrator.retrieval.beir import load_corpus
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        '{"_id": "a", "text": "one"}\n{"_id": "b", "text": "two"}\n{"_id": "a", "text": "three"}\n'
+    )
+    expected = r"corpus.jsonl:3: document id 'a' again \(first on line 1\)"
+    with pytest.raises(DataError, match=expected):
+        load_corpus(corpus)

@@ -62,14 +62,26 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def load_corpus(path: Path) -> dict[str, dict[str, Any]]:
+    """Documents from BEIR's ``corpus.jsonl``, by ``_id``.
+
+    A line without ``_id``, or a document id given twice, is an error naming file and lines
+    (the index builder applies the same rule)."""
     corpus: dict[str, dict[str, Any]] = {}
+    first: dict[str, int] = {}
     for number, row in read_jsonl(path):
         if "_id" not in row:
             raise DataError(f"{path}:{number} has no '_id'", fix=BEIR_FIX)
+        doc_id = str(row["_id"])
+        if doc_id in first:
+            raise DataError(
+                f"{path}:{number}: document id {doc_id!r} again (first on line {first[doc_id]})",
+                fix="give every document its own '_id'",
+            )
+        first[doc_id] = number
         doc = {k: v for k, v in row.items() if k != "_id"}
         doc.setdefault("title", "")
         doc.setdefault("text", "")
-        corpus[str(row["_id"])] = doc
+        corpus[doc_id] = doc
     return corpus
 
 
