@@ -68,7 +68,7 @@ def mcp(
 def agent_mcp_tools(
     config: Path, tools: str | None, builtin: tuple[str, ...]
 ) -> tuple[list[str], list[BaseTool]]:
-    """``orchestrator agent --mcp-config``: the built-in tool names and the MCP tools to use.
+    """``agent``/``serve --mcp-config``: the built-in tool names and the MCP tools to use.
 
     ``tools`` (``--tools``) may name built-in and MCP tools; ``None`` means every MCP tool. An
     MCP tool named like a built-in one is prefixed with its server's name. The sessions close

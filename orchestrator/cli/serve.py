@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,19 @@ def _tool_names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
+def _agent_tools(tools: str | None, mcp_config: Path | None) -> tuple[tuple[str, ...], list[Any]]:
+    """The built-in tool names and the MCP tools of ``model: "agent"``, as ``orchestrator
+    agent`` chooses them (same function): the MCP servers start here, before the model loads,
+    and their sessions close when the command (the server) ends."""
+    if mcp_config is None:
+        return _tool_names(tools or "calculator"), []
+    from orchestrator.cli.mcp import agent_mcp_tools
+    from orchestrator.server.config import SERVER_TOOLS
+
+    names, mcp_tools = agent_mcp_tools(mcp_config, tools, SERVER_TOOLS)
+    return tuple(names), list(mcp_tools)
+
+
 @guarded
 def serve(
     host: Annotated[
@@ -31,11 +44,19 @@ def serve(
         typer.Option("--index", help="Index directory: enables model 'rag' and knowledge_base."),
     ] = None,
     tools: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--tools", help="Tools of model 'agent': calculator, web_search, knowledge_base."
+            "--tools",
+            help="Tools of model 'agent': calculator, web_search, knowledge_base and those of "
+            "--mcp-config (default: calculator; with --mcp-config, every MCP tool).",
         ),
-    ] = "calculator",
+    ] = None,
+    mcp_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--mcp-config", help='MCP servers\' tools for model \'agent\': JSON with "mcpServers".'
+        ),
+    ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -64,33 +85,44 @@ def serve(
     from orchestrator.extras import require
     from orchestrator.server.config import ServerConfig, check_bind
 
+    # before starting anything (MCP servers, the model): a refused bind should be quick
+    check_bind(
+        ServerConfig(
+            host=host,
+            api_key=api_key or None,
+            max_tokens_limit=max_tokens_limit,
+            default_max_tokens=default_max_tokens,
+        )
+    )
+    for module in ("fastapi", "uvicorn", "prometheus_client"):
+        require(module, extra="serve", purpose="orchestrator serve")
+    names, mcp_tools = _agent_tools(tools, mcp_config)
     config = ServerConfig(
         host=host,
         port=port,
         model=model,
         index=index,
-        tools=_tool_names(tools),
+        tools=names,
+        mcp_config=mcp_config,
         api_key=api_key or None,
         store=store,
         max_tokens_limit=max_tokens_limit,
         default_max_tokens=default_max_tokens,
         max_body_bytes=max_body_bytes,
     )
-    check_bind(config)  # before loading anything: a refused bind should be quick
-    for module in ("fastapi", "uvicorn", "prometheus_client"):
-        require(module, extra="serve", purpose="orchestrator serve")
     import uvicorn
 
     from orchestrator.server.app import create_app, uvicorn_options
     from orchestrator.server.backends import Backends
 
-    backends = Backends(config)
+    backends = Backends(config, mcp_tools)
     backends.warm_up()
     app = create_app(config, backends)
     shown = f"[{host}]" if ":" in host else host
     err_console.print(
         f"[bold]orchestrator serve[/] on {escape(f'http://{shown}:{port}/v1')} - models: "
-        f"{escape(', '.join(backends.kinds()))}"
+        f"{escape(', '.join(backends.kinds()))}; agent tools: "
+        f"{escape(', '.join(t.name for t in backends.tools))}"
         + ("" if config.api_key else " [dim](no API key: loopback only)[/]")
     )
     uvicorn.run(app, **uvicorn_options(config))

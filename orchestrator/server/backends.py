@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ ENDPOINT_KINDS = {
 class Backends:
     """Everything the endpoints generate with (see the module docstring)."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, mcp_tools: Sequence[Any] = ()) -> None:
+        """``mcp_tools``: tools of ``--mcp-config`` servers, started (and owned) by the caller
+        before the model loads, so a bad config fails fast."""
         from orchestrator.llama.chat import ChatLlamaCpp
         from orchestrator.llama.llm import LlamaCpp
 
@@ -47,7 +50,7 @@ class Backends:
         self.agent_llm = LlamaCpp(
             model_path=self.chat.model_path, max_tokens=256, temperature=0.0, seed=0
         )
-        self.tools = self._load_tools()
+        self.tools = self._load_tools() + list(mcp_tools)
         self._embedder: Any = None
         self._embed_lock = threading.Lock()
         self._store: Any = None
@@ -95,7 +98,8 @@ class Backends:
         return found
 
     def cards(self) -> list[dict[str, Any]]:
-        """``/v1/models`` entries."""
+        """``/v1/models`` entries; the agent's names the tools it can call."""
+        tools = {"tools": [t.name for t in self.tools]}
         return [
             {
                 "id": model_id,
@@ -103,6 +107,7 @@ class Backends:
                 "created": self.created,
                 "owned_by": "orchestrator",
                 "kind": kind,
+                **(tools if kind == "agent" else {}),
             }
             for model_id, kind in self.kinds().items()
         ]

@@ -24,6 +24,9 @@ class ServerConfig:
     index: Path | None = None
     """Index directory for ``model: "rag"`` and the knowledge_base tool."""
     tools: tuple[str, ...] = ("calculator",)
+    """Built-in tools of ``model: "agent"`` (may be empty with ``mcp_config``)."""
+    mcp_config: Path | None = None
+    """``mcpServers`` file whose tools the agent also gets (started by the caller)."""
     api_key: str | None = None
     store: Path | None = None
     """Session store file for ``session_id`` (default: the data dir's sessions.db)."""
@@ -44,7 +47,7 @@ class ServerConfig:
                 f"{self.max_tokens_limit}",
                 fix="lower the default or raise the limit",
             )
-        if not self.tools:
+        if not self.tools and self.mcp_config is None:
             raise OptionError("--tools is empty", fix=f"choose from {', '.join(SERVER_TOOLS)}")
         for name in self.tools:
             if name not in SERVER_TOOLS:

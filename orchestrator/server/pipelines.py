@@ -5,8 +5,9 @@ Each reads the last user message of the request and runs the same chain the CLI 
 besides the answer goes into extra response fields:
 
 - ``rag``: the answer cites ``[n]``; ``sources`` (the numbered sources) and ``citations``;
-- ``agent``: ``steps`` (thought, action, action_input, observation) and ``stopped_because``;
-  a stream sends each step as it happens in a ``step`` field;
+- ``agent``: ``steps`` (thought, action, action_input, observation), ``stopped_because`` and
+  ``tools`` (the names of the tools it could call); a stream sends each step as it happens in
+  a ``step`` field;
 - ``story``: ``story`` (summary, title, character, story); the message is the story.
 
 Token usage is the sum over every model call the pipeline made.
@@ -97,7 +98,12 @@ def agent_pieces(
                 _copy(usage.tokens, tokens)
                 steps = [{k: s.get(k) for k in _STEP_KEYS} for s in result["steps"]]
                 yield _finish(
-                    usage, {"steps": steps, "stopped_because": result["stopped_because"]}
+                    usage,
+                    {
+                        "steps": steps,
+                        "stopped_because": result["stopped_because"],
+                        "tools": [t.name for t in tools],
+                    },
                 )
 
 
