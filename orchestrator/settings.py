@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import math
 import os
+import time
 from pathlib import Path
 
 from orchestrator.errors import ModelLoadError, OptionError, unknown_option
@@ -44,15 +45,17 @@ def resolve_model_path(model_path: str | os.PathLike[str] | None = None) -> Path
     return Path(chosen).expanduser() if chosen else embedded_model_path()
 
 
-#: Workloads whose thread counts are chosen separately, each with the share of a core that the
-#: load average must claim before that core counts as taken. Measured on 2 cores (docs/
+#: Workloads whose thread counts are chosen separately, each with the share of a core that
+#: other work must be using before that core counts as taken. Measured on 2 cores (docs/
 #: benchmarks.md, "Retrieval speed (issue 14)"): beside a process busy half the time, 2 threads
 #: still embedded 1.45x faster than 1 but generated only 1.07x faster; beside an always-busy
-#: one, 2 threads embedded at 0.75-0.9x and generated at 0.35x. Generation therefore gives a
-#: core up sooner.
+#: one, 2 threads embedded at 0.75-0.9x and generated at 0.35x. Generation gives a core up
+#: sooner.
 THREAD_WORKLOADS = {"generation": 0.5, "batch-embedding": 0.75, "query-embedding": 0.75}
 #: Upper bound kept from the earlier fixed rule (only 2-core machines were measured).
 MAX_THREADS = 8
+#: How long :func:`other_cpu_load` watches the CPUs (once per workload and process).
+SAMPLE_SECONDS = 0.2
 
 
 def available_cores() -> int:
@@ -64,8 +67,9 @@ def available_cores() -> int:
 
 def threads_for_load(cores: int, load: float, workload: str = "generation") -> int:
     """The thread rule: one thread per core that other work leaves free, at least 1, at most
-    :data:`MAX_THREADS`. A core counts as taken once the 1-minute load average claims the
-    workload's share of it (:data:`THREAD_WORKLOADS`): ``cores - floor(load + 1 - share)``.
+    :data:`MAX_THREADS`. ``load`` is how many cores' worth of CPU other processes use; a core
+    counts as taken once they use the workload's share of it (:data:`THREAD_WORKLOADS`):
+    ``cores - floor(load + 1 - share)``.
 
     Why: on an idle 2-core machine two threads embed about 2x and generate about 1.5x faster
     than one, but beside one other CPU-bound process a second thread that waits for a
@@ -80,10 +84,9 @@ def threads_for_load(cores: int, load: float, workload: str = "generation") -> i
 
 def thread_count(workload: str = "generation") -> int:
     """Threads for ``workload`` (a key of :data:`THREAD_WORKLOADS`): ``$ORCHESTRATOR_THREADS``
-    when set, else :func:`threads_for_load` from the load average, chosen when the workload
-    first asks in this process (early, while the process's own share of the load average is
-    small) and kept: a llama.cpp engine and an ONNX Runtime session are built for one count,
-    and choosing again would build them again."""
+    when set, else :func:`threads_for_load` of :func:`other_cpu_load`, chosen when the
+    workload first asks in this process and kept: a llama.cpp engine and an ONNX Runtime
+    session are built for one count, and choosing again would build them again."""
     if workload not in THREAD_WORKLOADS:
         raise unknown_option(workload, THREAD_WORKLOADS, where="thread workload")
     raw = os.environ.get(THREADS_ENV)
@@ -98,14 +101,49 @@ def thread_count(workload: str = "generation") -> int:
 
 @functools.cache
 def _chosen_threads(workload: str) -> int:
-    return threads_for_load(available_cores(), load_average(), workload)
+    return threads_for_load(available_cores(), other_cpu_load(), workload)
 
 
-def load_average() -> float:
-    """The 1-minute load average; where the OS has none (Windows), 1.0: one core is assumed
-    taken, the earlier fixed rule (``cores - 1``)."""
-    getter = getattr(os, "getloadavg", None)
-    return float(getter()[0]) if getter is not None else 1.0
+def other_cpu_load(seconds: float = SAMPLE_SECONDS) -> float:
+    """Cores' worth of CPU that other processes use now: the CPUs' busy time over ``seconds``
+    (Linux ``/proc/stat``) less this process's own. Elsewhere, the 1-minute load average;
+    without one (Windows), 1.0: one core assumed taken, the earlier fixed rule.
+
+    Why sampled rather than the load average: the average trails by a minute. Measured on the
+    shared machine right after other jobs ended, it still read 0.96 while the CPUs were idle,
+    and a rule reading it ran one thread (0.76x of plain sentence-transformers' speed).
+    """
+    try:
+        before, own_before, start = cpu_times(), process_seconds(), time.perf_counter()
+        time.sleep(seconds)
+        after, own_after, wall = cpu_times(), process_seconds(), time.perf_counter() - start
+    except (OSError, ValueError):
+        getter = getattr(os, "getloadavg", None)
+        return float(getter()[0]) if getter is not None else 1.0
+    busy = busy_cores(before, after, available_cores())
+    return max(0.0, busy - (own_after - own_before) / max(wall, 1e-6))
+
+
+def cpu_times(path: str = "/proc/stat") -> tuple[int, int]:
+    """(total, idle) jiffies of all CPUs from the first line of ``/proc/stat``."""
+    with open(path, encoding="ascii") as handle:
+        fields = handle.readline().split()
+    if not fields or fields[0] != "cpu":
+        raise ValueError(f"{path}: no aggregate cpu line")
+    values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(values), values[3] + values[4]
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int], cores: int) -> float:
+    """Cores' worth of busy CPU between two :func:`cpu_times` samples."""
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return 0.0 if total <= 0 else cores * (total - idle) / total
+
+
+def process_seconds() -> float:
+    """CPU seconds this process has used (all its threads)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def default_threads() -> int:

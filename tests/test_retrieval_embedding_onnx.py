@@ -223,3 +223,31 @@ def test_without_onnxruntime_auto_is_sentence_transformers(
     embedder = SentenceTransformerEmbedder()
     assert embedder.engine == "torch" and embedder.name == "all-MiniLM-L6-v2"
     np.testing.assert_allclose(embedder.embed_documents(real_texts()), reference, atol=1e-5)
+
+
+def test_new_indexes_use_int8_and_older_ones_keep_exact_vectors(
+    in_cache: Path, tmp_path: Path
+) -> None:
+    docs = [{"doc_id": str(i), "text": t} for i, t in enumerate(real_texts()[:12])]
+    fresh = build_index(docs, tmp_path / "new", modes=("dense",))
+    assert fresh.manifest["embedding"]["model"] == "all-MiniLM-L6-v2@onnx-int8"
+    exact = build_index(
+        docs, tmp_path / "old", modes=("dense",), embedding=SentenceTransformerEmbedder()
+    )
+    assert exact.manifest["embedding"]["model"] == "all-MiniLM-L6-v2"  # as before this change
+    reopened = open_retriever(tmp_path / "old", mode="dense")
+    assert reopened.searcher.store.embedder.engine == "onnx"  # type: ignore[union-attr]
+    assert reopened.invoke(real_texts()[7], k=1)[0].metadata["doc_id"] == "7"
+
+
+def test_without_onnxruntime_new_indexes_get_exact_vectors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_find_spec = dense_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        dense_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
+    )
+    chosen = dense_module.index_embedder()
+    assert chosen.engine == "torch" and chosen.name == "all-MiniLM-L6-v2"

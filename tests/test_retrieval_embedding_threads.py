@@ -1,7 +1,7 @@
-"""Thread defaults (issue 14): one thread per core the load average leaves free, generation
+"""Thread defaults (issue 14): one thread per core that other work leaves free, generation
 giving a core up sooner than embedding; ``$ORCHESTRATOR_THREADS`` overrides; the choice is made
 once per process and workload; the embedder asks for the single-query count for one text and
-the batch count for several. The load average is faked: no figure here depends on the machine."""
+the batch count for several. The CPU load is faked: no figure here depends on the machine."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from orchestrator.settings import thread_count, threads_for_load
 
 @pytest.fixture()
 def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """No override, 2 cores, a settable fake load average, and no earlier choice."""
+    """No override, 2 cores, a settable fake load from other processes, no earlier choice."""
     monkeypatch.delenv("ORCHESTRATOR_THREADS", raising=False)
     monkeypatch.setattr(settings, "available_cores", lambda: 2)
     load = {"now": 0.0}
-    monkeypatch.setattr(os, "getloadavg", lambda: (load["now"], 0.0, 0.0))
+    monkeypatch.setattr(settings, "other_cpu_load", lambda: load["now"])
     settings._chosen_threads.cache_clear()
     yield load
     settings._chosen_threads.cache_clear()
@@ -55,7 +55,7 @@ def test_the_thread_rule(cores: int, load: float, workload: str, threads: int) -
     assert threads_for_load(cores, load, workload) == threads
 
 
-def test_the_count_follows_the_load_average_when_first_asked(fresh: Any) -> None:
+def test_the_count_follows_the_load_when_first_asked(fresh: Any) -> None:
     fresh["now"] = 0.2
     assert thread_count("batch-embedding") == 2
     assert settings.default_threads() == thread_count("generation") == 2
@@ -83,10 +83,44 @@ def test_an_unknown_workload_is_named() -> None:
     assert "batch-embedding" in (caught.value.fix or "")
 
 
-def test_without_a_load_average_one_core_is_left_free(monkeypatch: pytest.MonkeyPatch) -> None:
+def write_stat(path: Path, user: int, idle: int) -> str:
+    path.write_text(f"cpu  {user} 0 0 {idle} 0 0 0 0 0 0\ncpu0 {user} 0 0 {idle} 0 0 0 0 0 0\n")
+    return str(path)
+
+
+def test_the_load_is_the_busy_cpu_time_of_others(tmp_path: Path) -> None:
+    before = settings.cpu_times(write_stat(tmp_path / "a", user=1000, idle=3000))
+    after = settings.cpu_times(write_stat(tmp_path / "b", user=1150, idle=3050))
+    assert before == (4000, 3000) and after == (4200, 3050)
+    assert settings.busy_cores(before, after, cores=2) == pytest.approx(1.5)  # 150 of 200 busy
+    assert settings.busy_cores(before, before, cores=2) == 0.0
+    (tmp_path / "c").write_text("intr 1 2 3\n")
+    with pytest.raises(ValueError, match="no aggregate cpu line"):
+        settings.cpu_times(str(tmp_path / "c"))
+
+
+def test_this_process_own_cpu_time_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = iter([(0, 0), (200, 0)])  # both cores fully busy during the sample...
+    monkeypatch.setattr(settings, "cpu_times", lambda: next(samples))
+    monkeypatch.setattr(settings, "available_cores", lambda: 2)
+    own = iter([10.0, 10.0 + 2 * settings.SAMPLE_SECONDS])  # ...by this process's 2 threads
+    monkeypatch.setattr(settings, "process_seconds", lambda: next(own))
+    monkeypatch.setattr(settings.time, "sleep", lambda s: None)
+    clock = iter([0.0, settings.SAMPLE_SECONDS])
+    monkeypatch.setattr(settings.time, "perf_counter", lambda: next(clock))
+    assert settings.other_cpu_load() == pytest.approx(0.0)
+
+
+def test_without_proc_stat_the_load_average_then_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable() -> tuple[int, int]:
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(settings, "cpu_times", unreadable)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 0.0, 0.0))
+    assert settings.other_cpu_load() == 2.5
     monkeypatch.delattr(os, "getloadavg")
-    assert settings.load_average() == 1.0
-    assert threads_for_load(4, settings.load_average(), "generation") == 3
+    assert settings.other_cpu_load() == 1.0  # Windows: one core assumed taken
+    assert threads_for_load(4, 1.0, "generation") == 3
 
 
 class RecordingEncoder:

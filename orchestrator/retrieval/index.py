@@ -24,6 +24,7 @@ from orchestrator.retrieval.dense import (
     SentenceTransformerEmbedder,
     UnavailableEmbedder,
     choose_kind,
+    index_embedder,
 )
 from orchestrator.retrieval.ingest import Chunker, ChunkerConfig
 from orchestrator.retrieval.progress import progress_task
@@ -102,7 +103,7 @@ class IndexStore:
         chosen = check_modes(modes)
         choose_kind(index_kind, 0)
         dense = "dense" in chosen
-        embedder = (embedder or SentenceTransformerEmbedder()) if dense else None
+        embedder = (embedder or index_embedder()) if dense else None
         manifest: dict[str, Any] = {
             "format": st.FORMAT_NAME,
             "format_version": st.FORMAT_VERSION,
