@@ -9,6 +9,7 @@ These figures choose ``orchestrator.settings.threads_for_load`` (docs/benchmarks
 
 Usage: python benchmarks/embedding_threads.py [--rounds 3] [--texts 24] [--queries 20]
        [--tokens 48] [--conditions idle,half,loaded] [--workloads batch,query,generation]
+       (``--workloads sizes`` compares texts per ONNX Runtime call)
 """
 
 from __future__ import annotations
@@ -125,6 +126,17 @@ def workloads(args: argparse.Namespace) -> dict[str, Callable[[int], float]]:
                     return rate(lambda: len(model.embed_documents(texts)))
 
             out[f"batch {backend} (chunks/s)"] = batch
+    if "sizes" in wanted:  # texts per ONNX Runtime call (ONNX_BATCH)
+        for backend in ("onnx", "onnx-int8"):
+            for size in (1, 4, 16, 32):
+                model = SentenceTransformerEmbedder(backend=backend, batch_size=size)
+                model.embed_documents(texts[:2])
+
+                def sized(n: int, model: Any = model) -> float:
+                    with threads_env(n):
+                        return rate(lambda: len(model.embed_documents(texts)))
+
+                out[f"batch {backend} size {size} (chunks/s)"] = sized
     if "query" in wanted:
         for backend in ("onnx", "onnx-int8"):
             model = SentenceTransformerEmbedder(backend=backend)

@@ -8,6 +8,7 @@ vectors mean. Query embedding is real (MiniLM) and included in every dense/hybri
 The synthetic chunk texts are drawn from Cranfield's word distribution.
 
 Usage: python benchmarks/retrieval_speed.py [--chunks 100000] [--rank-bm25-queries 10]
+       [--only-queries]  (issue 14: short and ~60-word queries, thread rule vs 1 thread)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from embedding_threads import long_queries
 from retrieval_common import CACHE, CRANFIELD, CachedQueries, cranfield_index, machine
 
 from orchestrator.retrieval import IndexStore, load_beir, open_retriever
@@ -72,6 +74,44 @@ def embedding_split(path: Any, queries: list[str]) -> dict[str, Any]:
     finally:
         faiss.omp_set_num_threads(before)
         store.embedder = embedder
+    return out
+
+
+def query_lengths(path: Any, short: list[str], long: list[str]) -> dict[str, Any]:
+    """Issue 14: p50/p95 per mode for short (Cranfield) and ~60-word queries, query embedding
+    included, with the project's own thread rule (``$ORCHESTRATOR_THREADS`` unset, a fresh
+    choice) and with one thread (what the rule picks beside a busy process); and the same
+    hybrid queries on the old path (sentence-transformers embedding, exact-vector index from
+    ``retrieval_embedding.py``) when that index exists."""
+    import os
+
+    from orchestrator.retrieval.dense import SentenceTransformerEmbedder
+    from orchestrator.settings import _chosen_threads, other_cpu_load, thread_count
+
+    pinned = os.environ.pop("ORCHESTRATOR_THREADS", None)
+    out: dict[str, Any] = {"other_cpu_load": round(other_cpu_load(0.5), 2)}
+    old_index = CACHE / "embedding-torch"
+    try:
+        for setting in ("rule", "1"):
+            _chosen_threads.cache_clear()
+            if setting == "1":
+                os.environ["ORCHESTRATOR_THREADS"] = "1"
+            threads = thread_count("query-embedding")
+            for name, queries in (("short", short), ("long", long)):
+                for mode in ("bm25", "dense", "hybrid"):
+                    key = f"{mode} {name}, {threads} thread(s)"
+                    out[key] = latencies(open_retriever(path, mode=mode), queries)
+                if (old_index / "manifest.json").is_file():
+                    torch = SentenceTransformerEmbedder(backend="torch")
+                    old = open_retriever(old_index, mode="hybrid", embedding=torch)
+                    out[f"old path hybrid {name}, {threads} thread(s)"] = latencies(old, queries)
+            print(json.dumps(out, indent=1), flush=True)
+    finally:
+        _chosen_threads.cache_clear()
+        if pinned is None:
+            os.environ.pop("ORCHESTRATOR_THREADS", None)
+        else:
+            os.environ["ORCHESTRATOR_THREADS"] = pinned
     return out
 
 
@@ -152,12 +192,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--rank-bm25-queries", type=int, default=10)
+    parser.add_argument(
+        "--only-queries", action="store_true", help="Only the short/long query latencies."
+    )
     args = parser.parse_args()
     print(machine(), flush=True)
     data = load_beir(CRANFIELD)
     queries = list(data.queries.values())
     report: dict[str, Any] = {"machine_start": machine()}
     path, _ = cranfield_index()
+    report["query_lengths"] = query_lengths(path, queries[:100], long_queries(100))
+    if args.only_queries:
+        report["machine_end"] = machine()
+        (CACHE / "retrieval_speed_queries.json").write_text(json.dumps(report, indent=1))
+        return
     report["cranfield"] = {
         mode: latencies(open_retriever(path, mode=mode), queries[:100])
         for mode in ("bm25", "dense", "hybrid")

@@ -152,3 +152,20 @@ def test_the_cache_directory_follows_the_environment(
     assert settings.cache_home() == tmp_path
     monkeypatch.delenv("ORCHESTRATOR_CACHE")
     assert settings.cache_home() == Path("~/.cache/orchestrator").expanduser()
+
+
+def test_faiss_searches_one_query_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faiss
+
+    monkeypatch.setattr(dense, "thread_count", lambda workload: 2)
+    before = faiss.omp_get_max_threads()
+    try:
+        vectors = np.eye(4, dtype=np.float32)
+        index = dense.FaissVectorIndex.build("flat", np.arange(4), vectors)
+        assert faiss.omp_get_max_threads() == 2  # building: the batch count
+        index.search(vectors[:1], 2)
+        assert faiss.omp_get_max_threads() == 1
+        index.search(vectors, 2)
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -44,8 +44,10 @@ EMBEDDING_BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "torch-int8")
 EXACT_BACKENDS = ("auto", "onnx", "torch")
 ONNX_BACKENDS = ("onnx", "onnx-int8")
 #: Texts per ONNX Runtime call: sorted by length, small batches carry almost no padding and
-#: keep activations in cache (measured faster than 8 or 32; docs/benchmarks.md).
-ONNX_BATCH = 4
+#: keep activations in cache (fp32: 4 measured 2x faster than 32, sentence-transformers'
+#: default). int8 runs one text per call: dynamic quantisation scales activations per call, so
+#: only then is a text's vector independent of the texts beside it (and 1 was fastest too).
+ONNX_BATCH = {"onnx": 4, "onnx-int8": 1}
 #: From this many chunks ``index_kind="auto"`` picks HNSW instead of exact search.
 AUTO_ANN_THRESHOLD = 50_000
 REBUILD_FIX = "rebuild the index: orchestrator index PATH... --index DIR"
@@ -68,8 +70,8 @@ class SentenceTransformerEmbedder:
     ``backend`` is one of :data:`EMBEDDING_BACKENDS` (see the module doc): ``auto`` runs
     sentence-transformers' exact vectors through ONNX Runtime when it can, ``torch-int8``
     applies PyTorch dynamic int8 quantisation to the Linear layers, ``onnx-int8`` ONNX
-    Runtime's. ``batch_size`` is per model call (default: 32 for torch, :data:`ONNX_BATCH`
-    for ONNX Runtime).
+    Runtime's. ``batch_size`` is texts per model call (default: 32 for torch,
+    :data:`ONNX_BATCH` for ONNX Runtime).
     """
 
     def __init__(
@@ -93,8 +95,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def batch_size(self) -> int:
-        default = ONNX_BATCH if self.engine in ONNX_BACKENDS else 32
-        return self._batch_size or default
+        return self._batch_size or ONNX_BATCH.get(self.engine, 32)
 
     @cached_property
     def model_dir(self) -> Path | None:
@@ -274,12 +275,14 @@ def _torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _faiss(workload: str = "batch-embedding") -> Any:
-    """FAISS, with its OpenMP threads set for ``workload`` like the embedder's: a 1.8k-vector
-    flat search took 16 ms with 2 threads on the loaded 2-core machine and 0.07 ms with one."""
+def _faiss(workload: str | None = "batch-embedding") -> Any:
+    """FAISS, with its OpenMP threads set for ``workload`` like the embedder's, or one thread
+    (``None``, a single-query search): a 1.8k-vector search takes 0.07 ms on one thread,
+    while two threads made the whole hybrid pipeline slower (p50 15 ms against 8-10 ms with
+    ONNX Runtime's workers spinning beside them; 16 ms a search on the loaded machine)."""
     import faiss
 
-    threads = thread_count(workload)
+    threads = thread_count(workload) if workload else 1
     if faiss.omp_get_max_threads() != threads:
         faiss.omp_set_num_threads(threads)
     return faiss
@@ -377,7 +380,7 @@ class FaissVectorIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (n_queries, k); missing slots have id -1."""
         k = min(k, len(self))
-        _faiss("query-embedding" if len(queries) <= 1 else "batch-embedding")
+        _faiss(None if len(queries) <= 1 else "batch-embedding")
         if k <= 0:
             n = len(queries)
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
