@@ -99,6 +99,8 @@ def test_int8_vectors_are_close_and_named_apart(in_cache: Path, tmp_path: Path) 
     assert np.abs(exact - quantised).max() > 1e-4  # really quantised, hence its own name
     alone = int8.embed_documents([texts[2]])[0]  # one text per call: no neighbour effect
     np.testing.assert_array_equal(alone, quantised[2])
+    spread = int8.encoder.encode(texts, threads=2, batch_size=1)  # two workers, same vectors
+    np.testing.assert_array_equal(spread, int8.encoder.encode(texts, threads=1, batch_size=1))
     index = tmp_path / "index"
     docs = [{"doc_id": str(i), "text": t} for i, t in enumerate(texts)]
     build_index(docs, index, modes=("dense",), embedding=int8)

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,18 +318,35 @@ class OnnxEncoder:
         tokenizer.enable_truncation(max_length=layout.max_length)
         self.tokenizer = tokenizer
 
-    def encode(self, texts: Sequence[str], *, threads: int, batch_size: int = 4) -> np.ndarray:
-        """float32 vectors of shape (len(texts), hidden size), in input order."""
+    def encode(
+        self, texts: Sequence[str], *, threads: int, batch_size: int = 4, spread: bool = True
+    ) -> np.ndarray:
+        """float32 vectors of shape (len(texts), hidden size), in input order.
+
+        With several threads and several batches (``spread``), each thread runs whole batches
+        on a single-threaded session, instead of every batch being split across threads:
+        small batches leave little to split, and a text's vector stays the same either way.
+        """
         out = np.zeros((len(texts), self.layout.hidden_size), np.float32)
         if not texts:
             return out
-        runner = session(self.onnx_file, threads)
         items = [t.lower() for t in texts] if self.layout.lower_case else list(texts)
         encodings = self.tokenizer.encode_batch(items)
         order = sorted(range(len(items)), key=lambda i: len(encodings[i].ids), reverse=True)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            out[rows] = self._run(runner, [encodings[i].ids for i in rows])
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        workers = min(threads, len(batches)) if spread else 1
+        runner = session(self.onnx_file, 1 if workers > 1 else threads)
+
+        def run(rows: list[int]) -> np.ndarray:
+            return self._run(runner, [encodings[i].ids for i in rows])
+
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix="onnx-embed") as pool:
+                vectors = list(pool.map(run, batches))
+        else:
+            vectors = [run(rows) for rows in batches]
+        for rows, block in zip(batches, vectors, strict=True):
+            out[rows] = block
         return out
 
     def _run(self, runner: Any, token_ids: list[list[int]]) -> np.ndarray:
