@@ -221,10 +221,11 @@ def index_embedder() -> SentenceTransformerEmbedder:
     """The embedder an index is built with when none is given: the bundled model through ONNX
     Runtime in int8 where ONNX Runtime can run it, else its exact vectors (sentence-
     transformers). Why int8 here and not for every embedding: index builds embed thousands of
-    chunks, and on Cranfield int8 kept the default hybrid pipeline's MAP within 0.5% of fp32
-    (0.3749 vs 0.3764) while embedding about 2x faster than fp32 ONNX and over 3x faster than
-    plain sentence-transformers (docs/benchmarks.md); the index records the backend, so its
-    queries use int8 too. Other callers (the server's /v1/embeddings) keep exact vectors.
+    chunks, and on Cranfield int8 kept the default hybrid pipeline's MAP within 0.6% of the
+    exact vectors (0.3742 vs 0.3764) while embedding 2.2x (idle) to 2.4x (loaded) faster than
+    plain sentence-transformers, where exact ONNX vectors reach 1.4-1.6x (docs/benchmarks.md,
+    "Retrieval speed (issue 14)"). The index records the backend, so its queries use int8
+    too. Other callers (the server's /v1/embeddings) keep exact vectors.
     """
     exact = SentenceTransformerEmbedder()
     return SentenceTransformerEmbedder(backend="onnx-int8") if exact.engine == "onnx" else exact
