@@ -29,6 +29,7 @@ from orchestrator.memory.sqlite_store import (
     default_store_path,
 )
 from orchestrator.memory.summary import ConversationSummaryMemory, default_summary_prompt
+from orchestrator.memory.summary_buffer import ConversationSummaryBufferMemory
 
 #: LangChain's name for the base class of chat memories.
 BaseChatMemory = ConversationMemory
@@ -40,6 +41,7 @@ __all__ = [
     "ConversationBufferMemory",
     "ConversationBufferWindowMemory",
     "ConversationMemory",
+    "ConversationSummaryBufferMemory",
     "ConversationSummaryMemory",
     "ConversationTokenBufferMemory",
     "InProcessHistory",

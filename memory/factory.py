@@ -15,13 +15,18 @@ from orchestrator.memory.buffers import (
     ConversationTokenBufferMemory,
 )
 from orchestrator.memory.summary import ConversationSummaryMemory
+from orchestrator.memory.summary_buffer import ConversationSummaryBufferMemory
 
 MEMORY_KINDS: dict[str, type[ConversationMemory]] = {
     "buffer": ConversationBufferMemory,
     "window": ConversationBufferWindowMemory,
     "summary": ConversationSummaryMemory,
     "tokens": ConversationTokenBufferMemory,
+    "summary-buffer": ConversationSummaryBufferMemory,
 }
+#: Kinds that take a token limit (``max_token_limit``), and kinds that need ``llm=``.
+TOKEN_LIMITED = ("tokens", "summary-buffer")
+NEEDS_LLM = ("summary", "tokens", "summary-buffer")
 
 
 def create_memory(
@@ -33,11 +38,13 @@ def create_memory(
     chat_memory: BaseChatMessageHistory | None = None,
     **options: Any,
 ) -> ConversationMemory:
-    """A memory of ``kind`` (buffer, window, summary, tokens) over ``chat_memory``.
+    """A memory of ``kind`` (buffer, window, summary, tokens, summary-buffer) over
+    ``chat_memory``.
 
-    ``k`` is for ``window`` only, ``max_token_limit`` for ``tokens`` only; ``llm`` is needed by
-    ``summary`` (writes the summary) and ``tokens`` (counts tokens). Other options go to the
-    class (``return_messages=True``, ``memory_key=...``).
+    ``k`` is for ``window`` only, ``max_token_limit`` for ``tokens`` and ``summary-buffer``;
+    ``llm`` is needed by ``summary`` (writes the summary), ``tokens`` (counts tokens) and
+    ``summary-buffer`` (both). Other options go to the class (``return_messages=True``,
+    ``memory_key=...``).
     """
     cls = MEMORY_KINDS.get(kind)
     if cls is None:
@@ -52,16 +59,16 @@ def create_memory(
             f"k applies to the window memory only, not {kind!r}",
             fix="drop k, or use the window memory",
         )
-    if max_token_limit is not None and kind != "tokens":
+    if max_token_limit is not None and kind not in TOKEN_LIMITED:
         raise OptionError(
-            f"a token limit applies to the tokens memory only, not {kind!r}",
-            fix="drop the token limit, or use the tokens memory",
+            f"a token limit applies to the tokens and summary-buffer memories only, not {kind!r}",
+            fix="drop the token limit, or use the tokens or summary-buffer memory",
         )
     if k is not None:
         options["k"] = k
     if max_token_limit is not None:
         options["max_token_limit"] = max_token_limit
-    if kind in ("summary", "tokens"):
+    if kind in NEEDS_LLM:
         if llm is None:
             raise OptionError(f"the {kind} memory needs llm=", fix="pass the model")
         options["llm"] = llm

@@ -14,6 +14,7 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, SystemMessage, get_buffer_string
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate
+from langchain_core.runnables import Runnable
 from pydantic import PrivateAttr, model_validator
 
 from orchestrator.errors import OptionError
@@ -105,11 +106,24 @@ class ConversationSummaryMemory(ConversationMemory):
 
         The conversation is user text: its values are defused whatever the prompt's class, so
         a message quoting ``<|im_start|>`` cannot open a turn in the summarizer's prompt."""
+        chain, values = self._summary_call(messages, existing_summary)
+        return str(chain.invoke(values)).strip()
+
+    async def apredict_new_summary(
+        self, messages: list[BaseMessage], existing_summary: str
+    ) -> str:
+        """:meth:`predict_new_summary` through the model's async path (same prompt and values)."""
+        chain, values = self._summary_call(messages, existing_summary)
+        return str(await chain.ainvoke(values)).strip()
+
+    def _summary_call(
+        self, messages: list[BaseMessage], existing_summary: str
+    ) -> tuple[Runnable[dict[str, Any], str], dict[str, Any]]:
+        """The summarizer chain and its defused values (one place for sync and async)."""
         new_lines = get_buffer_string(messages, self.human_prefix, self.ai_prefix)
         assert self.prompt is not None
         chain = self.prompt | self.llm | StrOutputParser()
-        values = safe_values(self.llm, {"summary": existing_summary, "new_lines": new_lines})
-        return str(chain.invoke(values)).strip()
+        return chain, safe_values(self.llm, {"summary": existing_summary, "new_lines": new_lines})
 
     def _catch_up(self) -> SummaryState:
         """Summarize stored messages the summary does not cover yet (after a crash, a restart

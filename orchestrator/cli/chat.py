@@ -97,14 +97,14 @@ class ChatState:
         )
 
     def _token_limit(self) -> int | None:
-        if self.options.memory != "tokens":
+        if self.options.memory not in ("tokens", "summary-buffer"):
             return None
         if self.options.memory_tokens is not None:
             return self.options.memory_tokens
         if not hasattr(self.llm, "engine_key"):
             raise OptionError(
-                "the tokens memory needs a budget: the served model's context size is not "
-                "known here",
+                f"the {self.options.memory} memory needs a budget: the served model's context "
+                "size is not known here",
                 fix="add --memory-tokens N (counts are approximate for a served model)",
             )
         n_ctx = self.llm.engine_key().n_ctx
@@ -276,7 +276,8 @@ def register(app: typer.Typer) -> None:
 def chat(
     model: ModelOpt = None,
     memory: Annotated[
-        str, typer.Option("--memory", help="buffer, window, summary or tokens.")
+        str,
+        typer.Option("--memory", help="buffer, window, summary, tokens or summary-buffer."),
     ] = "buffer",
     k: Annotated[int | None, typer.Option("--k", help="Exchanges the window memory keeps.")] = None,
     max_tokens: MaxTokensOpt = 256,
@@ -288,7 +289,12 @@ def chat(
         Path | None, typer.Option("--store", help="Session file (default: data dir/sessions.db).")
     ] = None,
     memory_tokens: Annotated[
-        int | None, typer.Option("--memory-tokens", help="History budget of the tokens memory.")
+        int | None,
+        typer.Option(
+            "--memory-tokens",
+            help="History budget (tokens) of the tokens and summary-buffer memories; default: "
+            "half the context left after the answer.",
+        ),
     ] = None,
     n_ctx: Annotated[int | None, typer.Option("--n-ctx", min=16, help="Context window.")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0)] = 0.7,
