@@ -54,6 +54,18 @@ def _legacy(name: str) -> Any:
     return getattr(module, cls[name])()
 
 
+def _citation(kind: str, judge: Any) -> Any:
+    from orchestrator.evals.citations import build_citation_metric
+
+    return build_citation_metric(f"citation_{kind}", judge)
+
+
+def _quality(name: str, judge: Any) -> Any:
+    from orchestrator.evals.quality import build_quality_metric
+
+    return build_quality_metric(name, judge)
+
+
 _Q, _A, _R = "user_input", "response", "reference"
 _C, _RC = "retrieved_contexts", "reference_contexts"
 
@@ -85,6 +97,21 @@ RAG_METRICS: dict[str, RagMetric] = {
     "chrf": RagMetric((_R, _A), lambda j, e: _collections().CHRFScore()),
     "semantic_similarity": RagMetric(
         (_R, _A), lambda j, e: _collections().SemanticSimilarity(embeddings=e), uses_embeddings=True
+    ),
+    # The book's answer metrics (ALCE citations; Liu et al. fluency and perceived utility):
+    # evals/citations.py and evals/quality.py, each with its non-LLM baseline where one exists.
+    "citation_recall": RagMetric((_A, _C), lambda j, e: _citation("recall", j), uses_llm=True),
+    "citation_precision": RagMetric(
+        (_A, _C), lambda j, e: _citation("precision", j), uses_llm=True
+    ),
+    "citation_recall_lexical": RagMetric((_A, _C), lambda j, e: _citation("recall_lexical", j)),
+    "citation_precision_lexical": RagMetric(
+        (_A, _C), lambda j, e: _citation("precision_lexical", j)
+    ),
+    "fluency": RagMetric((_A,), lambda j, e: _quality("fluency", j), uses_llm=True),
+    "fluency_perplexity": RagMetric((_A,), lambda j, e: _quality("fluency_perplexity", j)),
+    "perceived_utility": RagMetric(
+        (_Q, _A), lambda j, e: _quality("perceived_utility", j), uses_llm=True
     ),
 }
 LLM_METRICS = tuple(n for n, m in RAG_METRICS.items() if m.uses_llm)
