@@ -124,7 +124,12 @@ def check_metrics(names: Sequence[str]) -> list[str]:
         raise OptionError("no RAG metric given", fix=f"choose from {', '.join(RAG_METRICS)}")
     for name in names:
         if name not in RAG_METRICS:
-            raise unknown_option(name, RAG_METRICS, where="RAG metrics")
+            error = unknown_option(name, RAG_METRICS, where="RAG metrics")
+            if error.fix.startswith("did you mean"):  # the whole table, not only the guess
+                error = OptionError(
+                    error.message, fix=f"{error.fix} known: {', '.join(RAG_METRICS)}"
+                )
+            raise error
     return list(dict.fromkeys(names))
 
 

@@ -33,6 +33,28 @@ JUDGE_NOTE = (
 
 TEMPLATE = "report.html.j2"
 
+#: What each of the book's answer metrics (issue 13) means, listed under a report's table.
+ANSWER_METRIC_NOTES = {
+    "citation_recall": "share of answer statements whose cited passages entail them (ALCE, "
+    "Gao et al. 2023); entailment judged by the local judge, where ALCE used an NLI model",
+    "citation_precision": "share of citations that are needed: the passage alone entails its "
+    "statement, or the other cited passages do not without it (ALCE); judged locally",
+    "citation_recall_lexical": "citation recall with a lexical entailment proxy (ROUGE-1 "
+    "recall of the statement in its passages >= 0.7): the non-LLM baseline",
+    "citation_precision_lexical": "citation precision with the same lexical proxy",
+    "fluency": "judged 1-5 agreement that the answer is fluent and cohesive (Liu et al. "
+    "2023), normalised (rating - 1) / 4",
+    "fluency_perplexity": "non-LLM fluency baseline: 1 - ln(perplexity) / ln(vocabulary) of "
+    "the answer under the local model",
+    "perceived_utility": "judged 1-5 agreement that the answer helps with the question (Liu "
+    "et al. 2023), normalised; no non-LLM baseline exists",
+}
+#: Pairs drawn as recall-vs-precision scatter plots, one point per sample.
+CITATION_PAIRS = (
+    ("citation_recall", "citation_precision"),
+    ("citation_recall_lexical", "citation_precision_lexical"),
+)
+
 
 def _gated(metrics: Sequence[str]) -> list[str]:
     return [m for m in metrics if not m.startswith("num_")]
@@ -109,6 +131,30 @@ def _pr_curve(results: Mapping[str, Any]) -> bytes:
     return _png(fig)
 
 
+def _pairs(config: Mapping[str, Any], x: str, y: str) -> list[tuple[float, float]]:
+    scored = (s["scores"] for s in config["samples"])
+    return [(s[x], s[y]) for s in scored if x in s and y in s]
+
+
+def _citations(results: Mapping[str, Any], pairs: list[tuple[str, str]]) -> bytes:
+    """Citation recall against precision, one point per sample, a panel per entailment."""
+    fig = _figure(4.6 * len(pairs), 4)
+    axes = fig.subplots(1, len(pairs), squeeze=False)[0]
+    for ax, (x, y) in zip(axes, pairs, strict=True):
+        for config in results["configurations"]:
+            points = _pairs(config, x, y)
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.scatter(xs, ys, alpha=0.6, label=config["name"])
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize="small")
+    fig.suptitle("citations per sample (ALCE)")
+    return _png(fig)
+
+
 def figures(results: Mapping[str, Any]) -> dict[str, bytes]:
     """The report's plots as PNG bytes, by file name."""
     metrics = _gated(results["metrics"])
@@ -118,7 +164,15 @@ def figures(results: Mapping[str, Any]) -> dict[str, bytes]:
     }
     if results["kind"] == "retrieval":
         out["pr_curve.png"] = _pr_curve(results)
+    pairs = [p for p in CITATION_PAIRS if set(p) <= set(metrics)]
+    if results["kind"] == "rag" and pairs:
+        out["citations.png"] = _citations(results, pairs)
     return out
+
+
+def metric_notes(metrics: Sequence[str]) -> list[str]:
+    """``- name: meaning`` lines for the answer metrics among ``metrics``."""
+    return [f"- `{m}`: {ANSWER_METRIC_NOTES[m]}" for m in metrics if m in ANSWER_METRIC_NOTES]
 
 
 def _number(value: float | None) -> str:
@@ -184,6 +238,8 @@ def markdown(
         "",
     ]
     if results["kind"] == "rag":
+        notes = metric_notes(results["metrics"])
+        lines += ["## Answer metrics", "", *notes, ""] if notes else []
         lines += [f"> {JUDGE_NOTE}", ""]
         fails = _failures(results)
         if fails:

@@ -10,6 +10,11 @@ file and line, with the closest valid key. Paths inside a suite are relative to 
       - {name: bm25, mode: bm25}
       - {name: hybrid, mode: hybrid}
     thresholds: {map: 0.2}
+
+A RAG suite (a ``.jsonl`` dataset) takes the names of ``evals.rag.RAG_METRICS``: the Ragas
+metrics and the book's answer metrics ``citation_recall``, ``citation_precision``,
+``fluency``, ``perceived_utility`` with their baselines ``citation_recall_lexical``,
+``citation_precision_lexical`` and ``fluency_perplexity``.
 """
 
 from __future__ import annotations

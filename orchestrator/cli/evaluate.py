@@ -146,7 +146,14 @@ def rag(
         Path | None, typer.Option("--index", help="Index answering samples without response.")
     ] = None,
     metrics: Annotated[
-        str, typer.Option("--metrics", help="Ragas metrics, comma separated.")
+        str,
+        typer.Option(
+            "--metrics",
+            help="Comma separated: Ragas metrics, the book's citation_recall, "
+            "citation_precision, fluency, perceived_utility, and their non-LLM baselines "
+            "(citation_recall_lexical, citation_precision_lexical, fluency_perplexity); an "
+            "unknown name lists them all.",
+        ),
     ] = "faithfulness,answer_relevancy,context_precision,context_recall",
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = "none",
