@@ -3,6 +3,9 @@
 The book's agent code runs with only its import lines changed::
 
     from orchestrator.agents import AgentExecutor, Tool, create_react_agent, load_tools
+
+``agentic_rag({name: (retriever, description)}, llm)`` is the book's agentic RAG: a ReAct agent
+with one knowledge-base tool per index, answering with ``[n]`` citations of what it read.
 """
 
 from __future__ import annotations
@@ -10,6 +13,14 @@ from __future__ import annotations
 from langchain_core.agents import AgentAction, AgentFinish, AgentStep
 from langchain_core.tools import BaseTool, Tool, tool
 
+from orchestrator.agents.agentic_rag import (
+    AgenticRAG,
+    CitingKnowledgeTool,
+    KnowledgeIndex,
+    PassageLedger,
+    agentic_rag,
+    agentic_rag_prompt,
+)
 from orchestrator.agents.events import AgentTrace, StepRecord, VerbosePrinter
 from orchestrator.agents.executor import AgentExecutor, AgentParseError
 from orchestrator.agents.react import ReActAgent, create_react_agent, format_scratchpad
@@ -32,15 +43,21 @@ __all__ = [
     "AgentParseError",
     "AgentStep",
     "AgentTrace",
+    "AgenticRAG",
     "BaseTool",
     "CalculatorError",
     "CalculatorTool",
+    "CitingKnowledgeTool",
     "DuckDuckGoSearchResults",
     "KnowledgeBaseTool",
+    "KnowledgeIndex",
+    "PassageLedger",
     "ReActAgent",
     "StepRecord",
     "Tool",
     "VerbosePrinter",
+    "agentic_rag",
+    "agentic_rag_prompt",
     "calculate",
     "create_react_agent",
     "format_scratchpad",

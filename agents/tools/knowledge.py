@@ -6,6 +6,7 @@ built by ``orchestrator.retrieval.build_index`` (hybrid dense + BM25 search).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from langchain_core.callbacks import CallbackManagerForToolRun
@@ -22,10 +23,15 @@ KNOWLEDGE_BASE_DESCRIPTION = (
 )
 
 
-def format_passages(docs: list[Document], max_chars: int) -> str:
-    """Numbered passages with their document ids, each cut to ``max_chars``."""
+def format_passages(
+    docs: list[Document], max_chars: int, numbers: Sequence[int] | None = None
+) -> str:
+    """Numbered passages with their document ids, each cut to ``max_chars``.
+
+    ``numbers``: the label of each passage (default 1, 2, ...), e.g. numbers kept across
+    several searches so an answer's ``[n]`` names one passage of the whole run."""
     lines = []
-    for n, doc in enumerate(docs, start=1):
+    for n, doc in zip(numbers or range(1, len(docs) + 1), docs, strict=True):
         text = " ".join(doc.page_content.split())
         if len(text) > max_chars:
             text = text[:max_chars].rstrip() + "..."
@@ -51,6 +57,11 @@ class KnowledgeBaseTool(BaseTool):
         if not query:
             return "The knowledge base needs a query: pass a question or keywords."
         docs = self.retriever.invoke(query)[: self.k]
+        return self.observe(query, docs)
+
+    def observe(self, query: str, docs: list[Document]) -> str:
+        """What the agent reads for ``query``: the passages found, numbered (a subclass may
+        number them across a run and record the search, see ``agents.agentic_rag``)."""
         if not docs:
             return f"The knowledge base has nothing about {query!r}."
         return format_passages(docs, self.max_chars)
