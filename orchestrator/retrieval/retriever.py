@@ -1,6 +1,11 @@
-"""The public API: ``build_index``, ``open_retriever`` and the LangChain retriever.
+"""The public API: ``build_index``, ``update_index``, ``open_retriever`` and the retriever.
 
-``IndexRetriever`` is a ``BaseRetriever`` over an index directory; ``invoke(query, k=N)`` and
+Two backends, one pipeline: a local index directory (FAISS + BM25 files), or, with
+``dsn="postgresql://..."``, an index *named* by the same argument inside PostgreSQL with
+pgvector (:mod:`orchestrator.retrieval.postgres`). Search, fusion, feedback, rerank and the
+metadata contract are the same for both.
+
+``IndexRetriever`` is a ``BaseRetriever`` over an index; ``invoke(query, k=N)`` and
 ``search_many(queries, k)`` return ``Document``s whose metadata always holds ``doc_id``,
 ``chunk_id``, ``source`` and ``score`` (higher is better), plus the stage scores
 (``similarity``, ``bm25``, ``fused``, ``rerank``) that produced it.
@@ -39,7 +44,7 @@ from orchestrator.retrieval.ingest import (
 from orchestrator.retrieval.rerank import get_reranker
 from orchestrator.retrieval.search import Searcher, search_config
 from orchestrator.retrieval.storage import stamp as stamp_of
-from orchestrator.retrieval.types import Embedder, Hit
+from orchestrator.retrieval.types import Chunk, Embedder, Hit, SourceDocument
 
 _STORES: dict[tuple[str, Any, str], IndexStore] = {}
 _STORES_LOCK = threading.Lock()
@@ -71,15 +76,55 @@ def build_index(
     bm25: BM25Params | None = None,
     progress: bool = False,
     on_skip: SkipHandler | None = None,
-) -> IndexStore:
-    """Ingest files/directories (or Documents) into a new index directory and save it.
+    dsn: str | None = None,
+) -> Any:
+    """Ingest files/directories (or Documents) into a new index directory and save it; with
+    ``dsn``, into a new index named ``index_dir`` in that PostgreSQL database (one
+    transaction: all of it or nothing). ``embedding`` may be any Embedder object.
 
     Files that are skipped (unsupported, unreadable, empty) go to ``on_skip`` (default: a
     logged warning); finding nothing to index is a :class:`DataError` naming what was skipped.
-    To add to or delete from an existing index, use ``IndexStore.open(dir)`` then
-    ``add_documents`` / ``delete_documents`` and ``save()``.
+    To add to or delete from an existing index, use :func:`update_index`.
     """
     check_modes(modes)  # a typo in the modes is reported before any file is read
+    if dsn is not None and index_kind not in ("auto", "hnsw"):
+        raise OptionError(
+            f"--index-kind {index_kind} is for the local index; PostgreSQL uses pgvector HNSW",
+            fix="leave --index-kind out with --dsn",
+        )
+    docs = _documents(paths_or_docs, on_skip)
+    chunker = ChunkerConfig(chunk_size, chunk_overlap)
+    if dsn is not None:
+        from orchestrator.retrieval.postgres.store import PgIndexStore
+
+        pg = PgIndexStore.new(
+            dsn,
+            str(index_dir),
+            modes=modes,
+            embedder=as_embedder(embedding),
+            analyzer=analyzer,
+            bm25=bm25,
+            chunker=chunker,
+        )
+        pg.build(docs, progress=progress)
+        return pg
+    store = IndexStore.create(
+        index_dir,
+        modes=modes,
+        embedder=as_embedder(embedding),
+        index_kind=index_kind,
+        analyzer=analyzer,
+        bm25=bm25,
+        chunker=chunker,
+    )
+    store.add_documents(docs, progress=progress)
+    store.save()
+    return store
+
+
+def _documents(paths_or_docs: Iterable[Any], on_skip: SkipHandler | None) -> list[SourceDocument]:
+    """The documents to build from: files/directories read, or Documents converted; nothing
+    to index is a DataError naming what was skipped, two documents under one id another."""
     items = list(paths_or_docs)
     is_path = [isinstance(i, str | Path) for i in items]
     skipped: list[Skipped] = []
@@ -97,18 +142,50 @@ def build_index(
     if not any(d.text.strip() or d.title.strip() for d in docs):
         raise nothing_to_index(items if all(is_path) else ["the documents given"], skipped)
     check_unique_ids(docs)  # before the directory is created
-    store = IndexStore.create(
-        index_dir,
-        modes=modes,
-        embedder=as_embedder(embedding),
-        index_kind=index_kind,
-        analyzer=analyzer,
-        bm25=bm25,
-        chunker=ChunkerConfig(chunk_size, chunk_overlap),
-    )
-    store.add_documents(docs, progress=progress)
+    return docs
+
+
+def open_index(index: str | Path, *, dsn: str | None = None, embedding: Any = None) -> Any:
+    """The index to edit: the local directory ``index``, or with ``dsn`` the index named
+    ``index`` in PostgreSQL (either one's ``add_documents``/``delete_documents`` work)."""
+    if dsn is not None:
+        from orchestrator.retrieval.postgres.store import PgIndexStore
+
+        return PgIndexStore.open(dsn, str(index), embedder=as_embedder(embedding))
+    return IndexStore.open(index, embedder=as_embedder(embedding))
+
+
+def update_index(
+    index: str | Path,
+    paths_or_docs: Iterable[Any] = (),
+    delete: Sequence[str] = (),
+    *,
+    dsn: str | None = None,
+    embedding: Any = None,
+    missing_ok: bool = False,
+    progress: bool = False,
+    on_skip: SkipHandler | None = None,
+) -> tuple[Any, int, int]:
+    """Delete documents by id, then add (replace by id) files or Documents; returns (store,
+    added chunks, removed chunks). With ``dsn`` both happen in one PostgreSQL transaction; an
+    id in ``delete`` the index does not hold is an error unless ``missing_ok``."""
+    items = list(paths_or_docs)
+    docs: list[SourceDocument] = _documents(items, on_skip) if items else []
+    store = open_index(index, dsn=dsn, embedding=embedding)
+    if dsn is not None:
+        added, removed = store.update(docs, delete, missing_ok=missing_ok, progress=progress)
+        return store, added, removed
+    removed = store.delete_documents(delete, missing_ok=missing_ok)
+    added = store.add_documents(docs, progress=progress)
     store.save()
-    return store
+    return store, added, removed
+
+
+def drop_index(name: str, *, dsn: str) -> None:
+    """Remove the PostgreSQL index ``name`` and everything in it (one transaction)."""
+    from orchestrator.retrieval.postgres.store import PgIndexStore
+
+    PgIndexStore.open(dsn, name).drop()
 
 
 def open_store(index_dir: str | Path, embedder: Embedder | None = None) -> IndexStore:
@@ -138,7 +215,14 @@ def open_store(index_dir: str | Path, embedder: Embedder | None = None) -> Index
 
 
 def hit_document(store: IndexStore, hit: Hit) -> Document:
-    chunk = store.chunks[hit.row]
+    """The Document for a hit on a local index (see :func:`chunk_document`)."""
+    return chunk_document(store.chunks[hit.row], hit)
+
+
+def chunk_document(chunk: Chunk, hit: Hit) -> Document:
+    """A retrieved chunk as a Document: its text, and metadata holding the chunk's own
+    metadata plus ``doc_id``, ``chunk_id``, ``source``, ``position``, ``score`` and the stage
+    scores (the citations contract, the same for every backend)."""
     meta = {
         **chunk.metadata,
         "doc_id": chunk.doc_id,
@@ -152,7 +236,8 @@ def hit_document(store: IndexStore, hit: Hit) -> Document:
 
 
 class IndexRetriever(BaseRetriever):
-    """A retriever over an index directory (dense, bm25 or hybrid; optional rerank).
+    """A retriever over an index (dense, bm25 or hybrid; optional rerank): the directory
+    ``index_dir``, or with ``dsn`` the PostgreSQL index named ``index_dir``.
 
     ``options`` are query-time pipeline settings (``fusion``, ``dense_weight``, ``depth``,
     ``feedback_docs``, ...; see ``SearchConfig``). ``min_similarity`` drops chunks whose cosine
@@ -168,6 +253,7 @@ class IndexRetriever(BaseRetriever):
     options: dict[str, Any] = Field(default_factory=dict)
     min_similarity: float | None = None
     embedding: Any = None
+    dsn: str | None = None
 
     _searcher: Searcher | None = PrivateAttr(default=None)
 
@@ -177,6 +263,8 @@ class IndexRetriever(BaseRetriever):
         query notices a save by any process (an add, a delete) and reopens the index, so a
         deleted document is never served; a removed index is a clear error."""
         current = self._searcher
+        if self.dsn is not None:  # each query reads the database's committed state
+            return current or self._open_postgres()
         if current is not None and current.store.stamp == stamp_of(current.store.directory):
             return current
         if current is None:
@@ -190,6 +278,27 @@ class IndexRetriever(BaseRetriever):
         self._searcher = Searcher(store, config, reranker)
         return self._searcher
 
+    def _open_postgres(self) -> Searcher:
+        from orchestrator.retrieval.postgres.search import PgBackend
+        from orchestrator.retrieval.postgres.store import PgIndexStore
+
+        assert self.dsn is not None
+        embedder = as_embedder(self.embedding)
+        store = PgIndexStore.open(self.dsn, self.index_dir, embedder=embedder)
+        config = search_config(mode=self.mode, **self.options)
+        self._searcher = Searcher(PgBackend(store), config, get_reranker(self.rerank))
+        return self._searcher
+
+    @property
+    def has_vectors(self) -> bool:
+        """Whether the index has dense vectors (a similarity floor can apply)."""
+        return self.searcher.backend.has_vectors()
+
+    @property
+    def modes(self) -> list[str]:
+        """The sides the index was built with (``dense``, ``bm25``)."""
+        return list(self.searcher.backend.manifest["modes"])
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
@@ -198,24 +307,27 @@ class IndexRetriever(BaseRetriever):
     def search_many(self, queries: Sequence[str], k: int | None = None) -> list[list[Document]]:
         """Top ``k`` chunks for each query, in one batch (one embedding call for all)."""
         searcher = self.searcher
-        results = searcher.search(list(queries), k if k is not None else self.k)
         floor = self.min_similarity
-        if floor is not None and not searcher.uses_dense:
-            self._add_similarity(queries, results)
-        return [
-            [
-                hit_document(searcher.store, h)
-                for h in hits
-                if floor is None or h.parts.get("similarity", 1.0) >= floor
+
+        def run() -> tuple[list[list[Hit]], list[Chunk]]:
+            results = searcher.search(list(queries), k if k is not None else self.k)
+            if floor is not None and not searcher.uses_dense:
+                self._add_similarity(queries, results)
+            results = [
+                [h for h in hits if floor is None or h.parts.get("similarity", 1.0) >= floor]
+                for hits in results
             ]
-            for hits in results
-        ]
+            return results, searcher.backend.chunks_of([h.row for hits in results for h in hits])
+
+        results, chunks = searcher.backend.read(run)
+        found = iter(chunks)
+        return [[chunk_document(next(found), h) for h in hits] for hits in results]
 
     def _add_similarity(self, queries: Sequence[str], results: list[list[Any]]) -> None:
         """bm25 mode computes no cosine; ``min_similarity`` needs one, so embed the queries
         here (an index built without the dense side cannot honour the floor: an error)."""
         searcher = self.searcher
-        if searcher.store.vectors is None:
+        if not searcher.backend.has_vectors():
             raise OptionError(
                 "min_similarity needs the index's dense vectors, but it was built with bm25 only",
                 fix="leave min_similarity unset, or rebuild the index with --modes dense,bm25",
@@ -226,14 +338,21 @@ class IndexRetriever(BaseRetriever):
 
 
 def open_retriever(
-    index_dir: str | Path, mode: str = "hybrid", rerank: Any = None, k: int = 4, **options: Any
+    index_dir: str | Path,
+    mode: str = "hybrid",
+    rerank: Any = None,
+    k: int = 4,
+    *,
+    dsn: str | None = None,
+    **options: Any,
 ) -> IndexRetriever:
-    """A retriever over ``index_dir``, opened now; ``options`` as for :class:`IndexRetriever`
-    (``IndexRetriever(...)`` itself opens the index lazily, on the first query)."""
+    """A retriever over ``index_dir`` (with ``dsn``: the PostgreSQL index of that name),
+    opened now; ``options`` as for :class:`IndexRetriever` (``IndexRetriever(...)`` itself
+    opens the index lazily, on the first query)."""
     fields = {"min_similarity", "embedding"}
     extra = {name: options.pop(name) for name in list(options) if name in fields}
     retriever = IndexRetriever(
-        index_dir=str(index_dir), mode=mode, rerank=rerank, k=k, options=options, **extra
+        index_dir=str(index_dir), mode=mode, rerank=rerank, k=k, options=options, dsn=dsn, **extra
     )
     retriever.searcher  # noqa: B018  (open now, so a bad directory or option fails here)
     return retriever

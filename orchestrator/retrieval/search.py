@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 
 from orchestrator.errors import DataError, OptionError, unknown_option
-from orchestrator.retrieval.bm25 import top_hits
+from orchestrator.retrieval.backend import SearchBackend, as_backend
 from orchestrator.retrieval.fusion import get_fusion
-from orchestrator.retrieval.index import IndexStore
 from orchestrator.retrieval.types import Hit, Reranker
 
 SEARCH_MODES = ("dense", "bm25", "hybrid")
@@ -69,25 +68,32 @@ def search_config(**options: Any) -> SearchConfig:
 
 
 class Searcher:
-    """Runs :class:`SearchConfig` pipelines against one open index."""
+    """Runs :class:`SearchConfig` pipelines against one open index: a local
+    :class:`~orchestrator.retrieval.index.IndexStore` or any
+    :class:`~orchestrator.retrieval.backend.SearchBackend` (PostgreSQL), with the same rules."""
 
-    def __init__(self, store: IndexStore, config: SearchConfig, reranker: Reranker | None = None):
+    def __init__(self, store: Any, config: SearchConfig, reranker: Reranker | None = None):
         self.store, self.config, self.reranker = store, config, reranker
-        modes = store.manifest["modes"]
+        self.backend: SearchBackend = as_backend(store)
+        modes = self.backend.manifest["modes"]
         needed = {"dense": ("dense",), "bm25": ("bm25",), "hybrid": ("dense", "bm25")}
         missing = [m for m in needed[config.mode] if m not in modes]
         if missing:
             raise OptionError(
                 f"search mode {config.mode!r} needs the {', '.join(missing)} side, but "
-                f"{store.directory} was built with modes {modes}",
+                f"{self.backend.label} was built with modes {modes}",
                 fix=f"use --mode {modes[0]}, or rebuild with --modes dense,bm25",
             )
         if self.uses_dense:
-            store.check_embedder()
+            self.backend.check_embedder()
 
     @property
     def uses_dense(self) -> bool:
         return self.config.mode in ("dense", "hybrid")
+
+    @property
+    def uses_keyword(self) -> bool:
+        return self.config.mode != "dense" and "bm25" in self.backend.manifest["modes"]
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """Top ``k`` hits per query, best first."""
@@ -98,9 +104,9 @@ class Searcher:
             raise OptionError(
                 f"query {blank[0] + 1} of {len(queries)} is empty", fix="search for some words"
             )
-        if not queries or not self.store.chunks:
+        if not queries or not self.backend.has_chunks():
             return [[] for _ in queries]
-        dense = self.uses_dense and self.store.vectors is not None
+        dense = self.uses_dense and self.backend.has_vectors()
         vectors = self._embed(queries) if dense else None
         results = []
         for i, query in enumerate(queries):
@@ -110,10 +116,10 @@ class Searcher:
         return results
 
     def _embed(self, queries: Sequence[str]) -> np.ndarray:
-        embedder = self.store.embedder
+        embedder = self.backend.embedder
         assert embedder is not None
         vectors = embedder.embed_documents(list(queries))
-        dim = self.store.manifest["embedding"]["dimension"]
+        dim = self.backend.manifest["embedding"]["dimension"]
         if vectors.shape[1] != dim:
             raise DataError(
                 f"the query embedder gives {vectors.shape[1]}-dim vectors; the index holds "
@@ -123,8 +129,8 @@ class Searcher:
         return vectors
 
     def _one(self, query: str, qvec: np.ndarray | None, k: int) -> list[Hit]:
-        cfg, bm25 = self.config, self.store.bm25
-        terms = bm25.query_terms(query) if bm25 is not None and cfg.mode != "dense" else {}
+        cfg = self.config
+        terms = self.backend.query_terms(query) if self.uses_keyword else {}
         depth = max(cfg.depth, k)
         hits = self._pass(terms, qvec, depth)
         if cfg.feedback_docs and hits:
@@ -138,13 +144,13 @@ class Searcher:
 
     def _pass(self, terms: dict[int, float], qvec: np.ndarray | None, depth: int) -> list[Hit]:
         """One retrieval pass: each side's top ``depth`` candidates, fused in hybrid mode."""
-        cfg, shadowed = self.config, self.store.shadowed
+        cfg, shadowed = self.config, self.backend.shadowed
         depth += len(shadowed)
         lists: list[list[Hit]] = []
         if cfg.mode != "bm25" and qvec is not None:
-            lists.append(self._dense_hits(qvec, depth))
-        if cfg.mode != "dense" and self.store.bm25 is not None:
-            lists.append(top_hits(self.store.bm25.scores_for(terms), depth, "bm25"))
+            lists.append(self.backend.dense_hits(qvec, depth))
+        if self.uses_keyword:
+            lists.append(self.backend.keyword_hits(terms, depth) if terms else [])
         if shadowed:  # an old index may hold a chunk twice: search one copy only
             lists = [[h for h in hits if h.row not in shadowed] for hits in lists]
         if len(lists) <= 1:
@@ -171,42 +177,37 @@ class Searcher:
 
     def _distinct(self, hits: list[Hit]) -> list[Hit]:
         """The first (best) hit of each ``chunk_id``: a result never repeats a chunk."""
-        chunks, seen, out = self.store.chunks, set(), []
-        for hit in hits:
-            cid = chunks[hit.row].chunk_id
+        keys = self.backend.chunk_keys([h.row for h in hits])
+        seen, out = set(), []
+        for hit, cid in zip(hits, keys, strict=True):
             if cid not in seen:
                 seen.add(cid)
                 out.append(hit)
         return out
 
-    def _dense_hits(self, qvec: np.ndarray, depth: int) -> list[Hit]:
-        assert self.store.dense is not None
-        scores, ids = self.store.dense.search(qvec[None, :], depth)
-        valid = ids[0] >= 0
-        rows = np.searchsorted(self.store.ids, ids[0][valid])
-        return [
-            Hit(int(r), float(s), {"similarity": float(s)})
-            for r, s in zip(rows, scores[0][valid], strict=True)
-        ]
-
     def _feedback(
         self, top: list[Hit], terms: dict[int, float], qvec: np.ndarray | None
     ) -> tuple[dict[int, float], np.ndarray | None]:
-        cfg, store = self.config, self.store
-        rows = np.array([h.row for h in top], dtype=np.int64)
-        if terms and store.bm25 is not None:
+        cfg, backend = self.config, self.backend
+        rows = [h.row for h in top]
+        if terms and self.uses_keyword:
             terms = expand_terms(
-                store.bm25.counts, rows, terms, cfg.feedback_terms, cfg.feedback_query_weight
+                backend.term_counts(rows),
+                np.arange(len(rows)),
+                terms,
+                cfg.feedback_terms,
+                cfg.feedback_query_weight,
             )
-        if qvec is not None and store.vectors is not None and cfg.feedback_vector_weight > 0:
-            moved = qvec + cfg.feedback_vector_weight * store.vectors[rows].mean(axis=0)
+        if qvec is not None and backend.has_vectors() and cfg.feedback_vector_weight > 0:
+            moved = qvec + cfg.feedback_vector_weight * backend.vectors_of(rows).mean(axis=0)
             qvec = (moved / (np.linalg.norm(moved) or 1.0)).astype(np.float32)
         return terms, qvec
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         assert self.reranker is not None
         head = hits[: self.config.rerank_depth]
-        scores = self.reranker.score(query, [self.store.chunks[h.row].text for h in head])
+        texts = [c.text for c in self.backend.chunks_of([h.row for h in head])]
+        scores = self.reranker.score(query, texts)
         for hit, score in zip(head, scores, strict=True):
             hit.parts["rerank"] = float(score)
             hit.score = float(score)
@@ -219,11 +220,11 @@ class Searcher:
 
     def _set_similarity(self, hits: list[Hit], qvec: np.ndarray | None) -> None:
         """Cosine of each hit to the original query (not the feedback-moved one)."""
-        vectors = self.store.vectors
-        if qvec is None or vectors is None:
+        if qvec is None or not hits or not self.backend.has_vectors():
             return
-        for hit in hits:
-            hit.parts["similarity"] = float(vectors[hit.row] @ qvec)
+        vectors = self.backend.vectors_of([h.row for h in hits])
+        for hit, vector in zip(hits, vectors, strict=True):
+            hit.parts["similarity"] = float(vector @ qvec)
 
 
 def expand_terms(

@@ -1,0 +1,135 @@
+"""What the query pipeline reads from an index, so one :class:`Searcher` serves every backend.
+
+The pipeline's rules (fusion, pseudo-relevance feedback, distinct chunks, rerank floors,
+similarity) live once, in :mod:`orchestrator.retrieval.search`; a backend only answers the
+questions below. Rows are opaque integers a backend chooses: the local folder uses row
+positions, PostgreSQL its chunk keys. Keyword terms are integer columns a backend chooses too;
+the feedback step only needs ``term_counts`` to use the same columns as ``query_terms``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from orchestrator.retrieval.bm25 import top_hits
+from orchestrator.retrieval.index import IndexStore
+from orchestrator.retrieval.types import Chunk, Embedder, Hit
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    """The reads a search needs; every method sees the index's current committed state."""
+
+    #: Names the index in errors (a directory, or ``NAME in postgresql://...``).
+    label: str
+    #: Holds at least ``modes`` and ``embedding`` (``{"model", "dimension"}`` or ``None``).
+    manifest: dict[str, Any]
+    embedder: Embedder | None
+    #: Rows repeating an earlier row's chunk (old local indexes only); search skips them.
+    shadowed: frozenset[int]
+
+    def read(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (a whole search) against one consistent view of the index."""
+        ...
+
+    def check_embedder(self) -> None: ...
+
+    def has_chunks(self) -> bool: ...
+
+    def has_vectors(self) -> bool: ...
+
+    def query_terms(self, query: str) -> dict[int, float]: ...
+
+    def keyword_hits(self, terms: dict[int, float], depth: int) -> list[Hit]: ...
+
+    def dense_hits(self, qvec: np.ndarray, depth: int) -> list[Hit]: ...
+
+    def term_counts(self, rows: Sequence[int]) -> Any: ...
+
+    def vectors_of(self, rows: Sequence[int]) -> np.ndarray: ...
+
+    def chunk_keys(self, rows: Sequence[int]) -> list[str]: ...
+
+    def chunks_of(self, rows: Sequence[int]) -> list[Chunk]: ...
+
+
+class LocalBackend:
+    """:class:`SearchBackend` over an in-memory :class:`IndexStore` (FAISS + BM25 folder)."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self.store = store
+
+    @property
+    def label(self) -> str:
+        return str(self.store.directory)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.store.manifest
+
+    @property
+    def embedder(self) -> Embedder | None:
+        return self.store.embedder
+
+    @property
+    def shadowed(self) -> frozenset[int]:
+        return self.store.shadowed
+
+    def read(self, work: Callable[[], T]) -> T:
+        return work()  # the store is in memory: nothing changes under a search
+
+    def check_embedder(self) -> None:
+        self.store.check_embedder()
+
+    def has_chunks(self) -> bool:
+        return bool(self.store.chunks)
+
+    def has_vectors(self) -> bool:
+        return self.store.vectors is not None
+
+    def query_terms(self, query: str) -> dict[int, float]:
+        bm25 = self.store.bm25
+        return bm25.query_terms(query) if bm25 is not None else {}
+
+    def keyword_hits(self, terms: dict[int, float], depth: int) -> list[Hit]:
+        assert self.store.bm25 is not None
+        return top_hits(self.store.bm25.scores_for(terms), depth, "bm25")
+
+    def dense_hits(self, qvec: np.ndarray, depth: int) -> list[Hit]:
+        store = self.store
+        assert store.dense is not None
+        scores, ids = store.dense.search(qvec[None, :], depth)
+        valid = ids[0] >= 0
+        rows = np.searchsorted(store.ids, ids[0][valid])
+        return [
+            Hit(int(r), float(s), {"similarity": float(s)})
+            for r, s in zip(rows, scores[0][valid], strict=True)
+        ]
+
+    def term_counts(self, rows: Sequence[int]) -> Any:
+        assert self.store.bm25 is not None
+        return self.store.bm25.counts[np.asarray(rows, dtype=np.int64)]
+
+    def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
+        assert self.store.vectors is not None
+        return self.store.vectors[np.asarray(rows, dtype=np.int64)]
+
+    def chunk_keys(self, rows: Sequence[int]) -> list[str]:
+        chunks = self.store.chunks
+        return [chunks[r].chunk_id for r in rows]
+
+    def chunks_of(self, rows: Sequence[int]) -> list[Chunk]:
+        chunks = self.store.chunks
+        return [chunks[r] for r in rows]
+
+
+def as_backend(store: Any) -> SearchBackend:
+    """The backend for ``store``: a local :class:`IndexStore` is wrapped, a backend kept."""
+    if isinstance(store, IndexStore):
+        return LocalBackend(store)
+    return store  # type: ignore[no-any-return]
