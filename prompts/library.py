@@ -38,6 +38,40 @@ RAG = (
     "Answer:"
 )
 
+#: Query generation for the RAG strategies (``orchestrator.chains.strategies``). The JSON
+#: replies are decoded under a grammar built from a schema, so the shape always parses; the
+#: prompt only says what to put in it. No worked example: SmolLM2-135M copied the example's
+#: query instead of writing one for the question (tried on Cranfield queries).
+QUERY_REWRITE = (
+    "Question: {question}\n\n"
+    "Write the important keywords of this question as a search query."
+)
+
+MULTI_QUERY = (
+    "Question: {question}\n\n"
+    "Write {n} search queries that use other words for this question."
+)
+
+HYDE = (
+    "Write a short passage, as a technical document would, that answers the question.\n\n"
+    "Question: {question}\n"
+    "Passage:"
+)
+
+FOLLOW_UP = (
+    "Question: {question}\n\n"
+    "Sources found so far:\n{context}\n\n"
+    "Is a fact needed to answer the question missing from these sources? If it is, write a "
+    "search query for the missing fact. If the sources are enough, write DONE."
+)
+
+ROUTE = (
+    "Choose the knowledge bases to search for the question.\n\n"
+    "Knowledge bases:\n{routes}\n\n"
+    "Question: {question}\n"
+    'Reply with the names, like {{"indexes": ["name"]}}:'
+)
+
 REACT = (
     "Answer the following questions as best you can. You have access to the following tools:\n\n"
     "{tools}\n\n"
@@ -55,7 +89,47 @@ REACT = (
     "Thought:{agent_scratchpad}"
 )
 
+#: Prompting techniques (``orchestrator.chains.techniques``). Few-shot examples for these
+#: prompts are stored in ``orchestrator.prompts.few_shot.EXAMPLES``.
+PLAIN = "{question}"
+
+QA_EXAMPLE = "Question: {question}\nAnswer: {answer}"
+
+FEW_SHOT_PREFIX = "Answer each question with a short answer, as in the examples."
+
+FEW_SHOT_SUFFIX = "Question: {question}\nAnswer:"
+
+#: Zero-shot chain-of-thought (Kojima et al. 2022, "Let's think step by step").
+COT = "Question: {question}\n\nLet's think step by step."
+
+#: The grammar-constrained last step of chain-of-thought: the answer alone, given the reasoning.
+COT_ANSWER = (
+    "Question: {question}\n\n"
+    "Reasoning:\n{reasoning}\n\n"
+    "What is the final answer to the question? Reply with the answer only."
+)
+
+TOT_PROPOSE = (
+    "Question: {question}\n\n"
+    "Steps so far:\n{steps}\n\n"
+    "Write the next step towards the answer, in one short sentence."
+)
+
+TOT_RATE = (
+    "Question: {question}\n\n"
+    "Steps so far:\n{steps}\n\n"
+    "Do these steps lead to the correct answer? Reply with {scale}."
+)
+
 PROMPTS: dict[str, str] = {
+    "plain": PLAIN,
+    "qa_example": QA_EXAMPLE,
+    "few_shot_prefix": FEW_SHOT_PREFIX,
+    "few_shot_suffix": FEW_SHOT_SUFFIX,
+    "cot": COT,
+    "cot_answer": COT_ANSWER,
+    "tot_propose": TOT_PROPOSE,
+    "tot_rate": TOT_RATE,
     "title": TITLE,
     "character": CHARACTER,
     "story": STORY,
@@ -63,6 +137,11 @@ PROMPTS: dict[str, str] = {
     "summary": SUMMARY,
     "rag": RAG,
     "react": REACT,
+    "query_rewrite": QUERY_REWRITE,
+    "multi_query": MULTI_QUERY,
+    "hyde": HYDE,
+    "follow_up": FOLLOW_UP,
+    "route": ROUTE,
 }
 
 
