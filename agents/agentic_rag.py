@@ -30,6 +30,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.agents.executor import AgentExecutor
@@ -137,7 +138,7 @@ class AgenticRAG(RunnableSerializable[Any, dict[str, Any]]):
         reject_unknown_options(data, cls)
         return data
 
-    def tools(self, ledger: PassageLedger) -> list[CitingKnowledgeTool]:
+    def tools(self, ledger: PassageLedger) -> list[BaseTool]:
         """This run's tools, all numbering passages in ``ledger``."""
         return [
             CitingKnowledgeTool(

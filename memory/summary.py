@@ -109,9 +109,7 @@ class ConversationSummaryMemory(ConversationMemory):
         chain, values = self._summary_call(messages, existing_summary)
         return str(chain.invoke(values)).strip()
 
-    async def apredict_new_summary(
-        self, messages: list[BaseMessage], existing_summary: str
-    ) -> str:
+    async def apredict_new_summary(self, messages: list[BaseMessage], existing_summary: str) -> str:
         """:meth:`predict_new_summary` through the model's async path (same prompt and values)."""
         chain, values = self._summary_call(messages, existing_summary)
         return str(await chain.ainvoke(values)).strip()

@@ -97,7 +97,9 @@ class ConversationSummaryBufferMemory(ConversationSummaryMemory, ConversationTok
     async def _aview(self) -> _Plan:
         """:meth:`_view` for async callers: storage in a worker thread, the LLM awaited."""
         plan = await asyncio.to_thread(self._plan)
-        text = await self.apredict_new_summary(plan.pruned, plan.state.text) if plan.pruned else None
+        text = (
+            await self.apredict_new_summary(plan.pruned, plan.state.text) if plan.pruned else None
+        )
         return await asyncio.to_thread(self._commit, plan, text)
 
     def _catch_up(self) -> SummaryState:

@@ -141,9 +141,11 @@ def test_each_run_numbers_its_own_passages() -> None:
     replies = [step("Find it.", "cities", "Osk port"), final("Osk [1].")]
     rag = agentic_rag(indexes(), ScriptedChatModel(replies=replies * 2))
     first, second = rag.invoke("Which port?"), rag.invoke("Which port?")
-    assert first["queries"] == second["queries"] == [
-        {"tool": "cities", "query": "Osk port", "passages": [1]}
-    ]
+    assert (
+        first["queries"]
+        == second["queries"]
+        == [{"tool": "cities", "query": "Osk port", "passages": [1]}]
+    )
 
 
 @pytest.mark.parametrize(

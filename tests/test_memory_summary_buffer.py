@@ -182,7 +182,9 @@ def test_an_sqlite_session_resumes_with_its_summary_and_buffer(tmp_path: Path) -
 def test_a_session_stored_by_another_memory_is_caught_up_on_load(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "s.db") as store:
         history = store.history("w")
-        create_memory("buffer", chat_memory=history).save_context({"input": "a b c d e"}, {"o": "f"})
+        create_memory("buffer", chat_memory=history).save_context(
+            {"input": "a b c d e"}, {"o": "f"}
+        )
         memory = ConversationSummaryBufferMemory(
             llm=ScriptedLLM(replies=["S"]), max_token_limit=4, chat_memory=history
         )
