@@ -217,3 +217,18 @@ def test_a_chat_model_summarizer_gets_the_same_prompt_as_a_user_turn() -> None:
     sent = llm.calls[0]["messages"]
     assert sent[-1].type == "human" and "<|im_start|>" not in str(sent[-1].content)
     assert memory.buffer == [SystemMessage(content="S")]
+
+
+def test_chat_takes_summary_buffer_and_checks_the_token_limit_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.app import app
+
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path))
+    bad = CliRunner().invoke(app, ["chat", "--memory", "summary", "--memory-tokens", "5"])
+    assert bad.exit_code == 2
+    assert "tokens and summary-buffer memories only" in bad.output and "fix:" in bad.output
+    helped = CliRunner().invoke(app, ["chat", "--help"])
+    assert "summary-buffer" in " ".join(helped.output.split())
