@@ -116,6 +116,13 @@ class ConversationSummaryBufferMemory(ConversationSummaryMemory, ConversationTok
         """The running summary of the messages no longer in the buffer."""
         return self.summary
 
+    @moving_summary_buffer.setter
+    def moving_summary_buffer(self, text: str) -> None:
+        """Replace the summary (LangChain code sets it); it still covers the same messages."""
+        state = SummaryState(text, self._view().state.covered)
+        self._store_state(state)
+        self._state = state
+
     @property
     def buffer(self) -> str | list[BaseMessage]:
         return self.render(self.context_messages())

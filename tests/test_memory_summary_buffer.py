@@ -93,6 +93,16 @@ def test_clear_forgets_messages_summary_and_seed() -> None:
     assert memory.load_memory_variables({}) == {"history": ""}
 
 
+def test_the_summary_can_be_set_as_in_langchain() -> None:
+    memory = ConversationSummaryBufferMemory(llm=ScriptedLLM(replies=["S"]), max_token_limit=3)
+    memory.moving_summary_buffer = "x"
+    assert memory.buffer == "System: x"
+    memory.save_context({"input": "a b c"}, {"output": "d"})
+    memory.moving_summary_buffer = "y"
+    assert memory.buffer == "System: y"
+    assert memory.chat_memory.load_summary() == ("y", 2)  # type: ignore[attr-defined]
+
+
 async def _run_async(memory: ConversationSummaryBufferMemory) -> object:
     for human, ai in EXCHANGES:
         await memory.asave_context({"input": human}, {"output": ai})
