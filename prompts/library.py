@@ -121,47 +121,7 @@ TOT_RATE = (
     "Do these steps lead to the correct answer? Reply with {scale}."
 )
 
-#: Prompting techniques (``orchestrator.chains.techniques``). Few-shot examples for these
-#: prompts are stored in ``orchestrator.prompts.few_shot.EXAMPLES``.
-PLAIN = "{question}"
-
-QA_EXAMPLE = "Question: {question}\nAnswer: {answer}"
-
-FEW_SHOT_PREFIX = "Answer each question with a short answer, as in the examples."
-
-FEW_SHOT_SUFFIX = "Question: {question}\nAnswer:"
-
-#: Zero-shot chain-of-thought (Kojima et al. 2022, "Let's think step by step").
-COT = "Question: {question}\n\nLet's think step by step."
-
-#: The grammar-constrained last step of chain-of-thought: the answer alone, given the reasoning.
-COT_ANSWER = (
-    "Question: {question}\n\n"
-    "Reasoning:\n{reasoning}\n\n"
-    "What is the final answer to the question? Reply with the answer only."
-)
-
-TOT_PROPOSE = (
-    "Question: {question}\n\n"
-    "Steps so far:\n{steps}\n\n"
-    "Write the next step towards the answer, in one short sentence."
-)
-
-TOT_RATE = (
-    "Question: {question}\n\n"
-    "Steps so far:\n{steps}\n\n"
-    "Do these steps lead to the correct answer? Reply with {scale}."
-)
-
 PROMPTS: dict[str, str] = {
-    "plain": PLAIN,
-    "qa_example": QA_EXAMPLE,
-    "few_shot_prefix": FEW_SHOT_PREFIX,
-    "few_shot_suffix": FEW_SHOT_SUFFIX,
-    "cot": COT,
-    "cot_answer": COT_ANSWER,
-    "tot_propose": TOT_PROPOSE,
-    "tot_rate": TOT_RATE,
     "plain": PLAIN,
     "qa_example": QA_EXAMPLE,
     "few_shot_prefix": FEW_SHOT_PREFIX,
