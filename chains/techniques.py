@@ -188,9 +188,9 @@ PROMPT_TECHNIQUES: dict[str, type[Technique]] = {
 }
 
 
-def prompt_technique(name: str, llm: Runnable[Any, Any], **options: Any) -> Technique:
-    """The technique ``name`` (``_`` and ``-`` alike) over ``llm`` with its options; an
-    unknown name or option is an :class:`OptionError` with a "did you mean"."""
+def technique_class(name: str) -> type[Technique]:
+    """The class of technique ``name`` (``_`` and ``-`` alike, any case); an unknown name is
+    an :class:`OptionError` with a "did you mean"."""
     key = name.strip().lower().replace("_", "-")
     cls = PROMPT_TECHNIQUES.get(key)
     if cls is None:
@@ -201,4 +201,10 @@ def prompt_technique(name: str, llm: Runnable[Any, Any], **options: Any) -> Tech
             if close
             else f"choose one of {', '.join(PROMPT_TECHNIQUES)}",
         )
-    return cls(llm=llm, **options)
+    return cls
+
+
+def prompt_technique(name: str, llm: Runnable[Any, Any], **options: Any) -> Technique:
+    """The technique ``name`` over ``llm`` with its options; an unknown name or option is an
+    :class:`OptionError` with a "did you mean"."""
+    return technique_class(name)(llm=llm, **options)

@@ -8,7 +8,16 @@ import os
 import typer
 
 #: Command modules under ``orchestrator.cli``; each defines ``register(app)``.
-COMMAND_MODULES = ("generate", "chat", "retrieval", "agent", "evaluate", "serve", "mcp")
+COMMAND_MODULES = (
+    "generate",
+    "ask",
+    "chat",
+    "retrieval",
+    "agent",
+    "evaluate",
+    "serve",
+    "mcp",
+)
 
 app = typer.Typer(
     name="orchestrator",

@@ -1,23 +1,20 @@
-"""``ask``, ``story`` and ``models``: one-shot generation and model inspection."""
+"""``story`` and ``models``: the story chain and model inspection (``ask`` is in ``ask.py``)."""
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
-    ChatFormatOpt,
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
     chat_model,
     console,
     guarded,
-    model_label,
     print_json,
 )
 
@@ -26,49 +23,8 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ask")(ask)
     app.command("story")(story)
     app.command("models")(models)
-
-
-@guarded
-def ask(
-    text: Annotated[str, typer.Argument(help="The question or instruction.")],
-    model: ModelOpt = None,
-    max_tokens: MaxTokensOpt = 256,
-    temperature: TemperatureOpt = 0.7,
-    seed: SeedOpt = -1,
-    system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
-    chat_format: ChatFormatOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Ask the model once; tokens stream to the terminal as they are generated."""
-    from langchain_core.messages import HumanMessage, SystemMessage
-
-    llm = chat_model(
-        model,
-        max_tokens,
-        base_url=base_url,
-        api_key=api_key,
-        temperature=temperature,
-        seed=seed,
-        chat_format=chat_format,
-    )
-    messages = ([SystemMessage(system)] if system else []) + [HumanMessage(text)]
-    final: Any = None
-    for chunk in llm.stream(messages):
-        final = chunk if final is None else final + chunk
-        if not as_json and chunk.content:
-            sys.stdout.write(str(chunk.content))
-            sys.stdout.flush()
-    usage = dict(final.usage_metadata or {}) if final is not None else {}
-    answer = str(final.content).strip() if final is not None else ""
-    if as_json:
-        print_json({"answer": answer, "model": model_label(llm), "usage": usage})
-    else:
-        sys.stdout.write("\n")
 
 
 @guarded
