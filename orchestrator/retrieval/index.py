@@ -250,6 +250,9 @@ class IndexStore:
         assert self.embedder is not None
         parts = []
         with progress_task("embedding", len(texts), progress) as advance:
+            bulk = getattr(self.embedder, "embed_batches", None)
+            if bulk is not None:  # a distributed embedder (ray_embed) takes every batch at once
+                return np.asarray(bulk(texts, EMBED_BATCH, advance), dtype=np.float32)
             for i in range(0, len(texts), EMBED_BATCH):
                 batch = texts[i : i + EMBED_BATCH]
                 parts.append(self.embedder.embed_documents(batch))

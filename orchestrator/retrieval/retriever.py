@@ -145,6 +145,25 @@ def _documents(paths_or_docs: Iterable[Any], on_skip: SkipHandler | None) -> lis
     return docs
 
 
+#: Where an index lives: a local directory, or a PostgreSQL database (``dsn``).
+BACKENDS = ("local", "postgres")
+
+
+def check_backend(backend: str, dsn: str | None) -> str | None:
+    """The DSN to use for ``--backend``: ``postgres`` needs one; a DSN alone implies it."""
+    from orchestrator.errors import unknown_option
+
+    if backend not in BACKENDS:
+        raise unknown_option(backend, BACKENDS, where="index backend")
+    if backend == "postgres" and dsn is None:
+        raise OptionError(
+            "--backend postgres needs --dsn (the database to hold the index)",
+            fix="add --dsn postgresql://USER:PASSWORD@HOST/DB, or start a local one with "
+            "orchestrator db start (it prints the DSN)",
+        )
+    return dsn
+
+
 def open_index(index: str | Path, *, dsn: str | None = None, embedding: Any = None) -> Any:
     """The index to edit: the local directory ``index``, or with ``dsn`` the index named
     ``index`` in PostgreSQL (either one's ``add_documents``/``delete_documents`` work)."""

@@ -147,8 +147,8 @@ class Database:
 
 
 def _prepare(conn: Any) -> None:
-    """(Autocommit connection: transactions are explicit ``conn.transaction()`` blocks.) Bring a new connection's database to this code's schema (refusing a newer one),
-    then teach the connection pgvector's types (numpy arrays in and out)."""
+    """Bring a new (autocommit) connection's database to this code's schema, refusing a
+    newer one, then teach the connection pgvector's types (numpy arrays in and out)."""
     from pgvector.psycopg import register_vector
 
     from orchestrator.retrieval.postgres.migrations import migrate

@@ -215,7 +215,8 @@ class PgIndexStore:
                 raise no_such_index(self.db, self.name)
             if not missing_ok:
                 writes.check_known(conn, row.id, wanted, self.label)
-            removed = writes.delete_docs(conn, row.id, wanted | {d.doc_id for d in add})
+            removed = writes.delete_docs(conn, row.id, wanted)  # counted, as locally
+            writes.delete_docs(conn, row.id, {d.doc_id for d in add} - wanted)  # replaced
             return writes.apply(conn, row.id, batch), removed
 
         row, removed = self.db.write(work, idempotent=True)
@@ -226,7 +227,9 @@ class PgIndexStore:
         """Add (replace by id) ``docs``; the number of chunks written."""
         return self.update(add=docs, progress=progress)[0]
 
-    def delete_documents(self, doc_ids: Sequence[str] | set[str], *, missing_ok: bool = True) -> int:
+    def delete_documents(
+        self, doc_ids: Sequence[str] | set[str], *, missing_ok: bool = True
+    ) -> int:
         """Remove every chunk of the given documents; the number of chunks removed."""
         return self.update(delete=list(doc_ids), missing_ok=missing_ok)[1]
 

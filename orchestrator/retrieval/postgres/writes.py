@@ -148,9 +148,10 @@ def _copy_chunks(conn: Any, index_id: int, ids: list[int], batch: Batch) -> None
 
     vectors = batch.vectors
     columns = "id, index_id, chunk_id, doc_id, text, source, position, metadata, length, embedding"
-    with conn.cursor() as cur, cur.copy(
-        f"COPY orch_chunks ({columns}) FROM STDIN WITH (FORMAT BINARY)"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY orch_chunks ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy,
+    ):
         copy.set_types(_CHUNK_TYPES)
         for n, (key, chunk, terms) in enumerate(zip(ids, batch.chunks, batch.terms, strict=True)):
             copy.write_row(
@@ -182,16 +183,23 @@ def _copy_postings(conn: Any, index_id: int, ids: list[int], batch: Batch, n_ter
         ).fetchall()
     )
     new = [t for t in order if t not in vocab]
-    with conn.cursor() as cur, cur.copy(
-        "COPY orch_vocab (index_id, term, term_id) FROM STDIN WITH (FORMAT BINARY)"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY orch_vocab (index_id, term, term_id) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy,
+    ):
         copy.set_types(["int4", "text", "int4"])
         for offset, term in enumerate(new):
             vocab[term] = n_terms + offset
             copy.write_row((index_id, term, n_terms + offset))
-    with conn.cursor() as cur, cur.copy(
-        "COPY orch_postings (index_id, term_id, chunk, tf, length) FROM STDIN WITH (FORMAT BINARY)"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY orch_postings (index_id, term_id, chunk, tf, length) "
+            "FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy,
+    ):
         copy.set_types(["int4", "int4", "int8", "float4", "int4"])
         for key, terms in zip(ids, batch.terms, strict=True):
             length = sum(terms.values())
