@@ -68,13 +68,22 @@ class KnowledgeBaseTool(BaseTool):
 
 
 def open_knowledge_base(
-    index_dir: str | Path, *, k: int = 3, mode: str | None = None
+    index_dir: str | Path, *, k: int = 3, mode: str | None = None, dsn: str | None = None
 ) -> KnowledgeBaseTool:
-    """The ``knowledge_base`` tool over an index directory from ``build_index``.
+    """The ``knowledge_base`` tool over an index directory from ``build_index`` (with
+    ``dsn``: the index of that name in PostgreSQL).
 
     ``mode``: ``hybrid`` (dense + BM25), ``dense`` or ``bm25``; by default ``hybrid`` when the
     index has both sides, else the side it was built with.
     """
+    if dsn is not None:
+        from orchestrator.retrieval import open_retriever
+
+        modes = open_retriever(str(index_dir), mode="bm25", k=k, dsn=dsn).modes
+        chosen = mode or ("hybrid" if len(modes) > 1 else modes[0])
+        return KnowledgeBaseTool(
+            retriever=open_retriever(str(index_dir), mode=chosen, k=k, dsn=dsn), k=k
+        )
     path = Path(index_dir).expanduser()
     if not path.is_dir():
         raise OptionError(

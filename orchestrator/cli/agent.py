@@ -10,6 +10,7 @@ import typer
 from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    DsnOpt,
     JsonOpt,
     ModelOpt,
     console,
@@ -111,6 +112,19 @@ def build_model(
     return LlamaCpp(model_path=model, max_tokens=max_tokens or 256, temperature=0.0, seed=seed)
 
 
+def _knowledge_retriever(index: Path | None, dsn: str | None) -> Any:
+    """With --dsn, the knowledge_base tool's retriever over the PostgreSQL index named by
+    --index (opened before the model loads, so a bad DSN fails fast); else ``None``."""
+    from orchestrator.cli.common import index_location
+
+    if dsn is None:
+        return None
+    from orchestrator.agents.tools.knowledge import open_knowledge_base
+
+    target, dsn = index_location(index, dsn)
+    return open_knowledge_base(target, dsn=dsn).retriever
+
+
 @guarded
 def agent(
     question: Annotated[str, typer.Argument(help="The question for the agent.")],
@@ -127,6 +141,7 @@ def agent(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
+    dsn: DsnOpt = None,
 ) -> None:
     """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer)."""
     from orchestrator.agents.executor import AgentExecutor
@@ -146,8 +161,9 @@ def agent(
         from orchestrator.agents.tools.search import require_ddgs
 
         require_ddgs()
+    knowledge = _knowledge_retriever(index, dsn) if "knowledge_base" in names else None
     llm = build_model(model, mode, max_tokens, seed, base_url, api_key)
-    tool_list = load_tools(names, llm=llm, index_dir=index) + mcp_tools
+    tool_list = load_tools(names, llm=llm, retriever=knowledge, index_dir=index) + mcp_tools
     executor = AgentExecutor(
         agent=create_react_agent(llm, tool_list, step_max_tokens=max_tokens),
         tools=tool_list,

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "evaluate",
     "serve",
     "mcp",
+    "db",
 )
 
 app = typer.Typer(

@@ -28,6 +28,7 @@ from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
     ChatFormatOpt,
+    DsnOpt,
     MaxTokensOpt,
     ModelOpt,
     chat_model,
@@ -316,6 +317,7 @@ def chat(
         float | None,
         typer.Option("--min-similarity", help="With --index: drop less similar sources."),
     ] = None,
+    dsn: DsnOpt = None,
 ) -> None:
     """Chat with the model in the terminal (answers stream; Ctrl-C stops one).
 
@@ -341,25 +343,31 @@ def chat(
     # check the memory options before anything is opened or loaded
     create_memory(memory, llm=llm, k=k, max_token_limit=memory_tokens)
     options = ChatOptions(memory, k, memory_tokens, session, system, store)
-    if index_dir is None and (mode, k_sources, min_similarity) != ("hybrid", 3, None):
+    if index_dir is None and (mode, k_sources, min_similarity, dsn) != ("hybrid", 3, None, None):
         raise OptionError(
-            "--mode, --sources and --min-similarity only apply to chat over documents",
+            "--mode, --sources, --min-similarity and --dsn only apply to chat over documents",
             fix="add --index DIR, or leave those options out",
         )
     if index_dir is None:
         run_chat(llm, options)
         return
-    turn = _document_turn(index_dir, mode, k_sources, min_similarity, system)
+    turn = _document_turn(index_dir, mode, k_sources, min_similarity, system, dsn)
     run_chat(llm, options, build_factory=lambda _system: turn, on_answer=turn_reporter(turn))
 
 
 def _document_turn(
-    index_dir: Path, mode: str, k: int, min_similarity: float | None, system: str | None
+    index_dir: Path,
+    mode: str,
+    k: int,
+    min_similarity: float | None,
+    system: str | None,
+    dsn: str | None = None,
 ) -> Any:
     from orchestrator.chains.rag import DocumentTurn
     from orchestrator.cli.retrieval import open_rag_retriever
 
-    return DocumentTurn(open_rag_retriever(index_dir, mode, k, min_similarity), system=system)
+    retriever = open_rag_retriever(index_dir, mode, k, min_similarity, dsn=dsn)
+    return DocumentTurn(retriever, system=system)
 
 
 def turn_reporter(turn: Any) -> Callable[[bool], None]:

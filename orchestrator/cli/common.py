@@ -62,6 +62,15 @@ ApiKeyOpt = Annotated[
         show_default=False,
     ),
 ]
+DsnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        help="PostgreSQL database holding the index, e.g. postgresql://USER:PASS@HOST/DB "
+        "(orchestrator db start prints one); --index then names the index inside it.",
+        show_default=False,
+    ),
+]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens to generate.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ChatFormatOpt = Annotated[
@@ -180,3 +189,20 @@ def model_label(llm: Any) -> str:
 
     served = remote_model_of(llm)
     return served.label if served is not None else str(llm.info.path)
+
+
+def index_location(index: Any, dsn: str | None) -> tuple[str, str | None]:
+    """The one resolver for ``--index``/``--dsn``: ``(index, dsn)`` as the retrieval API takes
+    them. Without a DSN, ``--index`` is a directory; with one, its text as typed is the name
+    of an index inside that PostgreSQL database. A DSN that is neither a ``postgresql://``
+    URI nor ``key=value`` pairs is an error (a path typed there by mistake is caught)."""
+    if dsn is None:
+        return str(index), None
+    text = dsn.strip()
+    if not (text.startswith(("postgresql://", "postgres://")) or "=" in text):
+        raise OptionError(
+            "--dsn must be a PostgreSQL connection string",
+            fix="e.g. --dsn postgresql://USER:PASSWORD@HOST:5432/DB (orchestrator db start "
+            "prints one for a local server)",
+        )
+    return str(index), text

@@ -25,11 +25,13 @@ from typer.core import TyperGroup
 from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    DsnOpt,
     JsonOpt,
     ModelOpt,
     console,
     err_console,
     guarded,
+    index_location,
     print_json,
 )
 from orchestrator.errors import DataError, OptionError
@@ -99,8 +101,10 @@ def retrieval(
     ] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
+    dsn: DsnOpt = None,
 ) -> None:
-    """Retrieve for every judged query of a BEIR dataset; print trec_eval measures."""
+    """Retrieve for every judged query of a BEIR dataset; print trec_eval measures. With
+    --dsn, --index names the corpus's index in that PostgreSQL database (build it first)."""
     from orchestrator.evals.metrics import parse_measure
     from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
     from orchestrator.evals.runner import index_modes, rerank_spec
@@ -118,8 +122,16 @@ def retrieval(
         parse_measure(name)
     data = load_beir(dataset, split)
     reranker = rerank_spec(Path.cwd(), rerank, model)
-    index_dir = ensure_index([dataset], index, index_modes(mode), progress=not as_json)
-    retriever = open_retriever(index_dir, mode=mode, rerank=reranker, k=k)
+    if dsn is not None and index is None:
+        raise OptionError(
+            "--dsn needs --index NAME: the corpus's index in that database",
+            fix=f"build it: orchestrator index {dataset} --index NAME --dsn DSN",
+        )
+    if dsn is None:
+        target = str(ensure_index([dataset], index, index_modes(mode), progress=not as_json))
+    else:
+        target, dsn = index_location(index, dsn)
+    retriever = open_retriever(target, mode=mode, rerank=reranker, k=k, dsn=dsn)
     with progress_bar(not as_json) as task:
         result = evaluate_retriever(
             retriever,

@@ -12,6 +12,7 @@ from rich.markup import escape
 from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    DsnOpt,
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
@@ -20,6 +21,7 @@ from orchestrator.cli.common import (
     console,
     err_console,
     guarded,
+    index_location,
     print_json,
 )
 from orchestrator.errors import DataError, OptionError
@@ -48,20 +50,24 @@ def open_rag_retriever(
     min_similarity: float | None,
     rerank: Any = "none",
     embedding: str | None = None,
+    dsn: str | None = None,
 ) -> Any:
     """A retriever for answering: ``min_similarity`` defaults to
-    :data:`DEFAULT_MIN_SIMILARITY` when the index has dense vectors (else no floor)."""
+    :data:`DEFAULT_MIN_SIMILARITY` when the index has dense vectors (else no floor). With
+    ``dsn``, ``index_dir`` names an index in that PostgreSQL database."""
     from orchestrator.retrieval import open_retriever
 
+    target, dsn = index_location(index_dir, dsn)
     retriever = open_retriever(
-        index_dir,
+        target,
         mode=mode,
         rerank=rerank,
         k=k,
         min_similarity=min_similarity,
         embedding=embedding,
+        dsn=dsn,
     )
-    if min_similarity is None and retriever.searcher.store.vectors is not None:
+    if min_similarity is None and retriever.has_vectors:
         retriever.min_similarity = DEFAULT_MIN_SIMILARITY
     return retriever
 
@@ -116,13 +122,20 @@ def index(
     chunk_overlap: Annotated[int, typer.Option("--chunk-overlap", min=0)] = 32,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local (a directory) | postgres (needs --dsn).")
+    ] = "local",
+    dsn: DsnOpt = None,
 ) -> None:
     """Build an index from text, Markdown, JSONL, PDF, HTML files or a BEIR directory (or
-    update one). Every file left out is named on stderr with the reason."""
-    from orchestrator.retrieval import IndexStore, build_index
+    update one). Every file left out is named on stderr with the reason. With --backend
+    postgres --dsn DSN, --index names the index inside that database."""
+    from orchestrator.retrieval import build_index
     from orchestrator.retrieval.ingest import Skipped
+    from orchestrator.retrieval.retriever import check_backend, update_index
 
     check_model(model)
+    target, dsn = index_location(index_dir, check_backend(backend, dsn))
     skipped: list[Skipped] = []
 
     def on_skip(item: Skipped) -> None:
@@ -130,17 +143,21 @@ def index(
         err_console.print(f"[yellow]skipped[/] {escape(item.path)}: {escape(item.reason)}")
 
     if update or delete:
-        _check_update(index_dir, modes, index_kind, chunk_size, chunk_overlap)
-        store = IndexStore.open(index_dir, embedder=_embedder(embedding))
-        removed = store.delete_documents(delete or [], missing_ok=False)
-        added = store.add_documents(_load(paths or [], on_skip, skipped), progress=not as_json)
-        store.save()
+        _check_update(index_dir, modes, index_kind, chunk_size, chunk_overlap, dsn)
+        store, added, removed = update_index(
+            target,
+            _load(paths or [], on_skip, skipped),
+            delete or [],
+            dsn=dsn,
+            embedding=embedding,
+            progress=not as_json,
+        )
     else:
         if not paths:
             raise OptionError("nothing to index", fix="orchestrator index PATH... --index DIR")
         store = build_index(
             paths,
-            index_dir,
+            target,
             modes=modes.split(","),
             embedding=embedding,
             index_kind=index_kind,
@@ -148,18 +165,31 @@ def index(
             chunk_overlap=chunk_overlap,
             progress=not as_json,
             on_skip=on_skip,
+            dsn=dsn,
         )
-        added, removed = len(store.chunks), 0
+        added, removed = _counts(store)["chunks"], 0
     _report_index(store, index_dir, added, removed, skipped, as_json)
 
 
+def _counts(store: Any) -> dict[str, int]:
+    """Documents and chunks in a local (in memory) or PostgreSQL (queried) index."""
+    if hasattr(store, "counts"):
+        return store.counts()  # type: ignore[no-any-return]
+    return {"documents": len(store.doc_ids), "chunks": len(store.chunks)}
+
+
 def _check_update(
-    index_dir: Path, modes: str, index_kind: str, chunk_size: int, chunk_overlap: int
+    index_dir: Path,
+    modes: str,
+    index_kind: str,
+    chunk_size: int,
+    chunk_overlap: int,
+    dsn: str | None = None,
 ) -> None:
     """--update/--delete need a finished index and no build option the manifest fixes."""
     from orchestrator.retrieval.storage import has_parts
 
-    if not (index_dir / "manifest.json").exists():
+    if dsn is None and not (index_dir / "manifest.json").exists():
         unfinished = index_dir.is_dir() and has_parts(index_dir)
         raise DataError(
             f"{index_dir} holds "
@@ -182,12 +212,6 @@ def _check_update(
         )
 
 
-def _embedder(embedding: str | None) -> Any:
-    from orchestrator.retrieval.retriever import as_embedder
-
-    return as_embedder(embedding)
-
-
 def _load(paths: list[Path], on_skip: Any, skipped: list[Any]) -> list[Any]:
     """Documents to add with --update; paths that give none are an error, not a no-op."""
     from orchestrator.retrieval.ingest import load_documents, nothing_to_index
@@ -201,10 +225,11 @@ def _load(paths: list[Path], on_skip: Any, skipped: list[Any]) -> list[Any]:
 def _report_index(
     store: Any, index_dir: Path, added: int, removed: int, skipped: list[Any], as_json: bool
 ) -> None:
+    counts = _counts(store)
     summary = {
         "index": str(index_dir),
-        "documents": len(store.doc_ids),
-        "chunks": len(store.chunks),
+        "documents": counts["documents"],
+        "chunks": counts["chunks"],
         "added_chunks": added,
         "removed_chunks": removed,
         "modes": store.manifest["modes"],
@@ -215,7 +240,8 @@ def _report_index(
     else:
         console.print(
             f"[green]indexed[/] {summary['documents']} documents, "
-            f"{summary['chunks']} chunks ({', '.join(summary['modes'])}) in {index_dir}"
+            f"{summary['chunks']} chunks ({', '.join(summary['modes'])}) in "
+            f"{getattr(store, 'label', index_dir)}"
             + (f"; skipped {len(skipped)} (named above)" if skipped else "")
         )
 
@@ -235,13 +261,20 @@ def search(
     embedding: EmbeddingOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
+    dsn: DsnOpt = None,
 ) -> None:
     """Search the index; with --queries/--run-out, write a document-level TREC run.
     --model is the GGUF that --rerank llm runs."""
     from orchestrator.retrieval import open_retriever
 
+    target, dsn = index_location(index_dir, dsn)
     retriever = open_retriever(
-        index_dir, mode=mode, rerank=reranker_for(rerank, model), k=k or 4, embedding=embedding
+        target,
+        mode=mode,
+        rerank=reranker_for(rerank, model),
+        k=k or 4,
+        embedding=embedding,
+        dsn=dsn,
     )
     if queries is not None or run_out is not None:
         if queries is None or run_out is None or query is not None:
@@ -313,6 +346,7 @@ def rag(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
+    dsn: DsnOpt = None,
 ) -> None:
     """Answer from the index, citing numbered sources; says so when nothing relevant is found.
     --model answers (and reranks, with --rerank llm)."""
@@ -328,6 +362,7 @@ def rag(
         min_similarity,
         rerank if served else reranker_for(rerank, model),
         embedding,
+        dsn,
     )
     llm = chat_model(model, max_tokens, base_url=base_url, api_key=api_key, temperature=0.0, seed=0)
     chain = rag_chain(llm, retriever)

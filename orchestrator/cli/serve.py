@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.common import ModelOpt, err_console, guarded
+from orchestrator.cli.common import DsnOpt, ModelOpt, err_console, guarded, index_location
 
 
 def register(app: typer.Typer) -> None:
@@ -79,6 +79,7 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", min=1024, help="Largest request body (else 413).")
     ] = 1_000_000,
+    dsn: DsnOpt = None,
 ) -> None:
     """Serve the model and the pipelines (rag, agent, story) over an OpenAI-compatible API:
     /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /health, /metrics."""
@@ -102,6 +103,7 @@ def serve(
         port=port,
         model=model,
         index=index,
+        dsn=index_location(index, dsn)[1],
         tools=names,
         mcp_config=mcp_config,
         api_key=api_key or None,

@@ -62,7 +62,7 @@ class Backends:
         from orchestrator.cli.retrieval import open_rag_retriever
 
         assert self.config.index is not None
-        return open_rag_retriever(self.config.index, "hybrid", 4, None)
+        return open_rag_retriever(self.config.index, "hybrid", 4, None, dsn=self.config.dsn)
 
     def _load_tools(self) -> list[Any]:
         from orchestrator.agents.tools.loading import load_tools
@@ -71,7 +71,19 @@ class Backends:
             from orchestrator.agents.tools.search import require_ddgs
 
             require_ddgs()
-        return load_tools(list(self.config.tools), llm=self.agent_llm, index_dir=self.config.index)
+        knowledge = None
+        if self.config.dsn is not None and "knowledge_base" in self.config.tools:
+            from orchestrator.agents.tools.knowledge import open_knowledge_base
+
+            assert self.config.index is not None
+            tool = open_knowledge_base(str(self.config.index), dsn=self.config.dsn)
+            knowledge = tool.retriever
+        return load_tools(
+            list(self.config.tools),
+            llm=self.agent_llm,
+            retriever=knowledge,
+            index_dir=self.config.index,
+        )
 
     def warm_up(self) -> None:
         """Load the weights now, so the first request does not wait for them."""

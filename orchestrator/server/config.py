@@ -23,6 +23,8 @@ class ServerConfig:
     """GGUF file; ``None``: ``$ORCHESTRATOR_MODEL``, else the embedded SmolLM2."""
     index: Path | None = None
     """Index directory for ``model: "rag"`` and the knowledge_base tool."""
+    dsn: str | None = None
+    """PostgreSQL holding the index; ``index`` is then its name in that database."""
     tools: tuple[str, ...] = ("calculator",)
     """Built-in tools of ``model: "agent"`` (may be empty with ``mcp_config``)."""
     mcp_config: Path | None = None
