@@ -10,6 +10,7 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 os.environ.setdefault("ORCHESTRATOR_THREADS", "1")
 
 import pytest
+from postgres_support import index_name, pg_dsn, pg_server  # noqa: F401  (PostgreSQL fixtures)
 
 
 @pytest.fixture(scope="session")

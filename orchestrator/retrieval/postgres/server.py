@@ -48,6 +48,10 @@ def start_server(directory: Path | None = None) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = pgserver.get_server(path, cleanup_mode=None)
+            # get_server returns its cached handle when this process started the server
+            # before: start it again if it was stopped since
+            with server._lock:
+                server.ensure_postgres_running()
         dsn = str(server.get_uri())
     except Exception as exc:  # pg_ctl/initdb failures: name the log
         raise OrchestratorError(

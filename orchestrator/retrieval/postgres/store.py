@@ -203,6 +203,8 @@ class PgIndexStore:
         removed chunks). With ``missing_ok=False`` an unknown id in ``delete`` is an error
         naming it and nothing changes."""
         check_unique_ids(add)
+        if not add and not delete:
+            return 0, 0
         if add:
             self.check_embedder()
         reuse = self._stored_vectors(add)
@@ -313,6 +315,10 @@ class PgIndexStore:
         todo = [c.text for c in chunks if c.chunk_id not in reuse]
         parts = []
         with progress_task("embedding", len(todo), progress and bool(todo)) as advance:
+            bulk = getattr(self.embedder, "embed_batches", None)
+            if bulk is not None and todo:  # a distributed embedder (ray_embed): all at once
+                parts.append(np.asarray(bulk(todo, EMBED_BATCH, advance), np.float32))
+                todo = []
             for i in range(0, len(todo), EMBED_BATCH):
                 batch = todo[i : i + EMBED_BATCH]
                 parts.append(np.asarray(self.embedder.embed_documents(batch), np.float32))
