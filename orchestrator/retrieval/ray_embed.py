@@ -152,3 +152,44 @@ class RayEmbedder:
             if advance:
                 advance(len(vectors))
         return blocks
+
+
+def ray_embedding(
+    embedding: Any,
+    address: str,
+    *,
+    workers: int | None = None,
+    index: str | Path | None = None,
+    dsn: str | None = None,
+) -> Embedder | None:
+    """What ``index --ray`` hands the index code as ``embedding``: a :class:`RayEmbedder`
+    around the embedder the local path would use (``embedding``; for an existing ``index``
+    the one it was built with; else :func:`~orchestrator.retrieval.dense.index_embedder`).
+    An embedder that may not be loaded is returned as it is, so the index code raises its
+    own error before any work."""
+    from orchestrator.retrieval.dense import UnavailableEmbedder, index_embedder
+    from orchestrator.retrieval.retriever import as_embedder
+
+    inner = as_embedder(embedding)
+    if inner is None and index is not None:
+        inner = _index_embedder(index, dsn)
+    if inner is None and index is None:
+        inner = index_embedder()
+    if inner is None or isinstance(inner, UnavailableEmbedder):
+        return inner
+    connect(address)  # a wrong address is an error now, before documents are read
+    return RayEmbedder(inner, address=address, workers=workers)
+
+
+def _index_embedder(index: str | Path, dsn: str | None) -> Embedder | None:
+    """The embedder an existing index was built with (None for a keyword-only index)."""
+    if dsn is not None:
+        from orchestrator.retrieval.postgres.store import PgIndexStore
+
+        return PgIndexStore.open(dsn, str(index)).embedder
+    from orchestrator.retrieval.index import embedder_from_name
+    from orchestrator.retrieval.storage import read_manifest
+
+    path = Path(index).expanduser()
+    emb = read_manifest(path).get("embedding")
+    return embedder_from_name(str(emb["model"]), path) if emb else None
