@@ -24,6 +24,7 @@ from orchestrator.cli.common import (
     index_location,
     print_json,
 )
+from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt
 from orchestrator.errors import DataError, OptionError
 
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index directory (required).")]
@@ -126,6 +127,8 @@ def index(
         str, typer.Option("--backend", help="local (a directory) | postgres (needs --dsn).")
     ] = "local",
     dsn: DsnOpt = None,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Build an index from text, Markdown, JSONL, PDF, HTML files or a BEIR directory (or
     update one). Every file left out is named on stderr with the reason. With --backend
@@ -136,6 +139,12 @@ def index(
 
     check_model(model)
     target, dsn = index_location(index_dir, check_backend(backend, dsn))
+    embedder: Any = embedding
+    if ray is not None:  # embed on Ray Data actors (orchestrator.retrieval.ray_embed)
+        from orchestrator.retrieval.ray_embed import ray_embedding
+
+        existing = target if update or delete else None
+        embedder = ray_embedding(embedding, ray, workers=ray_workers, index=existing, dsn=dsn)
     skipped: list[Skipped] = []
 
     def on_skip(item: Skipped) -> None:
@@ -149,7 +158,7 @@ def index(
             _load(paths or [], on_skip, skipped),
             delete or [],
             dsn=dsn,
-            embedding=embedding,
+            embedding=embedder,
             progress=not as_json,
         )
     else:
@@ -159,7 +168,7 @@ def index(
             paths,
             target,
             modes=modes.split(","),
-            embedding=embedding,
+            embedding=embedder,
             index_kind=index_kind,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
