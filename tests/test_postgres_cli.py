@@ -44,8 +44,11 @@ def test_db_start_prints_the_dsn_last_and_the_server_outlives_the_command(
     directory = tmp_path / "db"
     start = subprocess.run(
         [*CLI, "db", "start", "--dir", str(directory)],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     dsn = start.stdout.strip().splitlines()[-1]
     assert dsn.startswith("postgresql://")
     with psycopg.connect(dsn) as conn:  # the command has exited; the server runs on
@@ -53,13 +56,19 @@ def test_db_start_prints_the_dsn_last_and_the_server_outlives_the_command(
         assert conn.execute("SELECT count(*) FROM orchestrator_migrations").fetchone()[0] >= 1
     again = subprocess.run(
         [*CLI, "db", "start", "--dir", str(directory)],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert again.stdout.strip().splitlines()[-1] == dsn  # already running: same server
     stop = subprocess.run(
         [*CLI, "db", "stop", "--dir", str(directory)],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert "stopped" in stop.stdout
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=5)
@@ -68,24 +77,41 @@ def test_db_start_prints_the_dsn_last_and_the_server_outlives_the_command(
 
 def test_index_search_update_delete_with_dsn(beir: Path, pg_dsn: str, index_name: str) -> None:
     built = json.loads(
-        invoke("index", str(beir), "--index", index_name, "--backend", "postgres",
-               "--dsn", pg_dsn, "--json")
-    )  # fmt: skip
+        invoke(
+            "index",
+            str(beir),
+            "--index",
+            index_name,
+            "--backend",
+            "postgres",
+            "--dsn",
+            pg_dsn,
+            "--json",
+        )
+    )
     assert (built["index"], built["documents"], built["chunks"]) == (index_name, 8, 8)
-    found = json.loads(invoke("search", "shell buckling", "--index", index_name, "--dsn",
-                              pg_dsn, "--json", "-k", "2"))  # fmt: skip
+    found = json.loads(
+        invoke(
+            "search", "shell buckling", "--index", index_name, "--dsn", pg_dsn, "--json", "-k", "2"
+        )
+    )
     assert found["results"][0]["doc_id"] == "shells"
     assert {"chunk_id", "source", "score", "similarity"} <= set(found["results"][0])
-    gone = json.loads(invoke("index", "--index", index_name, "--dsn", pg_dsn, "--delete",
-                             "shells", "--json"))  # fmt: skip
+    gone = json.loads(
+        invoke("index", "--index", index_name, "--dsn", pg_dsn, "--delete", "shells", "--json")
+    )
     assert (gone["documents"], gone["removed_chunks"]) == (7, 1)
-    found = json.loads(invoke("search", "shell buckling", "--index", index_name, "--dsn",
-                              pg_dsn, "--json", "-k", "8"))  # fmt: skip
+    found = json.loads(
+        invoke(
+            "search", "shell buckling", "--index", index_name, "--dsn", pg_dsn, "--json", "-k", "8"
+        )
+    )
     assert "shells" not in [r["doc_id"] for r in found["results"]]
     note = beir.parent / "note.txt"
     note.write_text("A note about shell buckling and thin shells under axial load.")
-    added = json.loads(invoke("index", str(note), "--index", index_name, "--dsn", pg_dsn,
-                              "--update", "--json"))  # fmt: skip
+    added = json.loads(
+        invoke("index", str(note), "--index", index_name, "--dsn", pg_dsn, "--update", "--json")
+    )
     assert (added["documents"], added["added_chunks"]) == (8, 1)
     assert "is for the local index" in fails(
         "index", str(beir), "--index", "other", "--dsn", pg_dsn, "--index-kind", "flat"
@@ -104,12 +130,33 @@ def test_search_run_and_eval_retrieval_with_dsn(
 ) -> None:
     invoke("index", str(beir), "--index", index_name, "--dsn", pg_dsn, "--json")
     run = tmp_path / "run.trec"
-    invoke("search", "--index", index_name, "--dsn", pg_dsn, "--queries",
-           str(beir / "queries.jsonl"), "--run-out", str(run), "--json")  # fmt: skip
+    invoke(
+        "search",
+        "--index",
+        index_name,
+        "--dsn",
+        pg_dsn,
+        "--queries",
+        str(beir / "queries.jsonl"),
+        "--run-out",
+        str(run),
+        "--json",
+    )
     first = {line.split()[0]: line.split()[2] for line in reversed(run.read_text().splitlines())}
     assert first == {"1": "shells", "2": "wedge"}
-    scores = json.loads(invoke("eval", "retrieval", "--dataset", str(beir), "--index",
-                               index_name, "--dsn", pg_dsn, "--json"))  # fmt: skip
+    scores = json.loads(
+        invoke(
+            "eval",
+            "retrieval",
+            "--dataset",
+            str(beir),
+            "--index",
+            index_name,
+            "--dsn",
+            pg_dsn,
+            "--json",
+        )
+    )
     assert scores["map"] == pytest.approx(1.0)
     assert "--dsn needs --index NAME" in fails(
         "eval", "retrieval", "--dataset", str(beir), "--dsn", pg_dsn
@@ -119,8 +166,19 @@ def test_search_run_and_eval_retrieval_with_dsn(
 @pytest.mark.integration
 def test_rag_cites_the_postgres_index_sources(beir: Path, pg_dsn: str, index_name: str) -> None:
     invoke("index", str(beir), "--index", index_name, "--dsn", pg_dsn, "--json")
-    out = json.loads(invoke("rag", "What buckles thin cylindrical shells?", "--index",
-                            index_name, "--dsn", pg_dsn, "--max-tokens", "24", "--json"))  # fmt: skip
+    out = json.loads(
+        invoke(
+            "rag",
+            "What buckles thin cylindrical shells?",
+            "--index",
+            index_name,
+            "--dsn",
+            pg_dsn,
+            "--max-tokens",
+            "24",
+            "--json",
+        )
+    )
     assert out["sources"][0]["doc_id"] == "shells"
     assert out["sources"][0]["n"] == 1 and "shells" in out["sources"][0]["text"]
     assert all(s["source"] for s in out["sources"])
@@ -131,11 +189,26 @@ def test_rag_cites_the_postgres_index_sources(beir: Path, pg_dsn: str, index_nam
 def test_chat_index_with_dsn_answers_one_line(beir: Path, pg_dsn: str, index_name: str) -> None:
     invoke("index", str(beir), "--index", index_name, "--dsn", pg_dsn, "--json")
     proc = subprocess.run(
-        [*CLI, "chat", "--index", index_name, "--dsn", pg_dsn, "--max-tokens", "20",
-         "--seed", "0", "--temperature", "0"],
-        input="What buckles thin shells?\n", capture_output=True, text=True, timeout=300,
+        [
+            *CLI,
+            "chat",
+            "--index",
+            index_name,
+            "--dsn",
+            pg_dsn,
+            "--max-tokens",
+            "20",
+            "--seed",
+            "0",
+            "--temperature",
+            "0",
+        ],
+        input="What buckles thin shells?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.strip().splitlines()) == 1
     assert "no index named" in fails("chat", "--index", "missing-kb", "--dsn", pg_dsn)
@@ -161,8 +234,13 @@ def test_serve_rag_over_dsn(beir: Path, pg_dsn: str, index_name: str, tmp_path: 
     with running_server(tmp_path, "--index", index_name, "--dsn", pg_dsn) as server:
         reply: Any = httpx.post(
             f"{server.v1}/chat/completions",
-            json={"model": "rag", "max_tokens": 8, "temperature": 0, "seed": 0,
-                  "messages": [{"role": "user", "content": "What is panel flutter?"}]},
+            json={
+                "model": "rag",
+                "max_tokens": 8,
+                "temperature": 0,
+                "seed": 0,
+                "messages": [{"role": "user", "content": "What is panel flutter?"}],
+            },
             timeout=120,
-        ).json()  # fmt: skip
+        ).json()
     assert reply["sources"][0]["doc_id"] == "flutter"
