@@ -1,7 +1,7 @@
 """Prompting techniques side by side (issue 13): accuracy and time on a small question set.
 
     python benchmarks/bench_techniques.py [--data benchmarks/data/techniques.jsonl]
-        [--max-tokens 96] [--samples 10] [--limit N] [--out results.json]
+        [--max-tokens 96] [--samples 1 5 10] [--per-kind N] [--out results.json]
 
 One model (the embedded SmolLM2-135M unless ``--model``), one run, every question through:
 ``plain``, ``few-shot`` and ``cot`` (greedy: temperature 0), and ``self-consistency`` with
@@ -51,9 +51,13 @@ class CallClock(BaseCallbackHandler):
         self.ends.append(time.perf_counter())
 
 
-def load(path: Path, limit: int | None) -> list[dict[str, Any]]:
+def load(path: Path, per_kind: int | None) -> list[dict[str, Any]]:
+    """The questions; with ``per_kind``, the first that many of each kind (a fixed subset)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows[:limit] if limit else rows
+    if per_kind is None:
+        return rows
+    kinds = dict.fromkeys(row["kind"] for row in rows)
+    return [row for kind in kinds for row in [r for r in rows if r["kind"] == kind][:per_kind]]
 
 
 def scores(answer: str, row: dict[str, Any]) -> dict[str, bool]:
@@ -158,7 +162,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="GGUF file (default: embedded)")
     parser.add_argument("--max-tokens", type=int, default=96, help="answer / reasoning tokens")
     parser.add_argument("--samples", type=int, nargs="+", default=[1, 5, 10])
-    parser.add_argument("--limit", type=int, default=None, help="first N questions only")
+    parser.add_argument("--per-kind", type=int, default=None, help="first N of each kind only")
     parser.add_argument("--prefix-checks", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="per-question results (JSON)")
     args = parser.parse_args()
@@ -167,7 +171,7 @@ def main() -> None:
 
     llm = ChatLlamaCpp(model_path=args.model, temperature=0.0, seed=0, max_tokens=args.max_tokens)
     llm.invoke("Hello.", max_tokens=4)  # load the model before anything is timed
-    rows = load(args.data, args.limit)
+    rows = load(args.data, args.per_kind)
     runnables = {
         "plain": PlainAnswer(llm=llm),
         "few-shot": FewShotAnswer(llm=llm),
