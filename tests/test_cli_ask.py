@@ -35,7 +35,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedChatModel:
 
 
 def test_cli_names_match_the_table() -> None:
-    assert ask_module.TECHNIQUES == tuple(PROMPT_TECHNIQUES)
+    assert tuple(PROMPT_TECHNIQUES) == ask_module.TECHNIQUES
 
 
 @pytest.mark.parametrize(
