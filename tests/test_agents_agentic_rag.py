@@ -117,6 +117,14 @@ def test_the_run_ends_at_max_iterations_with_a_tool_less_answer() -> None:
     assert len(llm.calls) == 3 and llm.replies == []
 
 
+def test_the_run_ends_at_the_time_limit() -> None:
+    llm = ScriptedChatModel(replies=[step("Search.", "rivers", "Zorblat"), " It is long."])
+    rag = agentic_rag(indexes(), llm, max_iterations=None, max_execution_time=1e-6)
+    result = rag.invoke("How long is the Zorblat?")
+    assert result["stop_reason"] == "max_execution_time"
+    assert result["answer"] == NO_ANSWER and result["hops"] == 0  # nothing was read in time
+
+
 def test_nothing_retrieved_means_no_answer_from_the_model() -> None:
     llm = ScriptedChatModel(replies=[final("Paris [1].")])
     result = agentic_rag(indexes(), llm).invoke("What is the capital of France?")
