@@ -135,6 +135,12 @@ class Database:
                             "rolled back)",
                             fix=UNREACHABLE_FIX,
                         ) from exc
+                except pg.Error as exc:  # rolled back: a constraint, a permission, a bug
+                    raise DatabaseError(
+                        f"PostgreSQL at {self.label} refused the work: {_first_line(exc)}",
+                        fix="nothing was written (the transaction was rolled back); check the "
+                        "database user's rights, or report this as a bug",
+                    ) from exc
         raise AssertionError("unreachable")
 
     def read(self, work: Callable[[Any], T]) -> T:

@@ -13,6 +13,7 @@ change another process committed is seen by the next query.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -58,7 +59,11 @@ class PgBackend:
 
     def __init__(self, store: PgIndexStore) -> None:
         self.store = store
-        self._conn: Any = None
+        self._local = threading.local()  # the snapshot's connection, per thread
+
+    @property
+    def _conn(self) -> Any:
+        return getattr(self._local, "conn", None)
 
     @property
     def label(self) -> str:
@@ -91,11 +96,11 @@ class PgBackend:
             if row.id != self.store.row.id:  # dropped and built again: new settings
                 self.store = PgIndexStore(self.store.db, row, self.store.embedder)
             self.store._replace_row(row)
-            self._conn = conn
+            self._local.conn = conn
             try:
                 return work()
             finally:
-                self._conn = None
+                self._local.conn = None
 
         result = self.store.db.read(within)
         if missing:
