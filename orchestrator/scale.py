@@ -168,9 +168,18 @@ class _Worker:
     """A Ray actor holding one built ``fn`` (a model, an open index) for many items."""
 
     def __init__(self, make: Callable[[], Callable[[Any], Any]]) -> None:
-        self.fn = make()
+        # A failed build (a missing model) is raised by ``run``: from a constructor Ray
+        # reports only that the actor died, not the error and its fix.
+        self.fn: Callable[[Any], Any] | None = None
+        self.error: BaseException | None = None
+        try:
+            self.fn = make()
+        except Exception as exc:
+            self.error = exc
 
     def run(self, position: int, item: Any) -> tuple[int, Any]:
+        if self.fn is None:
+            raise self.error or RuntimeError("the worker has nothing to run")
         return position, self.fn(item)
 
 
