@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from postgres_support import CORPUS, QUERIES
+from postgres_support import QUERIES
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
@@ -22,10 +22,11 @@ from orchestrator.retrieval.dense import SentenceTransformerEmbedder
 from orchestrator.retrieval.ray_embed import RayEmbedder
 from orchestrator.scale import RaySession, connect, map_items
 
-WORDS = (
-    "shock wave boundary layer flutter panel wing lift drag heat transfer nozzle jet noise "
-    "supersonic hypersonic laminar turbulent skin friction cone cylinder pressure flow"
-).split()
+WORDS = [
+    *("shock", "wave", "boundary", "layer", "flutter", "panel", "wing", "lift", "drag"),
+    *("heat", "transfer", "nozzle", "jet", "noise", "supersonic", "hypersonic", "laminar"),
+    *("turbulent", "skin", "friction", "cone", "cylinder", "pressure", "flow"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +173,10 @@ def test_index_ray_into_postgres(
     build_index([docs], local)
     result = CliRunner().invoke(
         app,
-        ["index", str(docs), "--index", index_name, "--backend", "postgres", "--dsn", pg_dsn]
-        + ["--ray", "local", "--json"],
+        [
+            *("index", str(docs), "--index", index_name, "--backend", "postgres"),
+            *("--dsn", pg_dsn, "--ray", "local", "--json"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["chunks"] == len(IndexStore.open(local).chunks)
