@@ -147,37 +147,41 @@ class HydeRAG(StrategyChain):
 def hyde_search(
     retriever: Any, questions: Sequence[str], passages: Sequence[str], k: int
 ) -> list[list[Document]]:
-    """Top ``k`` per question: on our index retriever (dense or hybrid), the passage's vector
-    is the dense query and the question the BM25 query of the same pipeline (fusion, feedback,
-    rerank against the question, ``min_similarity`` as configured; ``similarity`` is then the
-    cosine to the passage). Elsewhere, the question's and the passage's rankings fused by RRF."""
+    """Top ``k`` per question: on our index retriever (dense or hybrid, local or PostgreSQL),
+    the passage's vector is the dense query and the question the BM25 query of the same
+    pipeline (fusion, feedback, rerank against the question, ``min_similarity`` as configured;
+    ``similarity`` is then the cosine to the passage). Elsewhere, the question's and the
+    passage's rankings are fused by RRF."""
     searcher = getattr(retriever, "searcher", None)
-    dense = searcher is not None and searcher.uses_dense and searcher.store.vectors is not None
-    if not dense:
+    backend = getattr(searcher, "backend", None)
+    if searcher is None or backend is None or not searcher.uses_dense or not backend.has_vectors():
         lists = search_many_docs(retriever, [*questions, *passages], k)
         n = len(questions)
         return [fuse_documents([lists[i], lists[n + i]], k) for i in range(n)]
-    from orchestrator.retrieval.retriever import hit_document
+    from orchestrator.retrieval.retriever import chunk_document
 
-    assert searcher is not None
-    if not searcher.store.chunks:
-        return [[] for _ in questions]
-    # The searcher's own stages with a different vector than the text: no public call takes
-    # both, so its embedding and one-query steps are used directly.
-    vectors = searcher._embed(list(passages))
     depth = max(k, searcher.config.rerank_depth if searcher.reranker else k)
     floor = getattr(retriever, "min_similarity", None)
-    out = []
-    for question, vector in zip(questions, vectors, strict=True):
-        hits = searcher._one(question, vector, depth)[:k]
-        out.append(
+
+    def run() -> tuple[list[list[Any]], list[Any]]:
+        # The searcher's own stages with another vector than the text: no public call takes
+        # both, so its embedding and one-query steps are used as its ``search`` uses them.
+        if not backend.has_chunks():
+            return [[] for _ in questions], []
+        vectors = searcher._embed(list(passages))
+        results = [
             [
-                hit_document(searcher.store, h)
-                for h in hits
+                h
+                for h in searcher._one(question, vector, depth)[:k]
                 if floor is None or h.parts.get("similarity", 1.0) >= floor
             ]
-        )
-    return out
+            for question, vector in zip(questions, vectors, strict=True)
+        ]
+        return results, backend.chunks_of([h.row for hits in results for h in hits])
+
+    results, chunks = backend.read(run)
+    found = iter(chunks)
+    return [[chunk_document(next(found), h) for h in hits] for hits in results]
 
 
 #: Strategies by name. ``agentic`` is built by ``orchestrator.agents.agentic_rag`` (``None``

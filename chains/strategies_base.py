@@ -106,8 +106,9 @@ def generate_json(
 
 
 #: A query: a letter or digit first (a small model otherwise writes ``"..."`` or ``"./.."``),
-#: then up to :data:`QUERY_CHARS` characters on one line.
-QUERY_PATTERN = f'^[A-Za-z0-9][^"\\\\]{{2,{QUERY_CHARS - 1}}}$'
+#: then up to :data:`QUERY_CHARS` characters on one line, no braces (it otherwise closes the
+#: JSON in its head and keeps writing).
+QUERY_PATTERN = f'^[A-Za-z0-9][^"\\\\{{}}]{{2,{QUERY_CHARS - 1}}}$'
 
 
 def query_field() -> dict[str, Any]:

@@ -3,8 +3,10 @@
 ``multi_hop``: retrieve for the question, then ask the model what is still missing (grammar:
 a bounded query string or the word ``DONE``) and retrieve for that, until the model says
 ``DONE``, ``max_hops`` retrievals were made, a follow-up finds no new source, or the model
-repeats a query. Sources are the union in order of discovery (numbering is stable, so each
-hop's ``sources`` are the numbers it added); the answer step sees them all.
+repeats a query. Each retrieval adds up to ``k`` sources not found before (a follow-up query
+often ranks the first hop's sources high again). Sources are the union in order of discovery
+(numbering is stable, so each hop's ``sources`` are the numbers it added); the answer step
+sees them all.
 
 ``route``: several retrievers, each with a name and a description; the model picks one or more
 names (grammar: a non-empty list drawn from the enum of names), each chosen index is searched
@@ -105,9 +107,12 @@ class MultiHopRAG(StrategyChain):
         queries = [question]
         stop = "max_hops"
         while True:
-            docs = keep(search_many_docs(self.retriever, [queries[-1]], k)[0])
+            # A follow-up adds up to k sources not found yet (its top k may repeat earlier ones).
+            docs = keep(search_many_docs(self.retriever, [queries[-1]], k + len(found))[0])
             before = len(found)
             for doc in docs:
+                if len(found) - before >= k:
+                    break
                 found.setdefault(chunk_key(doc), doc)
             added = list(range(before + 1, len(found) + 1))
             hops.append({"hop": len(hops) + 1, "query": queries[-1], "sources": added})

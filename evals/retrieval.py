@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import DataError
+from orchestrator.errors import DataError, OptionError
 from orchestrator.evals.metrics import evaluate_run, precision_recall_points
 from orchestrator.evals.trec import write_run
 
@@ -50,6 +50,48 @@ class RetrievalEvaluation:
             "seconds": round(self.seconds, 3),
             "run_file": str(self.run_file) if self.run_file else None,
         }
+
+
+class StrategyRetriever:
+    """A retriever whose ``search_many`` applies a RAG strategy's query transform first
+    (``orchestrator.chains.strategies``: rewrite, multi_query, hyde, multi_hop), so the
+    evaluators score what the strategy would retrieve. ``traces`` keeps what the strategy did
+    per query text; ``seconds`` the time spent, model calls included."""
+
+    def __init__(self, strategy: Any) -> None:
+        self.strategy = strategy
+        self.traces: dict[str, dict[str, Any]] = {}
+        self.seconds = 0.0
+
+    @property
+    def k(self) -> int:
+        return int(self.strategy.top_k)
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Any]]:
+        started = time.perf_counter()
+        results = self.strategy.retrieve_many(list(queries), k)
+        self.seconds += time.perf_counter() - started
+        for query, (_, trace) in zip(queries, results, strict=True):
+            self.traces[query] = trace
+        return [docs for docs, _ in results]
+
+    def invoke(self, query: str, k: int | None = None) -> list[Any]:
+        return self.search_many([query], k if k is not None else self.k)[0]
+
+
+def strategy_retriever(retriever: Any, strategy: str, llm: Any, **options: Any) -> Any:
+    """``retriever`` as the named RAG strategy sees it (``plain``: ``retriever`` itself)."""
+    from orchestrator.chains.strategies import MULTI_INDEX_STRATEGIES, rag_strategy, strategy_name
+
+    name = strategy_name(strategy)
+    if name in MULTI_INDEX_STRATEGIES:
+        raise OptionError(
+            f"the {name!r} strategy chooses between several indexes; this evaluates one",
+            fix="measure plain, rewrite, multi-query, hyde or multi-hop",
+        )
+    if name == "plain":
+        return retriever
+    return StrategyRetriever(rag_strategy(strategy, llm, retriever, **options))
 
 
 def retrieve_run(
@@ -106,8 +148,11 @@ def evaluate_retriever(
     run_file: str | Path | None = None,
     progress: Progress | None = None,
     settings: Mapping[str, Any] | None = None,
+    retrieve: Callable[..., dict[str, dict[str, float]]] | None = None,
 ) -> RetrievalEvaluation:
     """Retrieve for every judged query of ``dataset`` (a ``BeirDataset``) and score the run.
+    ``retrieve`` replaces :func:`retrieve_run` (same signature), e.g. by its Ray form
+    (``evals.distributed.ray_retrieve``).
 
     Every judged query counts, and one that retrieved nothing scores 0. A TREC file cannot
     hold an empty ranking, so on the written run this equals ``trec_eval -c`` (plain
@@ -120,7 +165,9 @@ def evaluate_retriever(
             fix="check the qrels split (qrels/test.tsv) and that its query ids match queries.jsonl",
         )
     started = time.perf_counter()
-    run = retrieve_run(retriever, queries, k=k, corpus_ids=set(dataset.corpus), progress=progress)
+    run = (retrieve or retrieve_run)(
+        retriever, queries, k=k, corpus_ids=set(dataset.corpus), progress=progress
+    )
     seconds = time.perf_counter() - started
     scored = evaluate_run(dataset.qrels, run, metrics, complete=True)
     written = write_run(run, run_file, tag=_tag(name)) if run_file else None
