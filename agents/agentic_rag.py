@@ -17,7 +17,8 @@ with ``[n]`` citations. What makes those citations checkable:
 The result has the RAG chain's shape (``question``, ``answer``, ``sources``, ``citations``)
 plus what the agent did: ``queries`` (tool, query, passage numbers), ``hops`` (searches made),
 ``route`` (the indexes searched, in order), ``steps`` and ``retrieved`` (every passage read).
-``sources`` holds the passages the answer cites, each with its run number ``n``.
+``sources`` holds the passages the answer cites, each with its run number ``n`` (in number
+order; ``citations`` is in order of first citation, as the RAG chain's).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class AgenticRAG(RunnableSerializable[Any, dict[str, Any]]):
         return {
             "question": question,
             "answer": answer,
-            "sources": [retrieved[n - 1] for n in citations],
+            "sources": [retrieved[n - 1] for n in sorted(citations)],
             "citations": citations,
             "invalid_citations": [n for n in written if n not in citations],
             "retrieved": retrieved,

@@ -177,24 +177,49 @@ def test_unknown_options_and_call_options_are_refused() -> None:
         agentic_rag(indexes(), ScriptedChatModel()).invoke("q", max_tokens=5)
 
 
-@pytest.mark.integration
-def test_the_real_model_searches_two_real_indexes_and_cites_what_it_read(
-    tmp_path: Path, chat_llm: Any
-) -> None:
+def real_indexes(root: Path) -> dict[str, tuple[Any, str]]:
+    """Two small real indexes (BM25, built with ``build_index``), one passage per search."""
     from orchestrator.retrieval import build_index, open_retriever
 
+    specs = {}
     for name, facts in (("rivers", RIVERS), ("cities", CITIES)):
         docs = [Document(text, metadata={"doc_id": key}) for key, text in facts.items()]
-        build_index(docs, tmp_path / name, modes=("bm25",))
-    specs = {
-        "rivers": (open_retriever(tmp_path / "rivers", mode="bm25", k=1), "Facts about rivers."),
-        "cities": (open_retriever(tmp_path / "cities", mode="bm25", k=1), "Facts about cities."),
-    }
-    result = agentic_rag(specs, chat_llm, max_iterations=3).invoke(
-        {"question": "How long is the Zorblat river?"}
+        build_index(docs, root / name, modes=("bm25",))
+        retriever = open_retriever(root / name, mode="bm25", k=1)
+        specs[name] = (retriever, f"Facts about {name}.")
+    return specs
+
+
+@pytest.mark.integration
+def test_citations_map_to_passages_of_two_real_indexes(tmp_path: Path) -> None:
+    llm = ScriptedChatModel(
+        replies=[
+            step("Where does it flow?", "rivers", "Zorblat river"),
+            step("Which port is there?", "cities", "port Quenta sea"),
+            final("Osk [2] is on the sea the Zorblat flows into [1]; see also [3]."),
+        ]
     )
-    assert result["stop_reason"] in {"final_answer", "max_iterations", "repeated_action"}
-    assert 1 <= result["hops"] <= 3 and result["answer"]
+    result = agentic_rag(real_indexes(tmp_path), llm).invoke("Which port is on that sea?")
+    assert [(s["n"], s["doc_id"]) for s in result["sources"]] == [(1, "zorblat"), (2, "osk")]
+    assert [s["chunk_id"] is not None for s in result["sources"]] == [True, True]
+    assert result["sources"][1]["text"] == CITIES["osk"]
+    assert result["citations"] == [2, 1] and result["invalid_citations"] == [3]
+    assert result["route"] == ["rivers", "cities"]
+
+
+@pytest.mark.integration
+def test_the_real_model_searches_two_real_indexes_and_cites_only_what_it_read(
+    tmp_path: Path, chat_llm: Any
+) -> None:
+    rag = agentic_rag(real_indexes(tmp_path), chat_llm, max_iterations=3)
+    result = rag.invoke({"question": "How long is the Zorblat river?"})
+    assert result["stop_reason"] in {
+        "final_answer",
+        "max_iterations",
+        "repeated_action",
+        "repeated_output",
+    }
+    assert result["hops"] <= 3 and result["answer"]
     assert {q["tool"] for q in result["queries"]} <= {"rivers", "cities"}
     numbers = [n for q in result["queries"] for n in q["passages"]]
     assert sorted(set(numbers)) == list(range(1, len(result["retrieved"]) + 1))
@@ -202,3 +227,5 @@ def test_the_real_model_searches_two_real_indexes_and_cites_what_it_read(
     assert all(r["text"] in texts for r in result["retrieved"])
     assert {s["n"] for s in result["sources"]} == set(result["citations"])
     assert all(1 <= n <= len(result["retrieved"]) for n in result["citations"])
+    if not result["retrieved"]:  # the 135M model often searches for prompt text
+        assert result["answer"] == NO_ANSWER
