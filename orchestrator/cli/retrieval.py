@@ -24,6 +24,7 @@ from orchestrator.cli.common import (
     index_location,
     print_json,
 )
+from orchestrator.cli.rag_strategies import SearchStrategyOpt, StrategyOpt
 from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt
 from orchestrator.errors import DataError, OptionError
 
@@ -271,9 +272,15 @@ def search(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
     dsn: DsnOpt = None,
+    strategy: SearchStrategyOpt = "plain",
 ) -> None:
     """Search the index; with --queries/--run-out, write a document-level TREC run.
-    --model is the GGUF that --rerank llm runs."""
+    --model is the GGUF that --rerank llm runs and that writes the --strategy's queries."""
+    from orchestrator.cli.rag_strategies import (
+        query_strategy_retriever,
+        search_trace,
+        trace_lines,
+    )
     from orchestrator.retrieval import open_retriever
 
     target, dsn = index_location(index_dir, dsn)
@@ -285,6 +292,7 @@ def search(
         embedding=embedding,
         dsn=dsn,
     )
+    retriever = query_strategy_retriever(retriever, strategy, model)
     if queries is not None or run_out is not None:
         if queries is None or run_out is None or query is not None:
             raise OptionError("a run needs --queries and --run-out, and no QUERY argument")
@@ -293,8 +301,9 @@ def search(
     if query is None:
         raise OptionError("nothing to search for", fix='orchestrator search "QUERY" --index DIR')
     docs = retriever.invoke(query, k=k or 4)
+    trace = search_trace(retriever, query)
     if as_json:
-        print_json({"query": query, "results": [_result(d) for d in docs]})
+        print_json({"query": query, **trace, "results": [_result(d) for d in docs]})
         return
     from rich.table import Table
 
@@ -308,6 +317,8 @@ def search(
             text[:300] + ("..." if len(text) > 300 else ""),
         )
     console.print(table)
+    for line in trace_lines(trace):
+        console.print(f"[dim]{escape(line)}[/]")
 
 
 def _result(doc: Any) -> dict[str, Any]:
@@ -337,7 +348,12 @@ def _write_run(retriever: Any, queries: Path, run_out: Path, k: int, tag: str, q
 @guarded
 def rag(
     question: Annotated[str, typer.Argument(help="The question.")],
-    index_dir: IndexOpt,
+    indexes: Annotated[
+        list[Path],
+        typer.Option(
+            "--index", help="Index directory (required; repeat it for --strategy route/agentic)."
+        ),
+    ],
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = "none",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Sources to retrieve.")] = 4,
@@ -356,29 +372,39 @@ def rag(
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
     dsn: DsnOpt = None,
+    strategy: StrategyOpt = "plain",
 ) -> None:
     """Answer from the index, citing numbered sources; says so when nothing relevant is found.
-    --model answers (and reranks, with --rerank llm)."""
+    --model answers (and reranks, with --rerank llm, and writes the --strategy's queries)."""
     from orchestrator.chains.rag import cited_numbers, rag_chain
+    from orchestrator.cli.rag_strategies import (
+        check_indexes,
+        named_retrievers,
+        strategy_chain,
+        trace_lines,
+        trace_of,
+    )
     from orchestrator.remote import resolve_endpoint
 
     check_rerank_local(base_url, api_key, rerank)
+    name = check_indexes(strategy, indexes)
     served = resolve_endpoint(base_url, api_key)[0] is not None
-    retriever = open_rag_retriever(
-        index_dir,
-        mode,
-        k,
-        min_similarity,
-        rerank if served else reranker_for(rerank, model),
-        embedding,
-        dsn,
+    reranker = rerank if served else reranker_for(rerank, model)
+    retrievers = named_retrievers(
+        indexes,
+        lambda index: open_rag_retriever(index, mode, k, min_similarity, reranker, embedding, dsn),
     )
     llm = chat_model(model, max_tokens, base_url=base_url, api_key=api_key, temperature=0.0, seed=0)
-    chain = rag_chain(llm, retriever)
+    if name == "plain":
+        chain = rag_chain(llm, next(iter(retrievers.values()))[0])
+    else:
+        chain = strategy_chain(name, llm, retrievers)
     sources: list[dict[str, Any]] = []
+    trace: dict[str, Any] = {}
     answer = ""
     for part in chain.stream({"question": question}):
         sources = part.get("sources", sources)
+        trace.update(trace_of(part))
         piece = part.get("answer", "")
         answer += piece
         if piece and not as_json:
@@ -387,9 +413,16 @@ def rag(
     answer = answer.strip()
     if as_json:
         print_json(
-            {"answer": answer, "sources": sources, "citations": cited_numbers(answer, len(sources))}
+            {
+                "answer": answer,
+                "sources": sources,
+                "citations": cited_numbers(answer, len(sources)),
+                **trace,
+            }
         )
         return
     sys.stdout.write("\n")
     for source in sources:
         console.print(f"[dim][{source['n']}] {source['doc_id']} ({source['source']})[/]")
+    for line in trace_lines(trace):
+        console.print(f"[dim]{escape(line)}[/]")
