@@ -125,7 +125,7 @@ def check_metrics(names: Sequence[str]) -> list[str]:
     for name in names:
         if name not in RAG_METRICS:
             error = unknown_option(name, RAG_METRICS, where="RAG metrics")
-            if error.fix.startswith("did you mean"):  # the whole table, not only the guess
+            if (error.fix or "").startswith("did you mean"):  # the whole table, not only the guess
                 error = OptionError(
                     error.message, fix=f"{error.fix} known: {', '.join(RAG_METRICS)}"
                 )
