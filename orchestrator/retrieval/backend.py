@@ -25,13 +25,23 @@ T = TypeVar("T")
 class SearchBackend(Protocol):
     """The reads a search needs; every method sees the index's current committed state."""
 
-    #: Names the index in errors (a directory, or ``NAME in postgresql://...``).
-    label: str
-    #: Holds at least ``modes`` and ``embedding`` (``{"model", "dimension"}`` or ``None``).
-    manifest: dict[str, Any]
-    embedder: Embedder | None
-    #: Rows repeating an earlier row's chunk (old local indexes only); search skips them.
-    shadowed: frozenset[int]
+    @property
+    def label(self) -> str:
+        """Names the index in errors (a directory, or ``index NAME in postgresql://...``)."""
+        ...
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """Holds at least ``modes`` and ``embedding`` (``{"model", "dimension"}`` or None)."""
+        ...
+
+    @property
+    def embedder(self) -> Embedder | None: ...
+
+    @property
+    def shadowed(self) -> frozenset[int]:
+        """Rows repeating an earlier row's chunk (old local indexes only); search skips them."""
+        ...
 
     def read(self, work: Callable[[], T]) -> T:
         """Run ``work`` (a whole search) against one consistent view of the index."""

@@ -71,7 +71,7 @@ def stop_server(directory: Path | None = None) -> bool:
             fix="pass the --dir that db start used",
         )
     _pgserver()
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
     from pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -323,7 +323,7 @@ class PgIndexStore:
                 batch = todo[i : i + EMBED_BATCH]
                 parts.append(np.asarray(self.embedder.embed_documents(batch), np.float32))
                 advance(len(batch))
-        fresh = iter(np.concatenate(parts) if parts else [])
+        fresh: Iterator[np.ndarray] = iter(np.concatenate(parts) if parts else [])
         rows = [reuse[c.chunk_id] if c.chunk_id in reuse else next(fresh) for c in chunks]
         dim = self.manifest["embedding"]["dimension"] or (len(rows[0]) if rows else 0)
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
