@@ -14,11 +14,13 @@ with ``[n]`` citations. What makes those citations checkable:
   repeated-action check) stop it, and it then answers once without tools; ``stop_reason`` says
   why it ended.
 
-The result has the RAG chain's shape (``question``, ``answer``, ``sources``, ``citations``)
-plus what the agent did: ``queries`` (tool, query, passage numbers), ``hops`` (searches made),
-``route`` (the indexes searched, in order), ``steps`` and ``retrieved`` (every passage read).
-``sources`` holds the passages the answer cites, each with its run number ``n`` (in number
-order; ``citations`` is in order of first citation, as the RAG chain's).
+The result has the RAG chain's shape: ``question``, ``answer``, ``sources`` (every passage
+the searches returned, as the RAG chain's records, ``n`` = position = run number, so
+``cited_numbers(answer, len(sources))`` holds as for the chain) and ``citations``; plus
+``cited_sources`` (the sources the answer cites), ``invalid_citations``, and what the agent
+did: ``queries`` (each tool call: ``tool``, ``query``), ``hops`` (per search, as
+``multi_hop`` reports them: ``hop``, ``tool``, ``query`` and the ``sources`` numbers it
+returned), ``route`` (the indexes searched, in order), ``steps`` and ``stop_reason``.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class PassageLedger:
 
     def __init__(self) -> None:
         self.docs: list[Document] = []
-        self.queries: list[dict[str, Any]] = []
+        self.hops: list[dict[str, Any]] = []
         self._numbers: dict[tuple[Any, ...], int] = {}
 
     def add(self, tool: str, query: str, docs: Sequence[Document]) -> list[int]:
@@ -87,7 +89,8 @@ class PassageLedger:
                 self.docs.append(doc)
                 self._numbers[key] = len(self.docs)
             numbers.append(self._numbers[key])
-        self.queries.append({"tool": tool, "query": query, "passages": numbers})
+        hop = {"hop": len(self.hops) + 1, "tool": tool, "query": query, "sources": numbers}
+        self.hops.append(hop)
         return numbers
 
 
@@ -175,19 +178,19 @@ class AgenticRAG(RunnableSerializable[Any, dict[str, Any]]):
         self, question: str, run: Mapping[str, Any], ledger: PassageLedger
     ) -> dict[str, Any]:
         answer = str(run["output"]).strip() if ledger.docs else self.no_answer
-        retrieved = source_records(ledger.docs)
-        citations = cited_numbers(answer, len(retrieved))
+        sources = source_records(ledger.docs)
+        citations = cited_numbers(answer, len(sources))
         written = cited_numbers(answer, sys.maxsize)  # every [n] the answer writes
         return {
             "question": question,
             "answer": answer,
-            "sources": [retrieved[n - 1] for n in sorted(citations)],
+            "sources": sources,
             "citations": citations,
+            "cited_sources": [sources[n - 1] for n in sorted(citations)],
             "invalid_citations": [n for n in written if n not in citations],
-            "retrieved": retrieved,
-            "queries": ledger.queries,
-            "hops": len(ledger.queries),
-            "route": list(dict.fromkeys(q["tool"] for q in ledger.queries)),
+            "queries": [{"tool": h["tool"], "query": h["query"]} for h in ledger.hops],
+            "hops": ledger.hops,
+            "route": list(dict.fromkeys(h["tool"] for h in ledger.hops)),
             "steps": run["steps"],
             "stop_reason": run["stopped_because"],
         }

@@ -31,7 +31,7 @@ def run(name: str, runnable: Any, questions: list[dict[str, Any]]) -> list[dict[
     for q in questions:
         started = time.perf_counter()
         out = runnable.invoke({"question": q["question"]})
-        read = out.get("retrieved", out["sources"])
+        read = out["sources"]
         support = set(q["supporting"])
         found = support & {r["doc_id"] for r in read}
         rows.append(
@@ -40,7 +40,7 @@ def run(name: str, runnable: Any, questions: list[dict[str, Any]]) -> list[dict[
                 "correct": q["answer"].lower() in out["answer"].lower(),
                 "both": found == support,
                 "found": len(found) / len(support),
-                "searches": out.get("hops", 1),
+                "searches": len(out.get("hops", [None])),
                 "citations": len(out["citations"]),
                 "invalid": len(out.get("invalid_citations", [])),
                 "stop": out.get("stop_reason", "answered"),

@@ -65,10 +65,15 @@ def test_citations_point_to_the_passages_retrieved_across_two_indexes() -> None:
     assert [(s["n"], s["doc_id"]) for s in result["sources"]] == [(1, "zorblat"), (2, "osk")]
     assert result["sources"][1]["text"] == CITIES["osk"]
     assert result["queries"] == [
-        {"tool": "rivers", "query": "Zorblat river", "passages": [1]},
-        {"tool": "cities", "query": "port city on the Quenta sea", "passages": [2]},
+        {"tool": "rivers", "query": "Zorblat river"},
+        {"tool": "cities", "query": "port city on the Quenta sea"},
     ]
-    assert result["hops"] == 2 and result["route"] == ["rivers", "cities"]
+    assert result["hops"] == [
+        {"hop": 1, "tool": "rivers", "query": "Zorblat river", "sources": [1]},
+        {"hop": 2, "tool": "cities", "query": "port city on the Quenta sea", "sources": [2]},
+    ]
+    assert result["route"] == ["rivers", "cities"]
+    assert result["cited_sources"] == result["sources"]
     assert result["stop_reason"] == "final_answer" and result["invalid_citations"] == []
     assert [s["action"] for s in result["steps"]] == ["rivers", "cities"]
     # the second search is shown to the model under its run number, not as a new [1]
@@ -85,8 +90,8 @@ def test_a_citation_of_a_passage_never_retrieved_is_dropped_and_flagged() -> Non
     result = agentic_rag(indexes(), llm).invoke("What is the capital of Veloria?")
     assert result["citations"] == [1]
     assert result["invalid_citations"] == [2, 7]
-    assert [s["doc_id"] for s in result["sources"]] == ["mirrandel"]
-    assert [r["doc_id"] for r in result["retrieved"]] == ["mirrandel"]
+    assert [s["doc_id"] for s in result["cited_sources"]] == ["mirrandel"]
+    assert [r["doc_id"] for r in result["sources"]] == ["mirrandel"]
 
 
 def test_a_passage_found_again_keeps_its_number() -> None:
@@ -98,8 +103,8 @@ def test_a_passage_found_again_keeps_its_number() -> None:
         ]
     )
     result = agentic_rag(indexes(), llm).invoke("Which river freezes?")
-    assert [q["passages"] for q in result["queries"]] == [[1], [1]]
-    assert len(result["retrieved"]) == 1 and result["citations"] == [1]
+    assert [h["sources"] for h in result["hops"]] == [[1], [1]]
+    assert len(result["sources"]) == 1 and result["citations"] == [1]
 
 
 def test_the_run_ends_at_max_iterations_with_a_tool_less_answer() -> None:
@@ -112,8 +117,8 @@ def test_the_run_ends_at_max_iterations_with_a_tool_less_answer() -> None:
     )
     result = agentic_rag(indexes(), llm, max_iterations=2).invoke("How long is the Zorblat?")
     assert result["stop_reason"] == "max_iterations"
-    assert result["hops"] == 2 and result["answer"] == "It is 842 km long [1]."
-    assert result["citations"] == [1] and result["sources"][0]["doc_id"] == "zorblat"
+    assert len(result["hops"]) == 2 and result["answer"] == "It is 842 km long [1]."
+    assert result["citations"] == [1] and result["cited_sources"][0]["doc_id"] == "zorblat"
     assert len(llm.calls) == 3 and llm.replies == []
 
 
@@ -122,14 +127,14 @@ def test_the_run_ends_at_the_time_limit() -> None:
     rag = agentic_rag(indexes(), llm, max_iterations=None, max_execution_time=1e-6)
     result = rag.invoke("How long is the Zorblat?")
     assert result["stop_reason"] == "max_execution_time"
-    assert result["answer"] == NO_ANSWER and result["hops"] == 0  # nothing was read in time
+    assert result["answer"] == NO_ANSWER and result["hops"] == []  # nothing was read in time
 
 
 def test_nothing_retrieved_means_no_answer_from_the_model() -> None:
     llm = ScriptedChatModel(replies=[final("Paris [1].")])
     result = agentic_rag(indexes(), llm).invoke("What is the capital of France?")
     assert result["answer"] == NO_ANSWER
-    assert result["citations"] == [] and result["sources"] == [] and result["hops"] == 0
+    assert result["citations"] == [] and result["sources"] == [] and result["hops"] == []
 
 
 def test_knowledge_base_tools_can_be_given_instead_of_a_dict() -> None:
@@ -141,7 +146,7 @@ def test_knowledge_base_tools_can_be_given_instead_of_a_dict() -> None:
     rag = agentic_rag(tools, llm)
     assert isinstance(rag, AgenticRAG) and isinstance(rag, Runnable)
     result = rag.invoke({"question": "Which city has a glass bridge?"})
-    assert result["sources"][0]["doc_id"] == "mirrandel"
+    assert result["cited_sources"][0]["doc_id"] == "mirrandel"
     assert "cities - Cities." in llm.calls[0]["messages"][0].content
 
 
@@ -149,11 +154,8 @@ def test_each_run_numbers_its_own_passages() -> None:
     replies = [step("Find it.", "cities", "Osk port"), final("Osk [1].")]
     rag = agentic_rag(indexes(), ScriptedChatModel(replies=replies * 2))
     first, second = rag.invoke("Which port?"), rag.invoke("Which port?")
-    assert (
-        first["queries"]
-        == second["queries"]
-        == [{"tool": "cities", "query": "Osk port", "passages": [1]}]
-    )
+    hop = {"hop": 1, "tool": "cities", "query": "Osk port", "sources": [1]}
+    assert first["hops"] == second["hops"] == [hop]
 
 
 @pytest.mark.parametrize(
@@ -201,6 +203,7 @@ def test_citations_map_to_passages_of_two_real_indexes(tmp_path: Path) -> None:
     )
     result = agentic_rag(real_indexes(tmp_path), llm).invoke("Which port is on that sea?")
     assert [(s["n"], s["doc_id"]) for s in result["sources"]] == [(1, "zorblat"), (2, "osk")]
+    assert result["cited_sources"] == result["sources"]
     assert [s["chunk_id"] is not None for s in result["sources"]] == [True, True]
     assert result["sources"][1]["text"] == CITIES["osk"]
     assert result["citations"] == [2, 1] and result["invalid_citations"] == [3]
@@ -219,13 +222,14 @@ def test_the_real_model_searches_two_real_indexes_and_cites_only_what_it_read(
         "repeated_action",
         "repeated_output",
     }
-    assert result["hops"] <= 3 and result["answer"]
+    assert len(result["hops"]) <= 3 and result["answer"]
     assert {q["tool"] for q in result["queries"]} <= {"rivers", "cities"}
-    numbers = [n for q in result["queries"] for n in q["passages"]]
-    assert sorted(set(numbers)) == list(range(1, len(result["retrieved"]) + 1))
+    numbers = [n for h in result["hops"] for n in h["sources"]]
+    assert sorted(set(numbers)) == [s["n"] for s in result["sources"]]
+    assert [s["n"] for s in result["sources"]] == list(range(1, len(result["sources"]) + 1))
     texts = {*RIVERS.values(), *CITIES.values()}
-    assert all(r["text"] in texts for r in result["retrieved"])
-    assert {s["n"] for s in result["sources"]} == set(result["citations"])
-    assert all(1 <= n <= len(result["retrieved"]) for n in result["citations"])
-    if not result["retrieved"]:  # the 135M model often searches for prompt text
+    assert all(r["text"] in texts for r in result["sources"])
+    assert {s["n"] for s in result["cited_sources"]} == set(result["citations"])
+    assert all(1 <= n <= len(result["sources"]) for n in result["citations"])
+    if not result["sources"]:  # the 135M model often searches for prompt text
         assert result["answer"] == NO_ANSWER
