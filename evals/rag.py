@@ -23,6 +23,12 @@ from typing import Any
 from orchestrator.errors import DataError, OptionError, OrchestratorError, unknown_option
 from orchestrator.evals.qa import QASample, to_evaluation_dataset
 
+#: Scores every sample elsewhere (Ray): ``(samples, progress) -> [(scores, reasons)]``.
+ScoreMany = Callable[
+    [Sequence[QASample], Callable[[int], None] | None],
+    list[tuple[dict[str, float], dict[str, str]]],
+]
+
 
 @dataclass(frozen=True)
 class RagMetric:
@@ -244,6 +250,7 @@ async def aevaluate_rag(
     name: str = "rag",
     progress: Callable[[int], None] | None = None,
     settings: dict[str, Any] | None = None,
+    score_many: ScoreMany | None = None,
 ) -> RagEvaluation:
     """Score ``samples`` (already answered) with the named metrics, in the running loop.
 
@@ -261,11 +268,17 @@ async def aevaluate_rag(
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     started = time.perf_counter()
-    for sample in samples:
-        scores, reasons = await _score_sample(sample, built, judge, timeout)
+    # ``score_many`` (e.g. ``evals.distributed.ray_scorer``) scores every sample elsewhere
+    # and reports its own progress; the serial path scores one at a time here.
+    elsewhere = score_many(samples, progress) if score_many is not None else None
+    for n, sample in enumerate(samples):
+        if elsewhere is not None:
+            scores, reasons = elsewhere[n]
+        else:
+            scores, reasons = await _score_sample(sample, built, judge, timeout)
         rows.append({**_describe(sample), "scores": scores})
         failed += [{"id": sample.id, "metric": m, "reason": r} for m, r in reasons.items()]
-        if progress:
+        if progress and elsewhere is None:
             progress(1)
     return RagEvaluation(
         name=name,
@@ -291,6 +304,7 @@ def evaluate_rag(
     name: str = "rag",
     progress: Callable[[int], None] | None = None,
     settings: dict[str, Any] | None = None,
+    score_many: ScoreMany | None = None,
 ) -> RagEvaluation:
     """:func:`aevaluate_rag` for synchronous callers, wherever they are called from.
 
@@ -307,6 +321,7 @@ def evaluate_rag(
         name=name,
         progress=progress,
         settings=settings,
+        score_many=score_many,
     )
     try:
         asyncio.get_running_loop()

@@ -19,6 +19,7 @@ from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
 from orchestrator.retrieval.progress import progress_bar
 
 if TYPE_CHECKING:
+    from orchestrator.evals.distributed import RayPlan
     from orchestrator.remote import Endpoint
 
 #: Measures where more is not better; never gated.
@@ -44,15 +45,19 @@ def run_suite(
     *,
     progress: bool = True,
     served: Endpoint | None = None,
+    ray: RayPlan | None = None,
 ) -> dict[str, Any]:
     """Evaluate every configuration of ``suite``; TREC runs go to ``out_dir/runs``. With
-    ``served``, a RAG suite's models (answering and judging) are names on that server."""
+    ``served``, a RAG suite's models (answering and judging) are names on that server. With
+    ``ray``, queries, answers and judgements run on Ray workers (``evals.distributed``)."""
+    if ray is not None:
+        ray.start()
     started = dt.datetime.now(dt.UTC)
     with progress_bar(progress) as task:
         if suite.kind == "retrieval":
-            configs = _run_retrieval(suite, base, out_dir, task, progress)
+            configs = _run_retrieval(suite, base, out_dir, task, progress, ray)
         else:
-            configs = _run_rag(suite, base, task, progress, served)
+            configs = _run_rag(suite, base, task, progress, served, ray)
     return {
         "suite": suite.name,
         "kind": suite.kind,
@@ -66,7 +71,7 @@ def run_suite(
 
 
 def _run_retrieval(
-    suite: Suite, base: Path, out_dir: Path, task: Any, progress: bool
+    suite: Suite, base: Path, out_dir: Path, task: Any, progress: bool, ray: RayPlan | None = None
 ) -> list[dict[str, Any]]:
     from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
     from orchestrator.retrieval import load_beir, open_retriever
@@ -96,13 +101,19 @@ def _run_retrieval(
             run_file=out_dir / "runs" / f"{config.name}.trec",
             progress=task(f"{config.name} ({config.mode})", judged),
             settings=_settings(config, index=str(index)),
+            retrieve=_ray_retrieve(ray, suite, base, config, index),
         )
         out.append(result.to_json())
     return out
 
 
 def _run_rag(
-    suite: Suite, base: Path, task: Any, progress: bool, served: Endpoint | None = None
+    suite: Suite,
+    base: Path,
+    task: Any,
+    progress: bool,
+    served: Endpoint | None = None,
+    ray: RayPlan | None = None,
 ) -> list[dict[str, Any]]:
     from orchestrator.evals.qa import answer_samples, load_qa
     from orchestrator.evals.rag import evaluate_rag
@@ -121,9 +132,15 @@ def _run_rag(
                 config, base, suite.documents, progress=progress, served=served
             )
             settings["index"] = str(index)
-            answered = answer_samples(
-                samples, chain, progress=task(f"{config.name}: answering", len(samples))
-            )
+            answering = task(f"{config.name}: answering", len(samples))
+            if ray is not None:
+                from orchestrator.evals.distributed import ray_answer
+
+                answered = ray_answer(
+                    ray, samples, config, index, base, served=served, progress=answering
+                )
+            else:
+                answered = answer_samples(samples, chain, progress=answering)
         result = evaluate_rag(
             answered,
             chosen,
@@ -133,9 +150,42 @@ def _run_rag(
             name=config.name,
             progress=task(f"{config.name}: judging", len(samples)),
             settings=settings,
+            score_many=_ray_scorer(ray, chosen, suite.judge, base, served),
         )
         out.append(result.to_json())
     return out
+
+
+def _ray_retrieve(
+    ray: RayPlan | None, suite: Suite, base: Path, config: PipelineConfig, index: Path
+) -> Any:
+    """The Ray stand-in for ``retrieve_run`` a configuration needs (None: serial)."""
+    if ray is None:
+        return None
+    from orchestrator.evals.distributed import RetrieverRecipe, ray_retrieve
+
+    model = resolve(base, config.model)
+    recipe = RetrieverRecipe(
+        index=str(Path(index).resolve()),
+        mode=config.mode,
+        k=suite.k,
+        rerank=config.rerank,
+        model=str(Path(model).resolve()) if model else None,
+        base=str(base.resolve()),
+        options=dict(config.options),
+    )
+    return ray_retrieve(ray, recipe)
+
+
+def _ray_scorer(
+    ray: RayPlan | None, metrics: Sequence[str], judge: JudgeConfig, base: Path, served: Any
+) -> Any:
+    """The Ray ``score_many`` for ``evaluate_rag`` (None: serial)."""
+    if ray is None:
+        return None
+    from orchestrator.evals.distributed import ray_scorer
+
+    return ray_scorer(ray, metrics, judge, base, served=served, timeout=judge.timeout)
 
 
 def index_modes(mode: str) -> tuple[str, ...]:

@@ -34,6 +34,8 @@ from orchestrator.cli.common import (
     index_location,
     print_json,
 )
+from orchestrator.cli.rag_strategies import EvalStrategyOpt
+from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt
 from orchestrator.errors import DataError, OptionError
 
 ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
@@ -102,9 +104,15 @@ def retrieval(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
     dsn: DsnOpt = None,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
+    strategy: EvalStrategyOpt = "plain",
 ) -> None:
     """Retrieve for every judged query of a BEIR dataset; print trec_eval measures. With
-    --dsn, --index names the corpus's index in that PostgreSQL database (build it first)."""
+    --dsn, --index names the corpus's index in that PostgreSQL database (build it first).
+    --strategy measures a RAG strategy's retrieval; --model then writes its queries."""
+    from orchestrator.chains.strategies import strategy_name
+    from orchestrator.cli.rag_strategies import query_strategy_retriever
     from orchestrator.evals.metrics import parse_measure
     from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
     from orchestrator.evals.runner import index_modes, rerank_spec
@@ -112,10 +120,16 @@ def retrieval(
     from orchestrator.retrieval.progress import progress_bar
 
     _check_mode(mode)
-    if model is not None and rerank != "llm":
+    chosen = strategy_name(strategy)
+    if model is not None and rerank != "llm" and chosen == "plain":
         raise OptionError(
-            "--model chooses the GGUF of --rerank llm; without it no model is used",
-            fix="add --rerank llm, or leave out --model",
+            "--model chooses the GGUF of --rerank llm or --strategy; without them no model is used",
+            fix="add --rerank llm or --strategy, or leave out --model",
+        )
+    if chosen != "plain" and ray is not None:
+        raise OptionError(
+            "--strategy runs the model in this process; --ray retrieves on Ray workers",
+            fix="leave out --ray to measure a strategy",
         )
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     for name in names:
@@ -132,20 +146,24 @@ def retrieval(
     else:
         target, dsn = index_location(index, dsn)
     retriever = open_retriever(target, mode=mode, rerank=reranker, k=k, dsn=dsn)
+    allowed = ("plain", "rewrite", "multi_query", "hyde", "multi_hop")
+    retriever = query_strategy_retriever(retriever, strategy, model, allowed)
     with progress_bar(not as_json) as task:
         result = evaluate_retriever(
             retriever,
             data,
-            name=mode,
+            name=mode if chosen == "plain" else f"{mode}+{chosen}",
             metrics=names,
             k=k,
             run_file=run_file,
             progress=task(f"retrieving ({mode})", len(data.queries)),
+            retrieve=_ray_retrieve(ray, ray_workers, target, mode, k, rerank, model, dsn),
         )
     if as_json:
         print_json(result.mean)
         return
-    _table(f"{dataset} · {mode} · {len(result.per_query)} queries", result.mean)
+    shown = mode if chosen == "plain" else f"{mode} · {chosen}"
+    _table(f"{dataset} · {shown} · {len(result.per_query)} queries", result.mean)
     if result.run_file:
         console.print(f"[dim]run written to {result.run_file}[/]")
 
@@ -180,6 +198,8 @@ def rag(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Answer (where needed) and score a question set with Ragas on a local judge (with
     --base-url: --model answers and --judge-model judges on that server, default its model)."""
@@ -200,9 +220,9 @@ def rag(
             f"{dataset}: some samples have no response/retrieved_contexts",
             fix="give --index DIR so the RAG pipeline answers them",
         )
-    judge, embeddings = rag_components(
-        chosen, JudgeConfig(model=judge_model, max_tokens=judge_max_tokens), served=served
-    )
+    judge_config = JudgeConfig(model=judge_model, max_tokens=judge_max_tokens)
+    plan = _ray_plan(ray, ray_workers)
+    judge, embeddings = rag_components(chosen, judge_config, served=served)
     with progress_bar(not as_json) as task:
         if unanswered:
             config = PipelineConfig(
@@ -214,8 +234,16 @@ def rag(
                 model=model,
                 max_tokens=max_tokens,
             )
-            chain, _ = rag_pipeline(config, Path.cwd(), served=served)
-            samples = answer_samples(samples, chain, progress=task("answering", len(samples)))
+            chain, built = rag_pipeline(config, Path.cwd(), served=served)
+            answering = task("answering", len(samples))
+            if plan is not None:
+                from orchestrator.evals.distributed import ray_answer
+
+                samples = ray_answer(
+                    plan, samples, config, built, Path.cwd(), served=served, progress=answering
+                )
+            else:
+                samples = answer_samples(samples, chain, progress=answering)
         result = evaluate_rag(
             samples,
             chosen,
@@ -223,6 +251,7 @@ def rag(
             embeddings=embeddings,
             timeout=timeout,
             progress=task("judging", len(samples)),
+            score_many=_ray_scorer(plan, chosen, judge_config, served, timeout),
         )
     payload = result.to_json()
     if as_json:
@@ -270,6 +299,8 @@ def suite(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Run a suite (results.json, report.md, report.html); exit 1 on a failed threshold or
     a regression against the baseline. With --base-url, a RAG suite's --model / --judge-model
@@ -289,7 +320,9 @@ def suite(
         spec = spec.model_copy(update={"judge": judge})
     if model:
         spec = _with_model(spec, path, model, served=served is not None)
-    results = run_suite(spec, base, out, progress=not as_json, served=served)
+    results = run_suite(
+        spec, base, out, progress=not as_json, served=served, ray=_ray_plan(ray, ray_workers)
+    )
     failures = gate(results, thresholds=thresholds, baseline=previous, tolerance=tolerance)
     paths = write_reports(results, out, failures)
     if as_json:
@@ -310,6 +343,56 @@ def suite(
         console.print(f"reports: {paths['markdown']}  {paths['html']}  {paths['results']}")
     if failures:
         raise typer.Exit(1)
+
+
+def _ray_plan(ray: str | None, workers: int | None) -> Any:
+    """``--ray``/``--ray-workers`` as an ``evals.distributed.RayPlan``, connected now (a
+    wrong address fails before any model loads); None without ``--ray``."""
+    if ray is None:
+        return None
+    from orchestrator.evals.distributed import RayPlan
+
+    plan = RayPlan(ray, workers)
+    plan.start()
+    return plan
+
+
+def _ray_retrieve(
+    ray: str | None,
+    workers: int | None,
+    target: str,
+    mode: str,
+    k: int,
+    rerank: str,
+    model: str | None,
+    dsn: str | None,
+) -> Any:
+    """``eval retrieval --ray``: the Ray stand-in for ``retrieve_run`` (None without it)."""
+    plan = _ray_plan(ray, workers)
+    if plan is None:
+        return None
+    from orchestrator.evals.distributed import RetrieverRecipe, ray_retrieve
+
+    local = dsn is None
+    recipe = RetrieverRecipe(
+        index=str(Path(target).resolve()) if local else target,
+        mode=mode,
+        k=k,
+        rerank=rerank,
+        model=str(Path(model).expanduser().resolve()) if model else None,
+        base=str(Path.cwd()),
+        dsn=dsn,
+    )
+    return ray_retrieve(plan, recipe)
+
+
+def _ray_scorer(plan: Any, metrics: list[str], judge: Any, served: Any, timeout: float) -> Any:
+    """``eval rag --ray``: judging on Ray (None without it)."""
+    if plan is None:
+        return None
+    from orchestrator.evals.distributed import ray_scorer
+
+    return ray_scorer(plan, metrics, judge, Path.cwd(), served=served, timeout=timeout)
 
 
 def _with_model(spec: Any, path: Path, model: str, *, served: bool = False) -> Any:
