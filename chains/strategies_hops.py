@@ -164,9 +164,11 @@ class RouteRAG(StrategyChain):
         if isinstance(data, dict) and "retriever" not in data and "routes" in data:
             routes = routes_of(data["routes"])
             data = {**data, "routes": routes}
-            data["retriever"] = RunnableLambda(
-                lambda query, k=None: _search_routes(routes, list(routes), str(query), k or 4)
-            )
+
+            def every_route(query: str, k: int | None = None) -> list[Document]:
+                return _search_routes(routes, list(routes), query, k or DEFAULT_K)
+
+            data["retriever"] = RunnableLambda(every_route)
         return data
 
     @property

@@ -199,6 +199,8 @@ def test_route_fuses_several_choices_and_names_the_index() -> None:
         ("aero", "wing"),
         ("towns", "bridge"),
     ]
+    every = chain.retriever.invoke("the wing of the Verrin Bridge", k=2)  # no choice: all
+    assert {d.metadata["index"] for d in every} == {"aero", "towns"}
     single = rag_strategy("route", ScriptedChatModel(replies=["A [1]."]), {"aero": aero})
     assert single.invoke("wing?")["route"] == ["aero"]  # one route: no model call to choose
 
