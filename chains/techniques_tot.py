@@ -121,7 +121,7 @@ class _Search:
 
     def expand(self, beam: list[tuple[str, ...]], level: int) -> list[tuple[str, ...]]:
         """Proposals for each path of the beam; a thought repeating a sibling is dropped."""
-        candidates = []
+        candidates: list[tuple[str, ...]] = []
         for path in beam:
             seen: set[str] = set()
             for _ in range(self.tot.proposals):

@@ -79,8 +79,8 @@ def ask(
 ) -> None:
     """Ask the model once, plainly (tokens stream as they come) or with a prompting technique."""
     name = _technique_name(technique)
-    given = {"--samples": samples, "--breadth": breadth, "--depth": depth}
-    given["--time-limit"] = time_limit
+    given: dict[str, float | None] = {"--samples": samples, "--breadth": breadth}
+    given.update({"--depth": depth, "--time-limit": time_limit})
     options = _technique_options(name, given, system, temperature, seed)
     llm = chat_model(
         model,
