@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 #: Memory for building an HNSW graph in one go (PostgreSQL's default 64 MB spills at ~40k
 #: 384-dim vectors and builds several times slower).
 HNSW_BUILD_MEMORY = "512MB"
+#: Rows added at once (or a tenth of the index, if more) after which tables are re-analysed.
+ANALYZE_AT = 1000
 _CHUNK_TYPES = ["int8", "int4", "text", "text", "text", "text", "int4", "jsonb", "int4", "vector"]
 
 
@@ -112,6 +114,11 @@ def apply(conn: Any, index_id: int, batch: Batch) -> IndexRow:
                 "((embedding::vector({dim})) vector_cosine_ops) WHERE index_id = {id}"
             ).format(name=hnsw_name(index_id), dim=sql.Literal(dim), id=sql.Literal(index_id))
         )
+    if len(batch.chunks) >= max(ANALYZE_AT, row.n_chunks // 10):
+        # fresh statistics, so the planner sees the new rows: without them it estimates a
+        # handful of chunks per index and sorts them all instead of walking the HNSW graph
+        conn.execute("ANALYZE orch_chunks")
+        conn.execute("ANALYZE orch_postings")
     length = sum(sum(t.values()) for t in batch.terms)
     new = conn.execute(
         "UPDATE orch_indexes SET n_chunks = n_chunks + %s, total_length = total_length + %s, "
