@@ -195,3 +195,25 @@ def test_a_newer_schema_is_refused(pg_server: PgServer) -> None:
         Database(dsn).connection()
     assert "newer than this code" in caught.value.message
     assert "upgrade Orchestrator" in (caught.value.fix or "")
+
+
+def test_a_dropped_connection_is_retried_only_when_safe(pg_dsn: str) -> None:
+    """The server ends the session mid-transaction: an idempotent write (or a read) runs
+    again on a fresh connection; any other write is a DatabaseError, with nothing written."""
+    db = Database(pg_dsn)
+    calls: list[int] = []
+
+    def work(conn: object) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # type: ignore[attr-defined]
+        return int(conn.execute("SELECT 42").fetchone()[0])  # type: ignore[attr-defined]
+
+    assert db.write(work, idempotent=True) == 42
+    assert len(calls) == 2
+    calls.clear()
+    with pytest.raises(DatabaseError, match="lost the connection") as caught:
+        db.write(work, idempotent=False)
+    assert len(calls) == 1
+    assert "nothing was written" in caught.value.message
+    assert db.read(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1
