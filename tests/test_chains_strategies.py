@@ -264,3 +264,22 @@ def test_eval_wrapper_applies_the_strategy_before_search() -> None:
     assert wrapped.traces["q two"] == {"queries": ["hypersonic heat"]}
     with pytest.raises(OptionError, match="several indexes"):
         strategy_retriever(base, "route", llm)
+
+
+def test_cli_names_indexes_by_folder_and_describes_them_from_the_manifest(tmp_path: Path) -> None:
+    from orchestrator.cli.rag_strategies import check_indexes, named_retrievers
+    from orchestrator.retrieval import build_index, open_retriever
+
+    for name in ("papers", "towns"):
+        build_index([{"doc_id": name, "text": TEXTS["wing"]}], tmp_path / name, modes=("bm25",))
+    manifest = tmp_path / "papers" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "description": "Aero."}))
+    indexes = [tmp_path / "papers", tmp_path / "towns"]
+    assert check_indexes("route", indexes) == "route"
+    routes = named_retrievers(indexes, lambda i: open_retriever(i, mode="bm25"))
+    assert {name: description for name, (_, description) in routes.items()} == {
+        "papers": "Aero.",
+        "towns": "towns",
+    }
+    with pytest.raises(OptionError, match="route or agentic"):
+        check_indexes("multi-hop", indexes)
