@@ -217,3 +217,19 @@ def test_a_dropped_connection_is_retried_only_when_safe(pg_dsn: str) -> None:
     assert len(calls) == 1
     assert "nothing was written" in caught.value.message
     assert db.read(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1
+
+
+@pytest.mark.parametrize("module", ["psycopg", "pgserver"])
+def test_without_the_postgres_extra_the_error_names_it(
+    module: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from orchestrator.extras import MissingDependencyError
+    from orchestrator.retrieval.postgres.server import start_server
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(MissingDependencyError) as caught:
+        if module == "psycopg":
+            Database("postgresql://ann@/rag?host=/nowhere").connection()
+        else:
+            start_server(tmp_path / "db")
+    assert caught.value.fix == 'pip install "orchestrator[postgres]"'

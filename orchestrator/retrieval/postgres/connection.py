@@ -155,12 +155,11 @@ class Database:
 def _prepare(conn: Any) -> None:
     """Bring a new (autocommit) connection's database to this code's schema, refusing a
     newer one, then teach the connection pgvector's types (numpy arrays in and out)."""
-    from pgvector.psycopg import register_vector
-
     from orchestrator.retrieval.postgres.migrations import migrate
 
+    pgvector = require("pgvector.psycopg", extra="postgres", purpose="pgvector's types")
     migrate(conn)
-    register_vector(conn)
+    pgvector.register_vector(conn)
 
 
 def _first_line(exc: BaseException) -> str:
