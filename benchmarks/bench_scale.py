@@ -13,8 +13,11 @@
    dense, hybrid over 225 queries), serial vs Ray local (2 workers), with the index already
    built; per-query results are checked equal.
 
+3. Optionally (``--rag N``) the RAG example suite on N questions (answering with the embedded
+   GGUF, faithfulness judged by it), serial vs Ray local: items that cost seconds each.
+
 Usage: python benchmarks/bench_scale.py [--real 2000] [--standin 100000] [--skip-eval]
-       [--json-out FILE]
+       [--skip-build] [--rag 7] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -153,20 +156,64 @@ def suite_eval(work: Path) -> dict[str, Any]:
     return row
 
 
+def rag_eval(work: Path, questions: int) -> dict[str, Any]:
+    """The RAG example suite (``evals/examples/rag.yaml``: the embedded GGUF answers, the
+    embedded judge scores faithfulness; ROUGE and non-LLM context recall beside it), hybrid
+    configuration, ``questions`` questions: serial vs Ray local, per-sample results compared."""
+    from orchestrator.evals.distributed import RayPlan
+    from orchestrator.evals.retrieval import ensure_index
+    from orchestrator.evals.runner import run_suite
+    from orchestrator.evals.suite import load_suite
+
+    spec, base = load_suite(ROOT / "evals" / "examples" / "rag.yaml")
+    rows = (base / spec.dataset).read_text().splitlines()[:questions]
+    (work / "qa.jsonl").write_text("\n".join(rows) + "\n")
+    spec = spec.model_copy(
+        update={
+            "dataset": str(work / "qa.jsonl"),
+            "documents": [str(base / d) for d in spec.documents],
+            "metrics": ["faithfulness", "rouge", "non_llm_context_recall"],
+            "configurations": spec.configurations[:1],
+        }
+    )
+    ensure_index(spec.documents, None, ("bm25", "dense"))  # built outside the timing
+    start = time.perf_counter()
+    serial = run_suite(spec, base, work / "rag-serial", progress=False)
+    serial_s = time.perf_counter() - start
+    start = time.perf_counter()
+    spread = run_suite(spec, base, work / "rag-ray", progress=False, ray=RayPlan("local", WORKERS))
+    ray_s = time.perf_counter() - start
+    a, b = serial["configurations"][0], spread["configurations"][0]
+    row = {
+        "questions": questions,
+        "serial_s": round(serial_s, 1),
+        "ray_s": round(ray_s, 1),
+        "speedup": round(serial_s / ray_s, 2),
+        "per_sample_equal": a["samples"] == b["samples"] and a["failed"] == b["failed"],
+    }
+    print(f"rag suite: {json.dumps(row)}", flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=int, default=2000, help="synthetic chunks, real model")
     parser.add_argument("--standin", type=int, default=100_000, help="synthetic, stand-in")
     parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--rag", type=int, default=0, help="RAG suite questions (0: skip)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
         report: dict[str, Any] = {"machine": machine(), "workers": WORKERS}
-        report["build"] = builds(args, work)
+        if not args.skip_build:
+            report["build"] = builds(args, work)
         if not args.skip_eval:
             report["suite"] = suite_eval(work)
+        if args.rag:
+            report["rag"] = rag_eval(work, args.rag)
         report["machine_after"] = machine()
     print(json.dumps(report, indent=1))
     if args.json_out:

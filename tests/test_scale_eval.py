@@ -100,7 +100,11 @@ def test_retrieval_suite_on_ray_equals_serial(
     )
     spec, base = load_suite(path)
     serial = run_suite(spec, base, tmp_path / "serial", progress=False)
-    spread = run_suite(spec, base, tmp_path / "ray", progress=False, ray=RayPlan("local"))
+    cli = CliRunner().invoke(
+        app, ["eval", str(path), "--out", str(tmp_path / "ray"), "--ray", "local", "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    spread = json.loads((tmp_path / "ray" / "results.json").read_text())
     for a, b in zip(serial["configurations"], spread["configurations"], strict=True):
         assert a["name"] == b["name"] and a["per_query"] == b["per_query"]
         assert a["mean"] == b["mean"]

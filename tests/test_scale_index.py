@@ -163,6 +163,12 @@ def test_fp32_vectors_match_because_batches_match(ray_session: RaySession, tmp_p
     _same_index(local, remote)
     assert local.vectors is not None and remote.vectors is not None
     assert np.array_equal(local.vectors, remote.vectors)
+    # the caller's progress advances by the texts of each finished batch
+    texts = [c.text for c in local.chunks]
+    done: list[int] = []
+    embedder = RayEmbedder(SentenceTransformerEmbedder(backend="onnx"), workers=2)
+    again = embedder.embed_batches(texts, 64, done.append)
+    assert sum(done) == len(texts) and np.array_equal(again, local.vectors)
 
 
 def test_index_ray_into_postgres(
