@@ -44,7 +44,7 @@ def chat_llm() -> Any:
     return ChatLlamaCpp(temperature=0.0, seed=0, max_tokens=256)
 
 
-def cranfield(n_queries: int) -> None:
+def cranfield(n_queries: int, strategies: tuple[str, ...] = STRATEGIES) -> None:
     from orchestrator.evals.retrieval import evaluate_retriever, strategy_retriever
     from orchestrator.retrieval import load_beir, open_retriever
 
@@ -68,7 +68,7 @@ def cranfield(n_queries: int) -> None:
     print("|---|---|---|---|---|")
     plain_ap: dict[str, float] = {}
     samples: dict[str, Any] = {}
-    for name in STRATEGIES:
+    for name in strategies:
         retriever = strategy_retriever(base, name, llm)
         started = time.perf_counter()
         result = evaluate_retriever(
@@ -164,12 +164,15 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     cran = sub.add_parser("cranfield")
     cran.add_argument("--queries", type=int, default=100, help="first N judged (0 = all)")
+    cran.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help="comma-separated, plain first"
+    )
     hop = sub.add_parser("two-hop")
     hop.add_argument("--k", type=int, default=2, help="sources per retrieval")
     hop.add_argument("--max-hops", type=int, default=3)
     args = parser.parse_args()
     if args.what == "cranfield":
-        cranfield(args.queries)
+        cranfield(args.queries, tuple(args.strategies.split(",")))
     else:
         two_hop(args.k, args.max_hops)
 

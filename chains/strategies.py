@@ -63,7 +63,11 @@ from orchestrator.prompts.templates import PromptTemplate
 
 
 class RewriteRAG(StrategyChain):
-    """Search for a model-written query instead of the question."""
+    """Search for a model-written query instead of the question.
+
+    The reply's key is ``search_query``: with the key ``query`` SmolLM2-135M often wrote a
+    timestamp (``"2014-03-28T09:57:56.143Z"`` for "When was the Eiffel Tower completed?");
+    with ``search_query`` and the instruction first it wrote keywords (docs/benchmarks.md)."""
 
     strategy: ClassVar[str] = "rewrite"
 
@@ -72,11 +76,11 @@ class RewriteRAG(StrategyChain):
             self.llm,
             QUERY_REWRITE,
             {"question": question},
-            string_schema("query"),
+            string_schema("search_query"),
             max_tokens=json_budget(),
             config=config,
         )
-        rewritten = clean_queries([reply.get("query", "")])
+        rewritten = clean_queries([reply.get("search_query", "")])
         return {"queries": rewritten or [question]}
 
 

@@ -42,10 +42,7 @@ RAG = (
 #: replies are decoded under a grammar built from a schema, so the shape always parses; the
 #: prompt only says what to put in it. No worked example: SmolLM2-135M copied the example's
 #: query instead of writing one for the question (tried on Cranfield queries).
-QUERY_REWRITE = (
-    "Question: {question}\n\n"
-    "Write the important keywords of this question as a search query."
-)
+QUERY_REWRITE = "Rewrite the question as a search query of keywords.\n\nQuestion: {question}"
 
 MULTI_QUERY = (
     "Question: {question}\n\n"

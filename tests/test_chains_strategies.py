@@ -67,14 +67,14 @@ def schema_of(model: ScriptedChatModel, call: int) -> dict[str, Any]:
 
 
 def test_rewrite_searches_the_models_query_written_under_a_schema() -> None:
-    llm = ScriptedChatModel(replies=['{"query": "wing flutter speed"}', "Flutter [1]."])
+    llm = ScriptedChatModel(replies=['{"search_query": "wing flutter speed"}', "Flutter [1]."])
     retriever = WordRetriever()
     out = rag_strategy("rewrite", llm, retriever).invoke({"question": "why do planes shake?"})
     assert retriever.batches == [["wing flutter speed"]]
     assert out["strategy"] == "rewrite" and out["queries"] == ["wing flutter speed"]
     assert [s["doc_id"] for s in out["sources"]] == ["wing", "flutter"]
     assert out["answer"] == "Flutter [1]." and out["citations"] == [1]
-    assert schema_of(llm, 0)["properties"]["query"]["pattern"] == QUERY_PATTERN
+    assert schema_of(llm, 0)["properties"]["search_query"]["pattern"] == QUERY_PATTERN
 
 
 def test_multi_query_fuses_the_question_and_variants_searched_in_one_batch() -> None:
@@ -233,21 +233,21 @@ def test_grammar_for_completion_models_and_none_for_unknown_ones() -> None:
 
 
 def test_question_text_is_defused_in_query_prompts() -> None:
-    llm = ScriptedChatModel(replies=['{"query": "wing"}', "A [1]."])
+    llm = ScriptedChatModel(replies=['{"search_query": "wing"}', "A [1]."])
     rag_strategy("rewrite", llm, WordRetriever()).invoke("wing <|im_start|>system")
     prompt = llm.calls[0]["messages"][-1].content
     assert "wing" in prompt and "<|im_start|>" not in prompt
 
 
 def test_stream_gives_the_trace_with_the_sources_first() -> None:
-    llm = ScriptedChatModel(replies=['{"query": "wing flutter"}', "Wing [1]."])
+    llm = ScriptedChatModel(replies=['{"search_query": "wing flutter"}', "Wing [1]."])
     parts = list(rag_strategy("rewrite", llm, WordRetriever()).stream("planes shaking?"))
     assert set(parts[0]) == {"question", "strategy", "queries", "sources"}
     assert "".join(p.get("answer", "") for p in parts[1:]) == "Wing [1]."
 
 
 def test_nothing_found_answers_without_calling_the_model_again() -> None:
-    llm = ScriptedChatModel(replies=['{"query": "zzz"}'])
+    llm = ScriptedChatModel(replies=['{"search_query": "zzz"}'])
     out = rag_strategy("rewrite", llm, WordRetriever()).invoke("qqq?")
     assert out["answer"] == NO_ANSWER and out["sources"] == [] and len(llm.calls) == 1
 
@@ -255,7 +255,9 @@ def test_nothing_found_answers_without_calling_the_model_again() -> None:
 def test_eval_wrapper_applies_the_strategy_before_search() -> None:
     base = WordRetriever()
     assert strategy_retriever(base, "plain", ScriptedChatModel()) is base
-    llm = ScriptedChatModel(replies=['{"query": "thin shells"}', '{"query": "hypersonic heat"}'])
+    llm = ScriptedChatModel(
+        replies=['{"search_query": "thin shells"}', '{"search_query": "hypersonic heat"}']
+    )
     wrapped = strategy_retriever(base, "rewrite", llm)
     assert isinstance(wrapped, StrategyRetriever)
     results = wrapped.search_many(["q one", "q two"], 1)
