@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +31,19 @@ class PgServer:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def pg_server() -> Iterator[PgServer]:
+    """In its own temporary folder, not pytest's: pytest deletes old ``pytest-N`` folders when
+    another pytest run starts, which would pull the data directory from under a live server."""
     from orchestrator.retrieval.postgres.server import start_server, stop_server
 
-    directory = tmp_path_factory.mktemp("pg") / "data"
+    root = Path(tempfile.mkdtemp(prefix="orchestrator-pg-"))
+    directory = root / "data"
     dsn = start_server(directory)
     try:
         yield PgServer(directory, dsn)
     finally:
         stop_server(directory)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture()
