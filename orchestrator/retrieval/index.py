@@ -197,15 +197,7 @@ class IndexStore:
         if docs:
             self.check_embedder()
         self.delete_documents({d.doc_id for d in docs})
-        new: list[Chunk] = []
-        stored = {c.chunk_id for c in self.chunks}
-        with progress_task("chunking", len(docs), progress and len(docs) > 50) as advance:
-            for doc in docs:
-                for chunk in self.chunker.split(doc):
-                    if chunk.chunk_id not in stored:
-                        stored.add(chunk.chunk_id)
-                        new.append(chunk)
-                advance(1)
+        new = self.chunker.split_new(docs, {c.chunk_id for c in self.chunks}, progress)
         return self._append(new, progress)
 
     def _append(self, new: list[Chunk], progress: bool) -> int:

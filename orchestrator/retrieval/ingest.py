@@ -192,6 +192,23 @@ class Chunker:
             keep_separator="end",
         )
 
+    def split_new(
+        self, docs: Sequence[SourceDocument], known: set[str], progress: bool = False
+    ) -> list[Chunk]:
+        """The chunks of ``docs`` whose ``chunk_id`` is not in ``known`` (which grows), in
+        order: the one rule for "a stored chunk is never added again" of every backend."""
+        from orchestrator.retrieval.progress import progress_task
+
+        new: list[Chunk] = []
+        with progress_task("chunking", len(docs), progress and len(docs) > 50) as advance:
+            for doc in docs:
+                for chunk in self.split(doc):
+                    if chunk.chunk_id not in known:
+                        known.add(chunk.chunk_id)
+                        new.append(chunk)
+                advance(1)
+        return new
+
     def split(self, doc: SourceDocument) -> list[Chunk]:
         """Chunks of one document. A title heads every chunk (it is often the best summary of
         what the chunk is about), within the token budget. A paged document is split page by

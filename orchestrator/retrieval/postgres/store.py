@@ -292,15 +292,7 @@ class PgIndexStore:
     def _prepare(
         self, docs: Sequence[SourceDocument], reuse: dict[str, np.ndarray], progress: bool
     ) -> Batch:
-        chunks: list[Chunk] = []
-        seen: set[str] = set()
-        with progress_task("chunking", len(docs), progress and len(docs) > 50) as advance:
-            for doc in docs:
-                for chunk in self.chunker.split(doc):
-                    if chunk.chunk_id not in seen:
-                        seen.add(chunk.chunk_id)
-                        chunks.append(chunk)
-                advance(1)
+        chunks = self.chunker.split_new(docs, set(), progress)
         vectors = self._vectors(chunks, reuse, progress) if self.embedder is not None else None
         analyzer = self.analyzer
         terms = [Counter(analyzer(c.text)) if analyzer else Counter() for c in chunks]
