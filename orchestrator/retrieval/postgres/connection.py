@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.extras import require
@@ -49,7 +49,11 @@ def redact_dsn(dsn: str) -> str:
         if "@" in netloc:
             user, _, host = netloc.rpartition("@")
             netloc = f"{user.split(':', 1)[0]}@{host}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        query = parts.query  # a password may also sit in the query: ?password=...
+        if any(key == "password" for key, _ in pairs):
+            query = urlencode([(k, v) for k, v in pairs if k != "password"], safe="/")
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
     try:
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 

@@ -1,0 +1,17 @@
+"""Review regressions for the PostgreSQL backend (issue 12), found by trying the CLI."""
+
+from __future__ import annotations
+
+from orchestrator.retrieval.postgres.connection import redact_dsn
+
+
+def test_redact_dsn_drops_a_password_given_as_a_uri_query_parameter() -> None:
+    """libpq accepts ``?password=...`` in a URI; error messages must not print it."""
+    shown = redact_dsn("postgresql://127.0.0.1:1/x?password=s3cret&user=bob")
+    assert shown == "postgresql://127.0.0.1:1/x?user=bob"
+
+
+def test_redact_dsn_keeps_a_socket_host_readable() -> None:
+    """A DSN without a password is shown as given (``db start``'s socket DSN)."""
+    dsn = "postgresql://postgres:@/postgres?host=/tmp/pg"
+    assert redact_dsn(dsn) == "postgresql://postgres@/postgres?host=/tmp/pg"
