@@ -39,6 +39,10 @@ def start_server(directory: Path | None = None) -> str:
     path = (directory or default_directory()).expanduser().resolve()
     pgserver = _pgserver()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise OrchestratorError(
+            f"{path} is a file, not a folder", fix="pick an empty or new --dir for the database"
+        )
     if path.exists() and any(path.iterdir()) and not (path / "PG_VERSION").exists():
         raise OrchestratorError(
             f"{path} is not empty and holds no PostgreSQL data directory",
