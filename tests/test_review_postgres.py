@@ -31,3 +31,12 @@ def test_db_start_on_a_file_is_an_error_naming_the_fix(tmp_path: Path) -> None:
         start_server(target)
     assert "is a file" in str(caught.value) and "--dir" in (caught.value.fix or "")
     assert target.read_text() == "x"
+
+
+def test_update_and_drop_index_import_from_orchestrator_retrieval() -> None:
+    """The README lists ``update_index`` and ``drop_index`` beside ``build_index``."""
+    import orchestrator.retrieval as retrieval
+    from orchestrator.retrieval.retriever import drop_index, update_index
+
+    assert retrieval.update_index is update_index
+    assert retrieval.drop_index is drop_index

@@ -17,6 +17,8 @@ from orchestrator.lazy import lazy_getattr
 _LAZY = {
     "build_index": "orchestrator.retrieval.retriever",
     "open_retriever": "orchestrator.retrieval.retriever",
+    "update_index": "orchestrator.retrieval.retriever",
+    "drop_index": "orchestrator.retrieval.retriever",
     "open_store": "orchestrator.retrieval.retriever",
     "doc_ranking": "orchestrator.retrieval.retriever",
     "IndexRetriever": "orchestrator.retrieval.retriever",
