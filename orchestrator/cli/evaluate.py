@@ -35,7 +35,7 @@ from orchestrator.cli.common import (
     print_json,
 )
 from orchestrator.cli.rag_strategies import EvalStrategyOpt
-from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt
+from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
 from orchestrator.errors import DataError, OptionError
 
 ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
@@ -120,6 +120,7 @@ def retrieval(
     from orchestrator.retrieval.progress import progress_bar
 
     _check_mode(mode)
+    check_ray_workers(ray, ray_workers)
     chosen = strategy_name(strategy)
     if model is not None and rerank != "llm" and chosen == "plain":
         raise OptionError(
@@ -348,6 +349,7 @@ def suite(
 def _ray_plan(ray: str | None, workers: int | None) -> Any:
     """``--ray``/``--ray-workers`` as an ``evals.distributed.RayPlan``, connected now (a
     wrong address fails before any model loads); None without ``--ray``."""
+    check_ray_workers(ray, workers)
     if ray is None:
         return None
     from orchestrator.evals.distributed import RayPlan

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.errors import OptionError
+
 RayOpt = Annotated[
     str | None,
     typer.Option(
@@ -18,3 +20,12 @@ RayWorkersOpt = Annotated[
     int | None,
     typer.Option("--ray-workers", min=1, help="Ray workers (default: one per cluster CPU)."),
 ]
+
+
+def check_ray_workers(ray: str | None, workers: int | None) -> None:
+    """``--ray-workers`` sizes a Ray pool: without ``--ray`` it would be silently ignored."""
+    if workers is not None and ray is None:
+        raise OptionError(
+            "--ray-workers applies to --ray only (without it the work runs in this process)",
+            fix="add --ray local (or auto, or a cluster address), or leave out --ray-workers",
+        )

@@ -25,7 +25,7 @@ from orchestrator.cli.common import (
     print_json,
 )
 from orchestrator.cli.rag_strategies import SearchStrategyOpt, StrategyOpt
-from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt
+from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
 from orchestrator.errors import DataError, OptionError
 
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index directory (required).")]
@@ -140,6 +140,7 @@ def index(
 
     check_model(model)
     target, dsn = index_location(index_dir, check_backend(backend, dsn))
+    check_ray_workers(ray, ray_workers)
     embedder: Any = embedding
     if ray is not None:  # embed on Ray Data actors (orchestrator.retrieval.ray_embed)
         from orchestrator.retrieval.ray_embed import ray_embedding
