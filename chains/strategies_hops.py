@@ -66,6 +66,9 @@ class MultiHopRAG(StrategyChain):
     """Retrievals at most, the first (for the question) included."""
     source_chars: int = Field(default=400, ge=50)
     """Characters of each source the follow-up prompt shows (the answer step sees all)."""
+    follow_up_sources: int = Field(default=8, ge=1)
+    """Sources the follow-up prompt shows at most, the best of each hop alike: with a large
+    ``k`` (``eval retrieval`` searches 100) all of them would not fit the context window."""
 
     def retrieve_traced(
         self, question: str, config: RunnableConfig | None = None
@@ -95,6 +98,13 @@ class MultiHopRAG(StrategyChain):
         )
         return " ".join(str(reply.get("next", DONE)).split())
 
+    def shown(self, found: list[Document], hops: list[dict[str, Any]]) -> list[Document]:
+        """The sources the follow-up prompt shows: each hop's best, ``follow_up_sources`` in
+        all, in order of discovery (the newest hop is never crowded out by the first)."""
+        per_hop = max(1, self.follow_up_sources // len(hops))
+        numbers = sorted(n for hop in hops for n in hop["sources"][:per_hop])
+        return [found[n - 1] for n in numbers[: self.follow_up_sources]]
+
     def _hops(
         self,
         question: str,
@@ -121,7 +131,7 @@ class MultiHopRAG(StrategyChain):
                 break
             if len(hops) >= self.max_hops:
                 break
-            nxt = self.follow_up(question, list(found.values()), config)
+            nxt = self.follow_up(question, self.shown(list(found.values()), hops), config)
             if nxt.strip(" .!").upper() == DONE:
                 stop = "done"
                 break

@@ -5,11 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
 
 runner = CliRunner()
+
+
+class ManyRetriever(BaseRetriever):
+    """Returns k distinct passages named after the query, for any query."""
+
+    k: int = 4
+
+    def search_many(self, queries: list[str], k: int | None = None) -> list[list[Document]]:
+        return [
+            [
+                Document(f"{q} passage {i}", metadata={"chunk_id": f"{q}-{i}", "score": 1.0})
+                for i in range(k or self.k)
+            ]
+            for q in queries
+        ]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return self.search_many([query])[0]
 
 
 @pytest.mark.parametrize(
@@ -32,3 +55,19 @@ def test_ray_workers_without_ray_is_an_error(tmp_path: Path, args: list[str]) ->
     assert "--ray-workers applies to --ray only" in result.output
     assert "add --ray local" in result.output
     assert not (tmp_path / "idx").exists()
+
+
+def test_multi_hop_follow_up_shows_a_bounded_number_of_sources() -> None:
+    """``eval retrieval --strategy multi-hop`` searches k=100: the follow-up prompt showed all
+    100 sources (22k tokens, over the 4096 context) and the run failed."""
+    from orchestrator.chains import rag_strategy
+    from orchestrator.testing import ScriptedChatModel
+
+    llm = ScriptedChatModel(replies=['{"next": "second"}', '{"next": "DONE"}', "A [1]."])
+    chain = rag_strategy("multi_hop", llm, ManyRetriever(k=50), k=50)
+    out = chain.invoke("first")
+    assert len(out["sources"]) == 100 and out["stop_reason"] == "done"
+    first, second = (str(llm.calls[i]["messages"]) for i in (0, 1))
+    assert first.count("first passage") == 8
+    assert second.count("first passage") == 4 and second.count("second passage") == 4
+    assert "second passage 0" in second
