@@ -102,13 +102,16 @@ def named_retrievers(
     return out
 
 
-def strategy_chain(name: str, llm: Any, retrievers: dict[str, tuple[Any, str]]) -> Any:
+def strategy_chain(
+    name: str, llm: Any, retrievers: dict[str, tuple[Any, str]], k: int | None = None
+) -> Any:
     """The runnable answering with strategy ``name``; ``agentic`` comes from
-    ``orchestrator.agents.agentic_rag`` (a ReAct agent), every other one from the chains."""
+    ``orchestrator.agents.agentic_rag`` (a ReAct agent, ``k`` passages per search), every
+    other one from the chains (``k`` is their retrievers')."""
     if name == "agentic":
         from orchestrator.agents import agentic_rag
 
-        return agentic_rag(retrievers, llm)
+        return agentic_rag(retrievers, llm) if k is None else agentic_rag(retrievers, llm, k=k)
     from orchestrator.chains.strategies import rag_strategy
 
     return rag_strategy(name, llm, retrievers)

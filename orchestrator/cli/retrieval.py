@@ -399,7 +399,7 @@ def rag(
     if name == "plain":
         chain = rag_chain(llm, next(iter(retrievers.values()))[0])
     else:
-        chain = strategy_chain(name, llm, retrievers)
+        chain = strategy_chain(name, llm, retrievers, k=k)
     sources: list[dict[str, Any]] = []
     trace: dict[str, Any] = {}
     answer = ""
