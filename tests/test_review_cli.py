@@ -83,3 +83,18 @@ def test_rag_k_sets_the_agentic_passages_per_search() -> None:
     llm = ScriptedChatModel(replies=["unused"])
     assert [i.k for i in strategy_chain("agentic", llm, retrievers, k=8).indexes] == [8]
     assert [i.k for i in strategy_chain("agentic", llm, retrievers).indexes] == [3]
+
+
+def test_explicit_local_backend_with_a_dsn_is_an_error(tmp_path: Path) -> None:
+    """``--backend local --dsn D`` quietly built in PostgreSQL (a DSN implied postgres even
+    when the user named the local backend); nothing may be written anywhere."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The Verrin Bridge spans the river Olle.")
+    out = tmp_path / "idx"
+    args = ["index", str(docs), "--index", str(out), "--backend", "local"]
+    result = runner.invoke(app, [*args, "--dsn", "postgresql://u@127.0.0.1:1/db"])
+    assert result.exit_code == 2
+    assert "--backend local builds an index directory" in result.output
+    assert "leave out --dsn" in result.output
+    assert not out.exists()

@@ -125,8 +125,12 @@ def index(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
     backend: Annotated[
-        str, typer.Option("--backend", help="local (a directory) | postgres (needs --dsn).")
-    ] = "local",
+        str | None,
+        typer.Option(
+            "--backend",
+            help="local (a directory; the default) | postgres (needs --dsn; implied by --dsn).",
+        ),
+    ] = None,
     dsn: DsnOpt = None,
     ray: RayOpt = None,
     ray_workers: RayWorkersOpt = None,

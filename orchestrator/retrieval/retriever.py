@@ -149,12 +149,20 @@ def _documents(paths_or_docs: Iterable[Any], on_skip: SkipHandler | None) -> lis
 BACKENDS = ("local", "postgres")
 
 
-def check_backend(backend: str, dsn: str | None) -> str | None:
-    """The DSN to use for ``--backend``: ``postgres`` needs one; a DSN alone implies it."""
+def check_backend(backend: str | None, dsn: str | None) -> str | None:
+    """The DSN to use for ``--backend``: ``postgres`` needs one, ``local`` takes none, and a
+    DSN alone (``backend=None``) implies ``postgres``."""
     from orchestrator.errors import unknown_option
 
+    if backend is None:
+        return dsn
     if backend not in BACKENDS:
         raise unknown_option(backend, BACKENDS, where="index backend")
+    if backend == "local" and dsn is not None:
+        raise OptionError(
+            "--backend local builds an index directory, but --dsn names a database",
+            fix="leave out --dsn to build the directory, or use --backend postgres",
+        )
     if backend == "postgres" and dsn is None:
         raise OptionError(
             "--backend postgres needs --dsn (the database to hold the index)",
