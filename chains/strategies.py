@@ -162,30 +162,7 @@ def hyde_search(
         lists = search_many_docs(retriever, [*questions, *passages], k)
         n = len(questions)
         return [fuse_documents([lists[i], lists[n + i]], k) for i in range(n)]
-    from orchestrator.retrieval.retriever import chunk_document
-
-    depth = max(k, searcher.config.rerank_depth if searcher.reranker else k)
-    floor = getattr(retriever, "min_similarity", None)
-
-    def run() -> tuple[list[list[Any]], list[Any]]:
-        # The searcher's own stages with another vector than the text: no public call takes
-        # both, so its embedding and one-query steps are used as its ``search`` uses them.
-        if not backend.has_chunks():
-            return [[] for _ in questions], []
-        vectors = searcher._embed(list(passages))
-        results = [
-            [
-                h
-                for h in searcher._one(question, vector, depth)[:k]
-                if floor is None or h.parts.get("similarity", 1.0) >= floor
-            ]
-            for question, vector in zip(questions, vectors, strict=True)
-        ]
-        return results, backend.chunks_of([h.row for hits in results for h in hits])
-
-    results, chunks = backend.read(run)
-    found = iter(chunks)
-    return [[chunk_document(next(found), h) for h in hits] for hits in results]
+    return retriever.search_many(list(questions), k, dense_texts=list(passages))  # type: ignore[no-any-return]
 
 
 #: Strategies by name. ``agentic`` is built by ``orchestrator.agents.agentic_rag`` (``None``

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from postgres_support import QUERIES, PgServer, documents
 
-from orchestrator.errors import DataError
+from orchestrator.errors import DataError, OptionError
 from orchestrator.retrieval import build_index, open_retriever
 from orchestrator.retrieval.postgres import writes
 from orchestrator.retrieval.postgres.connection import Database, DatabaseError, redact_dsn
@@ -43,6 +43,26 @@ def test_hybrid_search_matches_the_local_backend(
             for (_, s1, c1), (_, s2, c2) in zip(want, got, strict=True):
                 assert s2 == pytest.approx(s1, abs=1e-4)
                 assert c2 == pytest.approx(c1, abs=1e-4)
+
+
+def test_dense_texts_search_the_same_way_on_both_backends(
+    pg_dsn: str, index_name: str, tmp_path: Path
+) -> None:
+    """HyDE's search: another text's vector on the dense side, the query's words on the
+    keyword side; equal on both backends, and one dense text per query or an error."""
+    build_index(documents(), tmp_path / "local")
+    build_index(documents(), index_name, dsn=pg_dsn)
+    local = open_retriever(tmp_path / "local", k=3)
+    remote = open_retriever(index_name, k=3, dsn=pg_dsn)
+    texts = ["ablating heat shields of reentry vehicles"]
+    want = local.search_many(["jet noise"], dense_texts=texts)[0]
+    got = remote.search_many(["jet noise"], dense_texts=texts)[0]
+    assert [d.metadata["doc_id"] for d in got] == [d.metadata["doc_id"] for d in want]
+    assert "ablation" in [d.metadata["doc_id"] for d in got]
+    plain = [d.metadata["doc_id"] for d in local.search_many(["jet noise"])[0]]
+    assert [d.metadata["doc_id"] for d in want] != plain
+    with pytest.raises(OptionError, match="dense_texts has 2 texts for 1 queries"):
+        local.search_many(["jet noise"], dense_texts=texts * 2)
 
 
 def test_documents_carry_the_citation_metadata(pg_dsn: str, index_name: str) -> None:

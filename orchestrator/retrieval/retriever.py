@@ -331,13 +331,22 @@ class IndexRetriever(BaseRetriever):
     ) -> list[Document]:
         return self.search_many([query], k=k)[0]
 
-    def search_many(self, queries: Sequence[str], k: int | None = None) -> list[list[Document]]:
-        """Top ``k`` chunks for each query, in one batch (one embedding call for all)."""
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        *,
+        dense_texts: Sequence[str] | None = None,
+    ) -> list[list[Document]]:
+        """Top ``k`` chunks for each query, in one batch (one embedding call for all);
+        ``dense_texts`` as for :meth:`Searcher.search` (then ``similarity`` is their cosine)."""
         searcher = self.searcher
         floor = self.min_similarity
 
         def run() -> tuple[list[list[Hit]], list[Chunk]]:
-            results = searcher.search(list(queries), k if k is not None else self.k)
+            results = searcher.search(
+                list(queries), k if k is not None else self.k, dense_texts=dense_texts
+            )
             if floor is not None and not searcher.uses_dense:
                 self._add_similarity(queries, results)
             results = [

@@ -95,8 +95,17 @@ class Searcher:
     def uses_keyword(self) -> bool:
         return self.config.mode != "dense" and "bm25" in self.backend.manifest["modes"]
 
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """Top ``k`` hits per query, best first."""
+    def search(
+        self, queries: Sequence[str], k: int, *, dense_texts: Sequence[str] | None = None
+    ) -> list[list[Hit]]:
+        """Top ``k`` hits per query, best first. ``dense_texts`` (one per query) are embedded
+        as the dense queries instead of the queries themselves (HyDE: a hypothetical answer's
+        vector, the question's words); keyword search, feedback and rerank keep the query."""
+        if dense_texts is not None and len(dense_texts) != len(queries):
+            raise OptionError(
+                f"dense_texts has {len(dense_texts)} texts for {len(queries)} queries",
+                fix="give one dense text per query",
+            )
         if k < 1:
             raise OptionError(f"k must be >= 1, got {k}")
         blank = [i for i, q in enumerate(queries) if not q.strip()]
@@ -107,7 +116,7 @@ class Searcher:
         if not queries or not self.backend.has_chunks():
             return [[] for _ in queries]
         dense = self.uses_dense and self.backend.has_vectors()
-        vectors = self._embed(queries) if dense else None
+        vectors = self._embed(queries if dense_texts is None else dense_texts) if dense else None
         results = []
         for i, query in enumerate(queries):
             qvec = None if vectors is None else vectors[i]
