@@ -54,6 +54,24 @@ def embedder_from_name(name: str, directory: Path) -> Embedder:
     return UnavailableEmbedder(name, directory)
 
 
+def embed_in_batches(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
+    """``texts`` embedded :data:`EMBED_BATCH` at a time (float32, rows in order), with a
+    progress bar: the one batching rule of every backend, so a distributed embedder
+    (``ray_embed``'s ``embed_batches``, given every batch at once) sees the same batches."""
+    if not texts:  # no rows; the embedder (maybe not loaded yet) is not asked its dimension
+        return np.zeros((0, 0), np.float32)
+    with progress_task("embedding", len(texts), progress) as advance:
+        bulk = getattr(embedder, "embed_batches", None)
+        if bulk is not None:
+            return np.asarray(bulk(texts, EMBED_BATCH, advance), dtype=np.float32)
+        parts = []
+        for i in range(0, len(texts), EMBED_BATCH):
+            batch = texts[i : i + EMBED_BATCH]
+            parts.append(np.asarray(embedder.embed_documents(batch), np.float32))
+            advance(len(batch))
+    return np.concatenate(parts).astype(np.float32)
+
+
 class IndexStore:
     """Chunks, their ids, and the enabled search structures; ``save()`` persists atomically."""
 
@@ -240,16 +258,7 @@ class IndexStore:
 
     def _embed(self, texts: list[str], progress: bool) -> np.ndarray:
         assert self.embedder is not None
-        parts = []
-        with progress_task("embedding", len(texts), progress) as advance:
-            bulk = getattr(self.embedder, "embed_batches", None)
-            if bulk is not None:  # a distributed embedder (ray_embed) takes every batch at once
-                return np.asarray(bulk(texts, EMBED_BATCH, advance), dtype=np.float32)
-            for i in range(0, len(texts), EMBED_BATCH):
-                batch = texts[i : i + EMBED_BATCH]
-                parts.append(self.embedder.embed_documents(batch))
-                advance(len(batch))
-        return np.concatenate(parts).astype(np.float32)
+        return embed_in_batches(self.embedder, texts, progress)
 
     def _add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         emb = self.manifest["embedding"]

@@ -30,7 +30,6 @@ from orchestrator.retrieval.index import MODES, check_modes, check_unique_ids, e
 from orchestrator.retrieval.ingest import Chunker, ChunkerConfig
 from orchestrator.retrieval.postgres import writes
 from orchestrator.retrieval.postgres.connection import Database, database
-from orchestrator.retrieval.progress import progress_task
 from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
 
 FORMAT_NAME = "orchestrator-index-postgres"
@@ -301,21 +300,11 @@ class PgIndexStore:
     def _vectors(
         self, chunks: list[Chunk], reuse: dict[str, np.ndarray], progress: bool
     ) -> np.ndarray:
-        from orchestrator.retrieval.index import EMBED_BATCH
+        from orchestrator.retrieval.index import embed_in_batches
 
         assert self.embedder is not None
         todo = [c.text for c in chunks if c.chunk_id not in reuse]
-        parts = []
-        with progress_task("embedding", len(todo), progress and bool(todo)) as advance:
-            bulk = getattr(self.embedder, "embed_batches", None)
-            if bulk is not None and todo:  # a distributed embedder (ray_embed): all at once
-                parts.append(np.asarray(bulk(todo, EMBED_BATCH, advance), np.float32))
-                todo = []
-            for i in range(0, len(todo), EMBED_BATCH):
-                batch = todo[i : i + EMBED_BATCH]
-                parts.append(np.asarray(self.embedder.embed_documents(batch), np.float32))
-                advance(len(batch))
-        fresh: Iterator[np.ndarray] = iter(np.concatenate(parts) if parts else [])
+        fresh: Iterator[np.ndarray] = iter(embed_in_batches(self.embedder, todo, progress))
         rows = [reuse[c.chunk_id] if c.chunk_id in reuse else next(fresh) for c in chunks]
         dim = self.manifest["embedding"]["dimension"] or (len(rows[0]) if rows else 0)
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
