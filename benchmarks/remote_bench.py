@@ -56,7 +56,9 @@ def start_server(model: Path, threads: int, log: Path) -> tuple[subprocess.Popen
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+    # through cpu_repack: llama.cpp's AMX weight repack crashes (orchestrator/llama/cpu_repack.py)
+    command = [sys.executable, "-m", "orchestrator.llama.cpu_repack", "llama_cpp.server",
+               "--model", str(model),
                "--model_alias", model.stem, "--host", "127.0.0.1", "--port", str(port),
                "--n_ctx", "2048", "--n_threads", str(threads), "--n_threads_batch",
                str(threads)]  # fmt: skip

@@ -6,14 +6,18 @@ holds the example prompt ``qa_example`` and the prefix and suffix), as plain
 ``FewShotChatMessagePromptTemplate`` take them unchanged (``examples=get_examples("qa")``).
 
 LangChain's ``FewShotPromptTemplate`` fills the user's values into its suffix as they are; a
-question quoting ``<|im_start|>`` would then reach a completion model as a control token.
-:class:`FewShotPromptTemplate` here is that class with every value defused first (the model's
-own control tokens added when one is given), as :class:`~orchestrator.prompts.templates.
-PromptTemplate` does for single prompts.
+question quoting ``<|im_start|>`` would then reach a completion model as a control token. It
+also joins the formatted examples into one string and parses *that* as a template, so an
+example answer holding JSON (``{"a": 1}``) is a ``KeyError`` and ``{{`` loses a brace.
+:class:`FewShotPromptTemplate` here is that class with every value and every example value
+defused first (the model's own control tokens added when one is given), as
+:class:`~orchestrator.prompts.templates.PromptTemplate` does for single prompts, and with only
+the prefix and the suffix parsed as templates: the examples are joined in as text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.prompts import ChatPromptTemplate
@@ -22,7 +26,12 @@ from langchain_core.prompts import FewShotPromptTemplate as _LangChainFewShot
 from pydantic import Field
 
 from orchestrator.prompts.library import FEW_SHOT_PREFIX, FEW_SHOT_SUFFIX, QA_EXAMPLE
-from orchestrator.prompts.templates import PromptTemplate, defuse_values, special_pattern_of
+from orchestrator.prompts.templates import (
+    PromptTemplate,
+    defuse_values,
+    fill_template,
+    special_pattern_of,
+)
 
 #: Named example sets. ``qa`` mixes arithmetic and facts with short answers; none of them is a
 #: question of ``benchmarks/data/techniques.jsonl``.
@@ -47,24 +56,45 @@ def get_examples(name: str = "qa") -> list[dict[str, str]]:
 
 
 class FewShotPromptTemplate(_LangChainFewShot):
-    """langchain-core's ``FewShotPromptTemplate`` whose user values are defused.
+    """langchain-core's ``FewShotPromptTemplate`` whose values and examples stay text.
 
-    The prefix, the examples and the suffix are trusted text; the values filled into the suffix
-    (the question) are not. ``llm`` adds that model's own control tokens to the generic shapes.
+    The prefix, the suffix and the example prompt are trusted templates; the values filled into
+    them (the question, each example's fields) are not: they are defused, and the formatted
+    examples are never parsed again. ``llm`` adds that model's own control tokens to the
+    generic shapes.
     """
 
     llm: Any = Field(default=None, exclude=True)
 
     def format(self, **kwargs: Any) -> str:
-        return super().format(**self._defused(kwargs))
+        values = self._defused(kwargs)
+        examples = self._get_examples(**values)
+        shown = [self.example_prompt.format(**self._example_values(e)) for e in examples]
+        return self._join(shown, values)
 
     async def aformat(self, **kwargs: Any) -> str:
-        return await super().aformat(**self._defused(kwargs))
+        values = self._defused(kwargs)
+        examples = await self._aget_examples(**values)
+        shown = [await self.example_prompt.aformat(**self._example_values(e)) for e in examples]
+        return self._join(shown, values)
+
+    def _pattern(self) -> Any:
+        return special_pattern_of(self.llm) if self.llm is not None else None
 
     def _defused(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         merged = self._merge_partial_and_user_variables(**kwargs)
-        pattern = special_pattern_of(self.llm) if self.llm is not None else None
-        return defuse_values(merged, pattern, stringify=True)
+        return defuse_values(merged, self._pattern(), stringify=True)
+
+    def _example_values(self, example: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = {k: example[k] for k in self.example_prompt.input_variables}
+        return defuse_values(wanted, self._pattern())
+
+    def _join(self, examples: Sequence[str], values: dict[str, Any]) -> str:
+        """Prefix and suffix filled as templates; the examples between them as text."""
+        fill = self.template_format
+        head = [fill_template(self.prefix, fill, values)] if self.prefix else []
+        tail = [fill_template(self.suffix, fill, values)] if self.suffix else []
+        return self.example_separator.join([*head, *(e for e in examples if e), *tail])
 
 
 def few_shot_prompt(

@@ -11,17 +11,24 @@ shapes of :mod:`orchestrator.prompts.safety`.
 :class:`PromptTemplate` is langchain-core's with that defusing built in, so the book's
 ``prompt | LlamaCpp(...)`` is safe with only its import line changed. :func:`instruction_prompt`
 is the one place a prompt is wrapped as a user turn for a completion model.
+
+Only the developer's template is ever parsed for ``{variables}``. Text from anywhere else (a
+value, the model's chat template and its default system message, an example) is added after
+parsing, as text: a brace, ``{%`` or ``{{`` in it reaches the model as written.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import PromptTemplate as _LangChainPromptTemplate
+from langchain_core.prompts.string import DEFAULT_FORMATTER_MAPPING
 from langchain_core.runnables import RunnableBinding, RunnableSequence
+from langchain_core.utils import mustache
 from pydantic import Field
 
 from orchestrator.prompts.safety import defuse
@@ -71,7 +78,8 @@ def defuse_value(
     value: Any, pattern: re.Pattern[str] | None = None, *, stringify: bool = False
 ) -> Any:
     """``value`` with control-token text broken: strings, message contents (a history given
-    as messages), and the items of lists and tuples. Numbers and ``None`` stay as they are;
+    as messages), the items of lists and tuples, and the values of mappings (what a Jinja or
+    Mustache template reads as ``{{ doc.text }}``). Numbers and ``None`` stay as they are;
     other objects are left alone unless ``stringify`` (an f-string template will ``str()``
     them anyway, so their text is defused first)."""
     if isinstance(value, str):
@@ -80,6 +88,8 @@ def defuse_value(
         return _defuse_message(value, pattern)
     if isinstance(value, list | tuple):
         return type(value)(defuse_value(v, pattern, stringify=stringify) for v in value)
+    if isinstance(value, Mapping) and not stringify:
+        return {k: defuse_value(v, pattern) for k, v in value.items()}
     if stringify and not isinstance(value, _PLAIN):
         return defuse(str(value), pattern)
     return value
@@ -119,10 +129,17 @@ class PromptTemplate(_LangChainPromptTemplate):
     The template text itself is trusted (it may write a model's turn markers); values are not.
     ``llm`` (optional, set by :meth:`for_model` or :func:`instruction_prompt`) adds that
     model's own control tokens to the generic shapes; it is read when formatting, so a
-    template for a model does not load the model's weights.
+    template for a model does not load the model's weights. A ``mustache`` template fills
+    ``{{name}}`` as written, without the HTML escaping Mustache defines for web pages (a
+    document's ``a < b`` would reach the model as ``a &lt; b``).
     """
 
     llm: Any = Field(default=None, exclude=True)
+    user_turn: bool = Field(default=False, exclude=True)
+    """Set by :func:`instruction_prompt`: the filled-in text is wrapped as one user turn in
+    ``llm``'s chat format when ``llm`` is a completion model that knows one. The wrapping is
+    done after filling, so the chat template's own text (its markers, a default system message
+    with braces) is never parsed for variables."""
 
     @classmethod
     def from_template(cls, template: str, **kwargs: Any) -> PromptTemplate:
@@ -135,7 +152,13 @@ class PromptTemplate(_LangChainPromptTemplate):
         merged = self._merge_partial_and_user_variables(**kwargs)
         stringify = self.template_format == "f-string"
         pattern = special_pattern_of(self.llm) if self.llm is not None else None
-        return super().format(**defuse_values(merged, pattern, stringify=stringify))
+        values = defuse_values(merged, pattern, stringify=stringify)
+        return self._wrapped(fill_template(self.template, self.template_format, values))
+
+    def _wrapped(self, text: str) -> str:
+        """``text`` as a user turn of ``llm`` (see ``user_turn``), else as it is."""
+        wrap = getattr(self.llm, "wrap_user_prompt", None) if self.user_turn else None
+        return str(wrap(text)) if callable(wrap) else text
 
     def for_model(self, llm: Any) -> PromptTemplate:
         """This template, also defusing ``llm``'s own control tokens."""
@@ -158,17 +181,38 @@ class PromptTemplate(_LangChainPromptTemplate):
             template_format=combined.template_format,
             validate_template=combined.validate_template,
             llm=llm,
+            user_turn=self.user_turn or bool(getattr(other, "user_turn", False)),
         )
+
+
+def fill_template(template: str, template_format: str, values: Mapping[str, Any]) -> str:
+    """``template`` (the developer's) filled with ``values`` (already defused) in LangChain's
+    ``template_format``; the one place our prompts are filled. The values are data to every
+    engine (f-string, Jinja2, Mustache) and are never parsed; Mustache's ``{{name}}`` inserts
+    them without HTML escaping."""
+    if template_format == "mustache":
+        return mustache.render(list(_unescaped(template)), values)
+    return str(DEFAULT_FORMATTER_MAPPING[template_format](template, **values))
+
+
+@lru_cache(maxsize=64)
+def _unescaped(template: str) -> tuple[tuple[str, str], ...]:
+    """A Mustache template's tokens with every ``{{name}}`` read as ``{{& name}}``."""
+    return tuple(
+        ("no escape", key) if tag == "variable" else (tag, key)
+        for tag, key in mustache.tokenize(template)
+    )
 
 
 def instruction_prompt(llm: Any, text: str) -> PromptTemplate:
     """``text`` as a prompt for ``llm``; the one place a prompt is wrapped for a model.
 
-    A completion model that knows a chat format (``LlamaCpp.wrap_user_prompt``) gets ``text``
-    as one user turn, the way the book writes Phi-3's tags by hand; a chat model wraps its
-    input itself, so it gets ``text`` as is. Either way, filled-in values are defused with the
-    model's own control tokens.
+    A completion model that knows a chat format (``LlamaCpp.wrap_user_prompt``) gets the filled
+    text as one user turn, the way the book writes Phi-3's tags by hand; a chat model wraps its
+    input itself, so it gets the text as is. Either way, filled-in values are defused with the
+    model's own control tokens. Only ``text`` is parsed for variables: the turn is wrapped
+    around the result (see :attr:`PromptTemplate.user_turn`), so whatever the model's chat
+    template writes (``{today}`` in a default system message, JSON) stays text.
     """
-    wrap = getattr(llm, "wrap_user_prompt", None)
-    template = PromptTemplate.from_template(wrap(text) if callable(wrap) else text)
-    return template.for_model(llm)
+    template = PromptTemplate.from_template(text)
+    return template.model_copy(update={"llm": llm, "user_turn": True})

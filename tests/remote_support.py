@@ -55,6 +55,7 @@ def start_llama_server(log: Path, *, n_ctx: int = 2048) -> LlamaServer:
     command = [
         sys.executable,
         "-m",
+        "orchestrator.llama.cpu_repack",  # llama.cpp's AMX repack crashes: see that module
         "llama_cpp.server",
         "--model",
         str(embedded_model_path()),

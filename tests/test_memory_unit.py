@@ -209,7 +209,10 @@ def test_default_summary_prompt_is_wrapped_for_completion_models() -> None:
     from orchestrator.memory import default_summary_prompt
     from orchestrator.prompts.library import SUMMARY
 
-    wrapped = default_summary_prompt(LlamaCpp())  # reads the GGUF header only, no weights
+    llm = LlamaCpp()  # reads the GGUF header only, no weights
+    wrapped = default_summary_prompt(llm)
     assert sorted(wrapped.input_variables) == ["new_lines", "summary"]
-    assert SUMMARY in wrapped.template and wrapped.template != SUMMARY  # a user turn around it
-    assert default_summary_prompt(ScriptedChatModel()).template.startswith("Summarize")
+    # only SUMMARY is parsed; the user turn is wrapped around the filled text when formatting
+    assert wrapped.template == SUMMARY and wrapped.user_turn and wrapped.llm is llm
+    plain = default_summary_prompt(ScriptedChatModel()).format(summary="s", new_lines="n")
+    assert plain.startswith("Summarize")  # a chat model wraps its input itself

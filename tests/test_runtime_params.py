@@ -1,12 +1,14 @@
-"""LangChain's standard chat-model parameters on a local model (issue 10.15): ``model``,
+"""LangChain's standard chat-model parameters on a local model (issue 10.15, 18.9): ``model``,
 ``temperature``, ``max_tokens``, ``timeout``, ``stop``, ``max_retries`` are accepted with a
-documented meaning; misspellings and hosted-API options stay errors.
+documented meaning, ``api_key`` is accepted and ignored (one warning per process, the key is
+not kept); misspellings and options that name a hosted endpoint stay errors.
 
 Retry and timeout logic is tested on a scripted engine (no weights); the last tests use the
 real embedded model."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,7 +18,7 @@ from pydantic import ValidationError
 
 from orchestrator import ChatLlamaCpp, LlamaCpp
 from orchestrator.errors import ContextOverflowError, OptionError
-from orchestrator.llama.base import EngineError, GenerationTimeoutError
+from orchestrator.llama.base import EngineError, GenerationTimeoutError, _warn_api_key_ignored
 from orchestrator.llama.engine import Sampling, Usage
 from orchestrator.settings import embedded_model_path
 
@@ -78,11 +80,48 @@ def test_misspellings_and_other_names_are_still_rejected() -> None:
         LlamaCpp(frobnicate=True)
 
 
-def test_hosted_api_options_are_rejected_with_the_reason() -> None:
+@pytest.fixture
+def fresh_warning() -> Iterator[None]:
+    """The ignored-key warning as in a new process (it is shown once per process)."""
+    _warn_api_key_ignored.cache_clear()
+    yield
+    _warn_api_key_ignored.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_warning")
+def test_api_key_is_ignored_with_one_warning_for_both_classes() -> None:
+    path = str(embedded_model_path().resolve())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chat = ChatLlamaCpp(api_key="sk-test", temperature=0)
+        llm = LlamaCpp(api_key="sk-other")  # the same rule (LlamaSettings), no second warning
+        ChatLlamaCpp(api_key="sk-third")
+    assert [str(w.message).split(":")[0] for w in caught] == ["api_key= is ignored"]
+    assert caught[0].category is UserWarning
+    assert "remote_chat_model" in str(caught[0].message)
+    for model in (chat, llm):
+        assert model.model_path == path
+        assert not hasattr(model, "api_key")
+        assert "sk-" not in repr(model) and "sk-" not in str(model.model_dump())
+
+
+@pytest.mark.usefixtures("fresh_warning")
+def test_an_empty_api_key_is_not_warned_about() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ChatLlamaCpp(api_key=None)
+    assert caught == []
+
+
+@pytest.mark.parametrize("cls", [ChatLlamaCpp, LlamaCpp])
+@pytest.mark.parametrize("name", ["base_url", "api_base", "organization", "default_headers"])
+def test_endpoint_options_are_rejected_with_the_reason(
+    cls: type[ChatLlamaCpp] | type[LlamaCpp], name: str
+) -> None:
     with pytest.raises(OptionError) as info:
-        ChatLlamaCpp(api_key="test")
-    assert "api_key" in info.value.message
-    assert info.value.fix == "drop api_key=: a local GGUF model needs no key or endpoint"
+        cls(**{name: "http://127.0.0.1:8080/v1"})
+    assert name in info.value.message and "calls no endpoint" in info.value.message
+    assert info.value.fix and "remote_chat_model" in info.value.fix
 
 
 @pytest.mark.parametrize("value", [-1, -5])

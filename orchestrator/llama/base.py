@@ -5,12 +5,13 @@ suggestion, never silently ignored. Construction is cheap (it validates the file
 not load weights); the engine is loaded on first use, or by :meth:`LlamaSettings.warm_up`.
 
 LangChain's standard chat-model parameters (``model``, ``temperature``, ``max_tokens``,
-``timeout``, ``stop``, ``max_retries``) are accepted with a meaning for a local model; options
-only a hosted API has (``api_key``, ``base_url``) are errors, as any other unknown name.
+``timeout``, ``stop``, ``max_retries``, ``api_key``) are accepted with a meaning for a local
+model; options that name a hosted API's endpoint (``base_url``, ...) are errors with the reason.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -69,8 +70,9 @@ class EngineError(OrchestratorError, RuntimeError):
     every attempt ``max_retries`` allowed."""
 
 
-#: Options only a hosted API has; a local model rejects them with this explanation.
-_HOSTED_ONLY = ("api_key", "base_url", "api_base", "organization", "default_headers")
+#: Options that point at a hosted API; a local model cannot honour them (it would silently
+#: answer from the local file instead of the endpoint asked for), so they are errors.
+_ENDPOINT_ONLY = ("base_url", "api_base", "organization", "default_headers")
 
 
 class LlamaSettings(CallOptions):
@@ -88,8 +90,13 @@ class LlamaSettings(CallOptions):
       before producing any text (a ``RuntimeError`` such as ``llama_decode returned 1``) is
       retried, each time from an empty KV cache. Errors in the input (options, a prompt too
       long for the context) are not retried: they would fail the same way again.
+    - ``api_key``: accepted and ignored, since a local model has nothing to authenticate to
+      (LangChain's standard test suite and code written for a hosted model pass one). It is
+      not stored; the first non-empty key in a process warns once that it is ignored.
 
-    ``api_key``/``base_url`` and every other unknown name are errors.
+    ``base_url`` (and ``api_base``, ``organization``, ``default_headers``) are errors: they
+    ask for a served model, which is :func:`orchestrator.remote.remote_chat_model`. Every
+    other unknown name is an error suggesting the closest option.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
@@ -293,15 +300,20 @@ class LlamaSettings(CallOptions):
 
 
 def _standard_names(data: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """LangChain's standard ``model=`` as ``model_path=``; hosted-API options rejected with
-    a reason (a local model has no key or endpoint)."""
+    """LangChain's standard names with their local meaning (the one rule for both model
+    classes): ``model=`` is ``model_path=``, ``api_key=`` is dropped (warning once), and
+    endpoint options are rejected with the reason."""
     out = dict(data)
-    for name in _HOSTED_ONLY:
+    for name in _ENDPOINT_ONLY:
         if name in out:
             raise OptionError(
-                f"{owner} got {name!r}, an option of hosted APIs",
-                fix=f"drop {name}=: a local GGUF model needs no key or endpoint",
+                f"{owner} got {name!r}, which points at a hosted API; {owner} runs a local "
+                "GGUF file and calls no endpoint",
+                fix=f"drop {name}=; for a model served elsewhere use "
+                "orchestrator.remote.remote_chat_model(base_url=..., model=..., api_key=...)",
             )
+    if out.pop("api_key", None) is not None:
+        _warn_api_key_ignored()
     if "model" in out:
         model = out.pop("model")
         path = out.get("model_path")
@@ -312,6 +324,18 @@ def _standard_names(data: Mapping[str, Any], owner: str) -> dict[str, Any]:
             )
         out["model_path"] = path if path is not None else model
     return out
+
+
+@functools.cache
+def _warn_api_key_ignored() -> None:
+    """Warn once per process (cached): a key given to a local model is not used."""
+    warnings.warn(
+        "api_key= is ignored: a local GGUF model (ChatLlamaCpp, LlamaCpp) has nothing to "
+        "authenticate to, and the key is not stored. Drop it to silence this warning (shown "
+        "once per process); for a served model use orchestrator.remote.remote_chat_model",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def _is_engine_failure(exc: BaseException) -> bool:

@@ -121,13 +121,15 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
 
     Streaming, stop sequences, token usage (``usage_metadata``), tool calling and structured
     output. Tool calls and structured output are generated under a llama.cpp grammar built
-    from the JSON schema (string ``pattern`` s included), so even a 135M model returns JSON
-    that parses; a schema a grammar cannot express is a ``SchemaGrammarError`` naming its path.
+    from the JSON schema (string ``pattern`` s and local ``$ref`` s included), so even a 135M
+    model returns JSON that parses; a schema a grammar cannot express is a
+    ``SchemaGrammarError`` naming its path.
 
     LangChain's standard parameters: ``model`` (= ``model_path``), ``temperature``,
     ``max_tokens``, ``stop``, ``timeout`` (seconds a call may generate for, then
-    ``GenerationTimeoutError``) and ``max_retries`` (retries of a generation llama.cpp failed
-    before any text); see :class:`~orchestrator.llama.base.LlamaSettings`.
+    ``GenerationTimeoutError``), ``max_retries`` (retries of a generation llama.cpp failed
+    before any text) and ``api_key`` (ignored, one warning per process); see
+    :class:`~orchestrator.llama.base.LlamaSettings`.
     """
 
     @property

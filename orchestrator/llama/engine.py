@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.cancellation import raise_if_cancelled
 from orchestrator.errors import (
     ContextOverflowError,
     ModelLoadError,
@@ -176,7 +177,14 @@ class Engine:
                 self._owner = None
 
     def check_fits(self, n_prompt: int) -> None:
-        """Raise :class:`ContextOverflowError` when a prompt leaves no room to generate."""
+        """Raise :class:`ContextOverflowError` when a prompt leaves no room to generate, and
+        :class:`OptionError` for a prompt of no tokens (llama.cpp aborts the process when it
+        samples with nothing evaluated)."""
+        if n_prompt == 0:
+            raise OptionError(
+                "the prompt is empty: it encodes to no tokens, and this model adds no BOS token",
+                fix="send a prompt with some text",
+            )
         if n_prompt >= self.n_ctx:
             raise ContextOverflowError(n_prompt, self.n_ctx, n_ctx_train=self.info.context_length)
 
@@ -197,8 +205,6 @@ class Engine:
 
         import numpy as np
 
-        if not prompt_tokens:
-            raise OptionError("next_token_logprobs needs at least one prompt token")
         self.check_fits(len(prompt_tokens))
         with self.exclusive() as llama:
             self.prefill(llama, prompt_tokens, reuse_prefix=True)
@@ -263,6 +269,7 @@ class Engine:
         deadline = time.monotonic() + sampling.timeout if sampling.timeout else None
         usage.finish_reason = "length"
         for _ in range(budget):
+            raise_if_cancelled(usage)  # the caller left: stop here, releasing the lock
             token = sampler.sample(llama._ctx, -1)
             if self.is_end_of_generation(token) or self.control_tokens.get(token) in stop_set:
                 usage.finish_reason = "stop"
@@ -355,6 +362,9 @@ atexit.register(_close_at_exit)
 def _load(key: EngineKey) -> Engine:
     import llama_cpp
 
+    from orchestrator.llama import cpu_repack
+
+    cpu_repack.apply()
     info = read_gguf_info(key.path)
     offloaded = gpu_layers_offloaded(key.n_gpu_layers, info.n_layers or 0)
     try:

@@ -31,7 +31,10 @@ class LlamaCpp(LlamaSettings, BaseLLM):
     Takes the arguments of ``langchain_community.llms.LlamaCpp`` (``model_path``,
     ``n_gpu_layers``, ``max_tokens``, ``n_ctx``, ``seed``, ``temperature``, ``top_p``, ``top_k``,
     ``stop``, ``verbose``); objects naming the same file share one loaded engine. A call may
-    pass ``grammar=`` (GBNF text) to constrain what is generated.
+    pass ``grammar=`` (GBNF text) to constrain what is generated. LangChain's standard
+    parameters (``model``, ``timeout``, ``max_retries``, ``api_key``, ...) mean what they mean
+    for :class:`~orchestrator.llama.chat.ChatLlamaCpp` (one rule:
+    :class:`~orchestrator.llama.base.LlamaSettings`).
     """
 
     @property

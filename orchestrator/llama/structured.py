@@ -36,7 +36,12 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from orchestrator.errors import OptionError
-from orchestrator.llama.json_grammar import checked_grammar, json_schema_grammar, schema_gbnf
+from orchestrator.llama.json_grammar import (
+    bundle_schemas,
+    checked_grammar,
+    json_schema_grammar,
+    schema_gbnf,
+)
 from orchestrator.messages import content_text
 
 if TYPE_CHECKING:
@@ -101,18 +106,25 @@ def _tool_instructions(tools: Sequence[Mapping[str, Any]], forced: bool) -> str:
 
 
 def _call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The schema of one call, ``{"name": ..., "arguments": ...}``, of any of ``tools``. Each
+    tool's arguments schema is embedded below the root, so its references (``#/$defs/...``,
+    as pydantic, FastMCP and ``openai.pydantic_function_tool`` write them) are moved into the
+    root ``$defs`` of the call schema, where they resolve."""
+    names = [t["function"]["name"] for t in tools]
+    arguments, defs = bundle_schemas(
+        [t["function"].get("parameters") or {"type": "object"} for t in tools],
+        [f"the arguments schema of tool {name!r}" for name in names],
+    )
     options = [
         {
             "type": "object",
-            "properties": {
-                "name": {"const": t["function"]["name"]},
-                "arguments": t["function"].get("parameters") or {"type": "object"},
-            },
+            "properties": {"name": {"const": name}, "arguments": args},
             "required": ["name", "arguments"],
         }
-        for t in tools
+        for name, args in zip(names, arguments, strict=True)
     ]
-    return options[0] if len(options) == 1 else {"anyOf": options}
+    schema = options[0] if len(options) == 1 else {"anyOf": options}
+    return {**schema, "$defs": defs} if defs else schema
 
 
 def _select_tools(
