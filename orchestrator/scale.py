@@ -6,8 +6,11 @@
 - ``auto`` joins the cluster ``$RAY_ADDRESS`` names, else one started here with
   ``ray start --head``, else starts a local one;
 - anything else is a cluster address (``HOST:PORT`` of ``ray start --head``, or
-  ``ray://HOST:10001`` for Ray Client); one that does not answer is a :class:`RayConnectError`
-  saying how to start one, never a hang.
+  ``ray://HOST:10001`` for Ray Client). One that is not a reachable Ray cluster is a
+  :class:`RayConnectError` naming the address and the fix, never a hang: a closed port, or a
+  server that does not answer gRPC's HTTP/2 handshake (a web server, Ray's dashboard port),
+  within :data:`PROBE_TIMEOUT` seconds; anything else ``ray.init`` gives up on after one
+  attempt, within :data:`JOIN_LIMIT` seconds.
 
 Offline by rule: usage statistics are switched off (``RAY_USAGE_STATS_ENABLED=0``) before Ray
 is imported or started, and a Ray started here has no dashboard. Connecting once per process:
@@ -21,21 +24,24 @@ worker or in what order it ran: the per-item seeds of the serial path stay per i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.extras import require
+from orchestrator.privacy import RAY_OPT_OUTS, opt_out_env
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Environment that keeps Ray from phoning home (set before ``import ray`` and ``ray.init``).
-NO_TELEMETRY = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
+NO_TELEMETRY = RAY_OPT_OUTS
 #: Environment variables handed on to every worker, so a worker resolves models, caches and
 #: thread counts as this process does (a cluster's workers do not share our shell).
 FORWARDED_PREFIXES = ("ORCHESTRATOR_", "HF_", "TRANSFORMERS_", "SENTENCE_TRANSFORMERS_")
@@ -43,6 +49,19 @@ CLUSTER_FIX = (
     "start a cluster with `ray start --head` and pass the address it prints (--ray HOST:6379, "
     "or set RAY_ADDRESS), or use --ray local to run on this machine"
 )
+AUTH_FIX = (
+    "the cluster uses Ray's token authentication: set RAY_AUTH_MODE=token and give this "
+    "machine the cluster's token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token)"
+)
+#: Seconds a cluster address has to accept a connection and answer the HTTP/2 handshake.
+PROBE_TIMEOUT = 3.0
+#: Seconds after which joining an address that passed the probe but is not a Ray cluster
+#: fails: one ``ray.init`` attempt (GCS connect 5 s, pubsub 5 s, cluster id 30 s in Ray 2.x,
+#: about 41 s in all; the margin is for a loaded machine).
+JOIN_LIMIT = 60
+#: HTTP/2's connection preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5): every
+#: gRPC server, a Ray GCS and a Ray Client server alike, answers with a SETTINGS frame.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 class RayConnectError(OrchestratorError):
@@ -86,7 +105,8 @@ def connect(spec: str | None = "auto", *, num_cpus: int | None = None) -> RaySes
         _init(ray, address="local", num_cpus=cpus, include_dashboard=False)
         return _session(ray, "local")
     _check_reachable(address)
-    _init(ray, address=address)
+    with _one_join_attempt():
+        _init(ray, address=address)
     return _session(ray, address)
 
 
@@ -94,10 +114,38 @@ def _init(ray: Any, **kwargs: Any) -> None:
     try:
         ray.init(logging_level=logging.WARNING, log_to_driver=False, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
+        address = kwargs.get("address")
+        within = "" if address == "local" else f" (one attempt, at most {JOIN_LIMIT} s)"
         raise RayConnectError(
-            f"could not connect to Ray at {kwargs.get('address')!r}: {exc}", fix=CLUSTER_FIX
+            f"could not connect to Ray at {address!r}{within}: {exc}",
+            fix=AUTH_FIX if _token_refused(exc) else CLUSTER_FIX,
         ) from exc
     _quiet_ray_data()
+
+
+def _token_refused(exc: BaseException | None) -> bool:
+    """Whether the cluster refused us for its token (Ray nests the cause as text)."""
+    while exc is not None:
+        if "InvalidAuthToken" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _one_join_attempt() -> Iterator[None]:
+    """``ray.init`` tries a cluster's GCS 20 times (minutes) by default: once is enough for
+    an address that was just probed (``RAY_gcs_server_port_wait_time_s``, read per call;
+    a value the user set is kept)."""
+    key = "RAY_gcs_server_port_wait_time_s"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 def _quiet_ray_data() -> None:
@@ -134,9 +182,9 @@ def _cluster_here() -> str | None:
     return str(address)
 
 
-def _check_reachable(address: str, timeout: float = 3.0) -> None:
-    """A ``HOST:PORT`` that accepts no TCP connection is an error now: ``ray.init`` would
-    otherwise retry for minutes."""
+def _check_reachable(address: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """A ``HOST:PORT`` that accepts no TCP connection, or answers but not as a gRPC server
+    (HTTP/2), is an error now: ``ray.init`` would otherwise retry for minutes."""
     if address == "auto":
         return
     hostport = address.removeprefix("ray://")
@@ -146,13 +194,44 @@ def _check_reachable(address: str, timeout: float = 3.0) -> None:
             f"--ray {address!r} is not auto, local or a cluster address HOST:PORT",
             fix=CLUSTER_FIX,
         )
+    deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            answer = _http2_answer(sock, deadline)
     except OSError as exc:
         raise RayConnectError(
             f"no Ray cluster answers at {address} ({exc.strerror or exc})", fix=CLUSTER_FIX
         ) from exc
+    if answer is not None:
+        raise RayConnectError(
+            f"no Ray cluster answers at {address}: something else listens there ({answer}; "
+            f"a Ray cluster answers gRPC's HTTP/2 handshake within {timeout:g} s)",
+            fix=f"check the address: {CLUSTER_FIX} (Ray's dashboard, port 8265, is not it)",
+        )
+
+
+def _http2_answer(sock: socket.socket, deadline: float) -> str | None:
+    """``None`` when the peer answers the HTTP/2 preface with a SETTINGS frame (as every gRPC
+    server does), else what it did instead, in words. Skipped with ``RAY_USE_TLS`` (a TLS
+    server waits for a TLS handshake)."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return None
+    head = b""
+    with contextlib.suppress(TimeoutError, ConnectionResetError, BrokenPipeError):
+        sock.sendall(_H2_PREFACE)
+        while len(head) < 9 and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            part = sock.recv(256)
+            if not part:
+                break
+            head += part
+    if len(head) >= 9 and head[3] == 0x04 and head[5:9] == bytes(4):  # SETTINGS, stream 0
+        return None
+    if not head:
+        closed = time.monotonic() < deadline
+        return "it closed the connection without an answer" if closed else "it sent nothing"
+    first = head.strip().splitlines()[0][:60].decode("ascii", "replace")
+    return f"it answered {first!r}"
 
 
 def worker_env() -> dict[str, str]:
@@ -161,7 +240,7 @@ def worker_env() -> dict[str, str]:
     otherwise: workers sharing a machine would otherwise each size themselves for all of it."""
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
     env.setdefault("ORCHESTRATOR_THREADS", "1")
-    return {**env, **NO_TELEMETRY}
+    return {**env, **opt_out_env(), **NO_TELEMETRY}  # every opt-out (orchestrator.privacy)
 
 
 class _Worker:

@@ -100,3 +100,59 @@ def test_cli_eval_with_a_bad_address_is_the_same_error(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "no Ray cluster answers" in result.output and "RAY_ADDRESS" in result.output
+
+
+def _grpc_like_listener() -> tuple[str, socket.socket]:
+    """A loopback server answering HTTP/2's preface with a SETTINGS frame, as a Ray GCS does."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            client.sendall(bytes.fromhex("000000040000000000"))
+            client.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"127.0.0.1:{server.getsockname()[1]}", server
+
+
+@pytest.mark.parametrize("user_value", [None, "7"])
+def test_the_join_is_one_attempt_and_a_refused_token_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, user_value: str | None
+) -> None:
+    import ray
+
+    from orchestrator.scale import AUTH_FIX
+
+    key = "RAY_gcs_server_port_wait_time_s"
+    if user_value is None:
+        monkeypatch.delenv(key, raising=False)
+    else:
+        monkeypatch.setenv(key, user_value)
+    seen: list[str | None] = []
+
+    def refuse(**kwargs: object) -> None:  # what Ray 2.x raises for a missing token
+        seen.append(os.environ.get(key))
+        cause = RuntimeError("Failed to connect to GCS. ... InvalidAuthToken: token is missing")
+        raise ConnectionError("Failed to connect to Ray cluster at X") from cause
+
+    monkeypatch.setattr(ray, "init", refuse)
+    address, server = _grpc_like_listener()
+    try:
+        with pytest.raises(RayConnectError) as caught:
+            connect(address)
+    finally:
+        server.close()
+    assert seen == [user_value or "1"]  # one attempt, unless the user chose otherwise
+    assert os.environ.get(key) == user_value  # and the environment is as it was
+    assert f"could not connect to Ray at {address!r} (one attempt, at most 60 s)" in str(
+        caught.value
+    )
+    assert caught.value.fix == AUTH_FIX and "RAY_AUTH_MODE=token" in AUTH_FIX

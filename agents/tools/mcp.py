@@ -34,7 +34,7 @@ import shlex
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -262,13 +262,11 @@ class _Backend:
     ) -> None:
         """Open the session, list its tools, and keep it open until ``closing`` is set (the
         session's context is entered and left in this one task, as anyio requires)."""
-        from langchain_mcp_adapters.client import MultiServerMCPClient
         from langchain_mcp_adapters.tools import load_mcp_tools as adapter_tools
 
         assert self.closing is not None
-        client = MultiServerMCPClient({name: connection}, handle_tool_errors=False)  # type: ignore[dict-item]
         try:
-            async with client.session(name) as session:
+            async with _session(name, connection) as session:
                 tools = await adapter_tools(session, server_name=name, handle_tool_errors=False)
                 ready.set_result(tools)
                 await self.closing.wait()
@@ -298,6 +296,28 @@ class _Backend:
             self.thread.join(CLOSE_TIMEOUT)
         if not self.thread.is_alive():
             self.loop.close()
+
+
+@contextlib.asynccontextmanager
+async def _session(name: str, connection: dict[str, Any]) -> AsyncIterator[Any]:
+    """An initialised ``ClientSession``. A stdio server is started with the mcp SDK itself:
+    ``langchain-mcp-adapters`` would expand ``${VAR}`` in its ``env`` a second time (the
+    config reader expanded it once, and a value may hold a literal ``${``)."""
+    if connection["transport"] != "stdio":
+        from langchain_mcp_adapters.client import MultiServerMCPClient
+
+        client = MultiServerMCPClient({name: connection}, handle_tool_errors=False)  # type: ignore[dict-item]
+        async with client.session(name) as session:
+            yield session
+        return
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    fields = ("command", "args", "env", "cwd")
+    params = StdioServerParameters(**{k: connection[k] for k in fields if k in connection})
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
 
 
 def content_text(content: Any) -> str:

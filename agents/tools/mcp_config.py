@@ -9,7 +9,10 @@ The file is the one Claude Desktop, Cursor and most MCP clients use::
 
 A server with ``command`` runs as a subprocess over stdio; one with ``url`` is reached over
 streamable HTTP (``transport``: ``streamable_http``, ``streamable-http`` or ``http``; Claude
-Code's ``type`` key is read as ``transport``). ``"disabled": true`` skips a server. Every
+Code's ``type`` key is read as ``transport``). ``"disabled": true`` skips a server.
+``${VAR}`` references (also ``${VAR:-default}``, ``${env:VAR}``, ``${userHome}``; see
+:mod:`.mcp_vars`) are expanded in ``command``, ``args``, ``env``, ``cwd``, ``url`` and
+``headers``, once, here: an unset variable is an error, never text sent to a server. Every
 mistake is an :class:`MCPConfigError` naming the file, the server and the fix, found before any
 server is started.
 """
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from orchestrator.agents.tools.mcp_vars import EXPANDED_FIELDS, VariableError, expand_variables
 from orchestrator.errors import OrchestratorError, unknown_option
 
 HTTP_TRANSPORTS = ("streamable_http", "streamable-http", "http")
@@ -120,7 +124,50 @@ def _server(where: str, name: str, entry: Any) -> dict[str, Any] | None:
                 fix=f'a server has either "command" (stdio: {", ".join(STDIO_KEYS)}) or "url" '
                 f"(HTTP: {', '.join(HTTP_KEYS)}), not both",
             )
+    entry = _expanded(here, entry)
     return _stdio(here, entry) if transport == "stdio" else _http(here, entry)
+
+
+def _expanded(here: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with the references in its string fields expanded; every unset variable of
+    the server is named in one error, with the fields that use it."""
+    out = dict(entry)
+    missing: dict[str, list[str]] = {}
+    for key in EXPANDED_FIELDS:
+        value = entry.get(key)
+        if isinstance(value, str):
+            out[key] = _expand(here, key, value, missing)
+        elif isinstance(value, list):
+            out[key] = [_expand(here, f"{key}[{i}]", v, missing) for i, v in enumerate(value)]
+        elif isinstance(value, dict):
+            out[key] = {k: _expand(here, f"{key}.{k}", v, missing) for k, v in value.items()}
+    if missing:
+        names = list(missing)
+        used = ", ".join(f"{n} (in {', '.join(fields)})" for n, fields in missing.items())
+        raise MCPConfigError(
+            f"{here}: environment variable{'s' if len(names) > 1 else ''} {used} "
+            f"{'are' if len(names) > 1 else 'is'} not set",
+            fix=f"set {'them' if len(names) > 1 else 'it'} before starting (export "
+            f"{names[0]}=...), or give a default in the config: ${{{names[0]}:-value}}",
+        )
+    return out
+
+
+def _expand(here: str, field: str, value: Any, missing: dict[str, list[str]]) -> Any:
+    """One value expanded (non-strings are left for the type checks); unset variables are
+    collected in ``missing``, an unsupported reference is an error at once."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return expand_variables(value)
+    except VariableError as exc:
+        if not exc.missing:
+            raise MCPConfigError(
+                f"{here}: {field} holds {exc.reference!r}, which cannot be expanded", fix=exc.fix
+            ) from None
+        for name in exc.missing:
+            missing.setdefault(name, []).append(field)
+        return value
 
 
 def _transport(here: str, entry: dict[str, Any]) -> str:

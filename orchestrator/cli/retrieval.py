@@ -151,21 +151,20 @@ def index(
 
         existing = target if update or delete else None
         embedder = ray_embedding(embedding, ray, workers=ray_workers, index=existing, dsn=dsn)
-    skipped: list[Skipped] = []
 
-    def on_skip(item: Skipped) -> None:
-        skipped.append(item)
+    def on_skip(item: Skipped) -> None:  # the library decides; this prints it as it is found
         err_console.print(f"[yellow]skipped[/] {escape(item.path)}: {escape(item.reason)}")
 
     if update or delete:
         _check_update(index_dir, modes, index_kind, chunk_size, chunk_overlap, dsn)
         store, added, removed = update_index(
             target,
-            _load(paths or [], on_skip, skipped),
+            paths or [],
             delete or [],
             dsn=dsn,
             embedding=embedder,
             progress=not as_json,
+            on_skip=on_skip,
         )
     else:
         if not paths:
@@ -183,7 +182,7 @@ def index(
             dsn=dsn,
         )
         added, removed = _counts(store)["chunks"], 0
-    _report_index(store, index_dir, added, removed, skipped, as_json)
+    _report_index(store, index_dir, added, removed, as_json)
 
 
 def _counts(store: Any) -> dict[str, int]:
@@ -227,20 +226,10 @@ def _check_update(
         )
 
 
-def _load(paths: list[Path], on_skip: Any, skipped: list[Any]) -> list[Any]:
-    """Documents to add with --update; paths that give none are an error, not a no-op."""
-    from orchestrator.retrieval.ingest import load_documents, nothing_to_index
-
-    docs = list(load_documents(paths, on_skip=on_skip))
-    if paths and not docs:
-        raise nothing_to_index(paths, skipped)
-    return docs
-
-
-def _report_index(
-    store: Any, index_dir: Path, added: int, removed: int, skipped: list[Any], as_json: bool
-) -> None:
+def _report_index(store: Any, index_dir: Path, added: int, removed: int, as_json: bool) -> None:
+    """The summary line (or JSON); the skipped files are those the library reports."""
     counts = _counts(store)
+    skipped = store.skipped
     summary = {
         "index": str(index_dir),
         "documents": counts["documents"],

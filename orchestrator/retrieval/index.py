@@ -26,7 +26,7 @@ from orchestrator.retrieval.dense import (
     choose_kind,
     index_embedder,
 )
-from orchestrator.retrieval.ingest import Chunker, ChunkerConfig
+from orchestrator.retrieval.ingest import Chunker, ChunkerConfig, Skipped
 from orchestrator.retrieval.progress import progress_task
 from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
 
@@ -90,6 +90,8 @@ class IndexStore:
         self.chunker = Chunker(ChunkerConfig(**manifest["chunker"]))
         #: The manifest file's identity when this store was read (see ``storage.stamp``).
         self.stamp: tuple[int, int, int] | None = None
+        #: Files the ``build_index``/``update_index`` call that returned this store left out.
+        self.skipped: tuple[Skipped, ...] = ()
         self._shadowed: frozenset[int] | None = None
 
     # -- creation and opening -----------------------------------------------------------------

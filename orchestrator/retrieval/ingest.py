@@ -6,15 +6,17 @@ whole in one of them. Every chunk keeps its document id, source and the document
 (and its ``page`` for PDFs).
 
 Nothing is dropped silently: a file in a folder that cannot be indexed (unsupported type,
-hidden, unreadable, no text) is reported through ``on_skip`` with the reason, and two
-documents with one id are an error naming where each came from (file, and line for JSONL),
-never two copies under one id.
+hidden, unreadable, no text) is reported with the reason, by default as a
+:class:`SkippedFileWarning` per file (``on_skip`` replaces that), and two documents with one
+id are an error naming where each came from (file, and line for JSONL), never two copies
+under one id.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,8 +35,6 @@ from orchestrator.retrieval.readers import (
 )
 from orchestrator.retrieval.types import Chunk, SourceDocument, chunk_hash
 
-logger = logging.getLogger("orchestrator.retrieval")
-
 
 @dataclass(frozen=True)
 class Skipped:
@@ -50,8 +50,30 @@ class Skipped:
 SkipHandler = Callable[[Skipped], None]
 
 
-def log_skip(skipped: Skipped) -> None:
-    logger.warning("skipped %s: %s", skipped.path, skipped.reason)
+class SkippedFileWarning(UserWarning):
+    """A file (or JSONL line) that was left out of an index; ``skipped`` holds its path and
+    the reason. Silence it like any warning:
+    ``warnings.simplefilter("ignore", SkippedFileWarning)``."""
+
+    def __init__(self, skipped: Skipped) -> None:
+        self.skipped = skipped
+        super().__init__(f"skipped {skipped.path}: {skipped.reason}")
+
+
+def warn_skip(skipped: Skipped) -> None:
+    """The default report of a skipped file: a :class:`SkippedFileWarning`, shown at the
+    caller's line (the first frame outside this package), not inside the library."""
+    warnings.warn(SkippedFileWarning(skipped), stacklevel=_outside_stacklevel())
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` of ``warn_skip``'s first caller outside the ``orchestrator``
+    package (Python 3.11 has no ``skip_file_prefixes``)."""
+    package = os.path.join(os.path.dirname(os.path.dirname(__file__)), "")
+    frame, level = sys._getframe(2), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def load_documents(
@@ -59,11 +81,12 @@ def load_documents(
 ) -> Iterator[SourceDocument]:
     """Documents from files and directories (directories: BEIR corpus, else files inside).
 
-    Files inside a directory that cannot be indexed are passed to ``on_skip`` (default: a
-    logged warning); a file named directly with an unsupported type or unreadable content is
-    an error. The same id from two places is a :class:`DataError` naming both.
+    Files inside a directory that cannot be indexed are passed to ``on_skip`` (default:
+    :func:`warn_skip`, a :class:`SkippedFileWarning`); a file named directly with an
+    unsupported type or unreadable content is an error. The same id from two places is a
+    :class:`DataError` naming both.
     """
-    report = on_skip or log_skip
+    report = on_skip or warn_skip
     seen: dict[str, str] = {}
     for raw in paths:
         path = Path(raw).expanduser()
@@ -142,7 +165,7 @@ def _folder_file(file: Path, root: Path, report: SkipHandler) -> Iterator[Locate
         try:
             found = read_file(file, file.relative_to(root).as_posix())
         except UnreadableFileError as exc:
-            report(Skipped(str(file), exc.message))
+            report(Skipped(str(file), exc.reason))
             return
         yield from found
 

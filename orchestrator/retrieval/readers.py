@@ -34,7 +34,12 @@ Located = tuple[str, SourceDocument]
 
 class UnreadableFileError(DataError):
     """A PDF or HTML file the parser could not read (corrupt, encrypted, not really HTML).
-    Inside a folder such a file is skipped and named; named on its own it is an error."""
+    Inside a folder such a file is skipped and named; named on its own it is an error.
+    ``reason`` is the message without the path (a skip report names the file once)."""
+
+    def __init__(self, path: Path, what: str, *, fix: str) -> None:
+        self.reason = f"the file is {what}"
+        super().__init__(f"{path} is {what}", fix=fix)
 
 
 def read_file(path: Path, doc_id: str) -> list[Located]:
@@ -97,15 +102,15 @@ def pdf_document(path: Path, doc_id: str) -> SourceDocument:
             reader = pypdf.PdfReader(str(path))
             if reader.is_encrypted and not reader.decrypt(""):
                 raise UnreadableFileError(
-                    f"{path} is an encrypted PDF",
-                    fix="save a decrypted copy (e.g. qpdf --decrypt)",
+                    path, "an encrypted PDF", fix="save a decrypted copy (e.g. qpdf --decrypt)"
                 )
             pages = tuple((n, p.extract_text() or "") for n, p in enumerate(reader.pages, 1))
         except UnreadableFileError:
             raise
         except Exception as exc:  # pypdf raises many types on damaged files: all "unreadable"
             raise UnreadableFileError(
-                f"{path} is not a readable PDF ({type(exc).__name__}: {exc})",
+                path,
+                f"not a readable PDF ({type(exc).__name__}: {exc})",
                 fix="check the file opens in a PDF viewer, or export it again",
             ) from exc
     text = "\n\n".join(t for _, t in pages)
@@ -136,7 +141,8 @@ def html_document(path: Path, doc_id: str) -> SourceDocument:
             meta = trafilatura.extract_metadata(raw)
         except Exception as exc:  # lxml/trafilatura errors on broken markup: "unreadable"
             raise UnreadableFileError(
-                f"{path} is not readable HTML ({type(exc).__name__}: {exc})",
+                path,
+                f"not readable HTML ({type(exc).__name__}: {exc})",
                 fix="check the file is an HTML page, or save it again from the browser",
             ) from exc
     title = str(getattr(meta, "title", None) or "") if meta is not None else ""

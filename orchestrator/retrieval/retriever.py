@@ -37,9 +37,9 @@ from orchestrator.retrieval.ingest import (
     SkipHandler,
     Skipped,
     load_documents,
-    log_skip,
     nothing_to_index,
     to_source_documents,
+    warn_skip,
 )
 from orchestrator.retrieval.rerank import get_reranker
 from orchestrator.retrieval.search import Searcher, search_config
@@ -82,9 +82,11 @@ def build_index(
     ``dsn``, into a new index named ``index_dir`` in that PostgreSQL database (one
     transaction: all of it or nothing). ``embedding`` may be any Embedder object.
 
-    Files that are skipped (unsupported, unreadable, empty) go to ``on_skip`` (default: a
-    logged warning); finding nothing to index is a :class:`DataError` naming what was skipped.
-    To add to or delete from an existing index, use :func:`update_index`.
+    Files that are skipped (unsupported, unreadable, empty) are listed in the returned
+    store's ``skipped`` (path and reason) and reported as they are found: a
+    :class:`~orchestrator.retrieval.ingest.SkippedFileWarning` each, or a call of ``on_skip``
+    instead. Finding nothing to index is a :class:`DataError` naming what was skipped. To add
+    to or delete from an existing index, use :func:`update_index`.
     """
     check_modes(modes)  # a typo in the modes is reported before any file is read
     if dsn is not None and index_kind not in ("auto", "hnsw"):
@@ -92,7 +94,7 @@ def build_index(
             f"--index-kind {index_kind} is for the local index; PostgreSQL uses pgvector HNSW",
             fix="leave --index-kind out with --dsn",
         )
-    docs = _documents(paths_or_docs, on_skip)
+    docs, skipped = _documents(paths_or_docs, on_skip)
     chunker = ChunkerConfig(chunk_size, chunk_overlap)
     if dsn is not None:
         from orchestrator.retrieval.postgres.store import PgIndexStore
@@ -107,6 +109,7 @@ def build_index(
             chunker=chunker,
         )
         pg.build(docs, progress=progress)
+        pg.skipped = skipped
         return pg
     store = IndexStore.create(
         index_dir,
@@ -119,19 +122,24 @@ def build_index(
     )
     store.add_documents(docs, progress=progress)
     store.save()
+    store.skipped = skipped
     return store
 
 
-def _documents(paths_or_docs: Iterable[Any], on_skip: SkipHandler | None) -> list[SourceDocument]:
-    """The documents to build from: files/directories read, or Documents converted; nothing
-    to index is a DataError naming what was skipped, two documents under one id another."""
+def _documents(
+    paths_or_docs: Iterable[Any], on_skip: SkipHandler | None
+) -> tuple[list[SourceDocument], tuple[Skipped, ...]]:
+    """The documents to build from (files/directories read, or Documents converted) and the
+    files skipped, each reported to ``on_skip`` (default: a warning) as it is found: the one
+    place both backends learn what was left out. Nothing to index is a DataError naming what
+    was skipped, two documents under one id another."""
     items = list(paths_or_docs)
     is_path = [isinstance(i, str | Path) for i in items]
     skipped: list[Skipped] = []
 
     def skip(item: Skipped) -> None:
         skipped.append(item)
-        (on_skip or log_skip)(item)
+        (on_skip or warn_skip)(item)
 
     if items and all(is_path):
         docs = list(load_documents(items, on_skip=skip))
@@ -142,7 +150,7 @@ def _documents(paths_or_docs: Iterable[Any], on_skip: SkipHandler | None) -> lis
     if not any(d.text.strip() or d.title.strip() for d in docs):
         raise nothing_to_index(items if all(is_path) else ["the documents given"], skipped)
     check_unique_ids(docs)  # before the directory is created
-    return docs
+    return docs, tuple(skipped)
 
 
 #: Where an index lives: a local directory, or a PostgreSQL database (``dsn``).
@@ -195,16 +203,18 @@ def update_index(
 ) -> tuple[Any, int, int]:
     """Delete documents by id, then add (replace by id) files or Documents; returns (store,
     added chunks, removed chunks). With ``dsn`` both happen in one PostgreSQL transaction; an
-    id in ``delete`` the index does not hold is an error unless ``missing_ok``."""
+    id in ``delete`` the index does not hold is an error unless ``missing_ok``. Skipped files
+    are reported as by :func:`build_index` and listed in ``store.skipped``."""
     items = list(paths_or_docs)
-    docs: list[SourceDocument] = _documents(items, on_skip) if items else []
+    docs, skipped = _documents(items, on_skip) if items else ([], ())
     store = open_index(index, dsn=dsn, embedding=embedding)
     if dsn is not None:
         added, removed = store.update(docs, delete, missing_ok=missing_ok, progress=progress)
-        return store, added, removed
-    removed = store.delete_documents(delete, missing_ok=missing_ok)
-    added = store.add_documents(docs, progress=progress)
-    store.save()
+    else:
+        removed = store.delete_documents(delete, missing_ok=missing_ok)
+        added = store.add_documents(docs, progress=progress)
+        store.save()
+    store.skipped = skipped
     return store, added, removed
 
 

@@ -27,7 +27,7 @@ from orchestrator.errors import DataError, OptionError
 from orchestrator.retrieval.analyzer import Analyzer, AnalyzerConfig
 from orchestrator.retrieval.bm25 import BM25Params
 from orchestrator.retrieval.index import MODES, check_modes, check_unique_ids, embedder_from_name
-from orchestrator.retrieval.ingest import Chunker, ChunkerConfig
+from orchestrator.retrieval.ingest import Chunker, ChunkerConfig, Skipped
 from orchestrator.retrieval.postgres import writes
 from orchestrator.retrieval.postgres.connection import Database, database
 from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
@@ -100,6 +100,8 @@ class PgIndexStore:
         self.analyzer = Analyzer(AnalyzerConfig(**cfg["analyzer"])) if cfg else None
         self.params = BM25Params(**cfg["params"]) if cfg else BM25Params()
         self.chunker = Chunker(ChunkerConfig(**self.manifest["chunker"]))
+        #: Files the ``build_index``/``update_index`` call that returned this store left out.
+        self.skipped: tuple[Skipped, ...] = ()
 
     @property
     def label(self) -> str:
