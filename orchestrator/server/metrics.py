@@ -19,6 +19,7 @@ from prometheus_client import (
 KNOWN_PATHS = (
     "/v1/chat/completions",
     "/v1/completions",
+    "/v1/responses",
     "/v1/embeddings",
     "/v1/models",
     "/health",
@@ -30,6 +31,8 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 def endpoint_of(path: str) -> str:
     if path.startswith("/v1/models/"):
         return "/v1/models"
+    if path.startswith("/v1/responses/"):
+        return "/v1/responses"
     return path if path in KNOWN_PATHS else "other"
 
 
@@ -47,6 +50,7 @@ class Metrics:
     completion_tokens: Counter
     generations: Counter
     disconnects: Counter
+    model_busy: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -94,7 +98,8 @@ class Metrics:
             ),
             generations=Counter(
                 "orchestrator_generations",
-                "Generations, by how they ended: completed, cancelled (client gone), error.",
+                "Generations, by how they ended: completed (the work was done), cancelled "
+                "(stopped early because the client went away), error.",
                 ["model", "outcome"],
                 **kw(),
             ),
@@ -102,6 +107,12 @@ class Metrics:
                 "orchestrator_client_disconnects",
                 "Requests whose client went away before the answer was complete.",
                 ["endpoint"],
+                **kw(),
+            ),
+            model_busy=Gauge(
+                "orchestrator_model_busy",
+                "1 while the GGUF model is in use (reading a prompt or generating), else 0; "
+                "read when /metrics is.",
                 **kw(),
             ),
         )

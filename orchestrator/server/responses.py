@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.server.generation import Piece, Tokens
 
@@ -15,8 +15,11 @@ DONE = "data: [DONE]\n\n"
 
 
 def sse(payload: dict[str, Any]) -> str:
-    """One server-sent event carrying ``payload`` as JSON."""
-    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    """One server-sent event carrying ``payload`` as JSON; a typed Responses API event also
+    names its type in an ``event:`` line, as OpenAI sends it."""
+    kind = payload.get("type")
+    head = f"event: {kind}\n" if isinstance(kind, str) else ""
+    return f"{head}data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
 def add_tokens(total: Tokens, more: Tokens | None) -> None:
@@ -50,6 +53,21 @@ class Collected:
 
     def text(self, index: int = 0) -> str:
         return "".join(self.texts.get(index, []))
+
+
+class Shape(Protocol):
+    """How one endpoint shapes an answer: whole, or as the payloads of its events."""
+
+    path: str
+    model: str
+
+    def opening(self) -> list[dict[str, Any]]: ...
+
+    def chunks(self, piece: Piece) -> list[dict[str, Any]]: ...
+
+    def usage_chunk(self, usage: Tokens) -> dict[str, Any]: ...
+
+    def whole(self, got: Collected, n_choices: int = 1) -> dict[str, Any]: ...
 
 
 class ChatShape:

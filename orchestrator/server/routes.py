@@ -3,8 +3,11 @@
 A generation runs in one worker thread and hands its pieces to the event loop
 (``iterate_in_thread``), so many clients wait for the model at once without blocking the
 server (``/health`` and ``/metrics`` answer meanwhile) and without deadlock: the engine's lock
-serialises them. Between pieces the endpoint checks whether the client is still there; a
-client that left gets its generation closed, which stops the model at its next token.
+serialises them. Each request has a cancellation token (:mod:`orchestrator.cancellation`),
+cancelled as soon as its client is gone: a watcher polls ``request.is_disconnected()`` while
+the answer is being made (a non-streamed answer, or a stream waiting for its next piece), and
+a stream the server stops sending cancels it too. The generation, whatever pipeline makes it,
+stops at its next token or step, so the next request gets the model at once.
 
 A streamed request waits for its first piece before the response starts, so a problem found
 when generation begins (a prompt over the context window) is still an HTTP 400; one found
@@ -23,6 +26,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from orchestrator.cancellation import CancellationToken, GenerationCancelled
 from orchestrator.llama.aio import iterate_in_thread
 from orchestrator.server import plans
 from orchestrator.server.backends import Backends
@@ -34,6 +38,7 @@ from orchestrator.server.responses import (
     ChatShape,
     Collected,
     CompletionShape,
+    Shape,
     add_tokens,
     embedding_list,
     sse,
@@ -45,6 +50,10 @@ from orchestrator.server.schemas import (
 )
 
 router = APIRouter()
+#: Seconds between two checks that a client waiting for an answer is still connected.
+DISCONNECT_POLL_S = 0.1
+#: The status logged (never received) for a request whose client left: nginx's convention.
+CLIENT_CLOSED = 499
 
 
 @dataclass
@@ -73,7 +82,9 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    body, content_type = state_of(request).metrics.exposition()
+    state = state_of(request)
+    state.metrics.model_busy.set(int(state.backends.chat.engine.lock.locked()))
+    body, content_type = state.metrics.exposition()
     return Response(content=body, media_type=content_type)
 
 
@@ -136,27 +147,52 @@ async def answer(
     request: Request,
     state: ServerState,
     make: plans.Make,
-    shape: ChatShape | CompletionShape,
+    shape: Shape,
     stream: bool,
     include_usage: bool,
     n_choices: int = 1,
 ) -> Response:
-    """Run ``make`` in a worker thread; answer whole or as server-sent events."""
+    """Run ``make`` in a worker thread; answer whole or as server-sent events. The generation
+    is cancelled as soon as the client is gone (see the module docstring)."""
     timer = FirstToken(state.metrics, shape.model)
-    pieces = iterate_in_thread(make)
+    cancel = CancellationToken()
+    pieces = iterate_in_thread(make, cancel)
     if not stream:
-        return await _whole(request, state, pieces, shape, timer, n_choices)
+        return await _whole(request, state, pieces, shape, timer, n_choices, cancel)
     try:
-        first = await anext(pieces)
-    except StopAsyncIteration:
-        first = Piece(finish_reason="stop")
+        async with _watching(request, cancel):
+            first = await anext(pieces, Piece(finish_reason="stop"))
+    except GenerationCancelled:
+        return _gone(state, shape)
     timer.saw(first)
-    events = _events(request, state, first, pieces, shape, timer, include_usage)
+    events = _events(request, state, first, pieces, shape, timer, include_usage, cancel)
     return StreamingResponse(
         events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@contextlib.asynccontextmanager
+async def _watching(request: Request, cancel: CancellationToken) -> AsyncIterator[None]:
+    """Cancel ``cancel`` if the client disconnects while the body runs. (A body left in any
+    other way, an error or a cancelled task, cancels it through ``iterate_in_thread``.)"""
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await asyncio.sleep(DISCONNECT_POLL_S)
+        cancel.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+
+
+def _gone(state: ServerState, shape: Shape) -> Response:
+    state.metrics.disconnects.labels(shape.path).inc()
+    return Response(status_code=CLIENT_CLOSED)
 
 
 class FirstToken:
@@ -177,18 +213,19 @@ async def _whole(
     request: Request,
     state: ServerState,
     pieces: AsyncIterator[Piece],
-    shape: ChatShape | CompletionShape,
+    shape: Shape,
     timer: FirstToken,
     n_choices: int,
+    cancel: CancellationToken,
 ) -> Response:
     got = Collected()
-    async with contextlib.aclosing(pieces):  # type: ignore[type-var]
-        async for piece in pieces:
-            timer.saw(piece)
-            got.add(piece)
-            if await request.is_disconnected():
-                state.metrics.disconnects.labels(shape.path).inc()
-                return Response(status_code=499)
+    try:
+        async with contextlib.aclosing(pieces), _watching(request, cancel):  # type: ignore[type-var]
+            async for piece in pieces:
+                timer.saw(piece)
+                got.add(piece)
+    except GenerationCancelled:
+        return _gone(state, shape)
     return JSONResponse(shape.whole(got, n_choices))
 
 
@@ -197,29 +234,33 @@ async def _events(
     state: ServerState,
     first: Piece,
     pieces: AsyncIterator[Piece],
-    shape: ChatShape | CompletionShape,
+    shape: Shape,
     timer: FirstToken,
     include_usage: bool,
+    cancel: CancellationToken,
 ) -> AsyncIterator[str]:
-    """The server-sent events of one streamed answer, ending with ``data: [DONE]``."""
+    """The server-sent events of one streamed answer, ending with ``data: [DONE]``. A client
+    that leaves cancels the generation, whether it leaves while a piece is being sent (the
+    server stops sending: this generator is closed or cancelled) or while one is awaited."""
     usage_total = Collected().usage
     ended = False
     try:
-        for payload in shape.opening():
-            yield sse(payload)
-        piece: Piece | None = first
-        while piece is not None:
-            timer.saw(piece)
-            add_tokens(usage_total, piece.usage)
-            for payload in shape.chunks(piece):
+        async with _watching(request, cancel):
+            for payload in shape.opening():
                 yield sse(payload)
-            if await request.is_disconnected():
-                return
-            piece = await anext(pieces, None)
+            piece: Piece | None = first
+            while piece is not None:
+                timer.saw(piece)
+                add_tokens(usage_total, piece.usage)
+                for payload in shape.chunks(piece):
+                    yield sse(payload)
+                piece = await anext(pieces, None)
         if include_usage:
             yield sse(shape.usage_chunk(usage_total))
         ended = True
         yield DONE
+    except GenerationCancelled:
+        return
     except Exception as exc:
         ended = True  # the answer ended with an error event, not a disconnect
         error = as_api_error(exc)
@@ -228,6 +269,7 @@ async def _events(
     finally:
         if not ended:
             state.metrics.disconnects.labels(shape.path).inc()
+            cancel.cancel()
         await _close(pieces)
 
 
