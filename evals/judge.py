@@ -28,7 +28,6 @@ import contextlib
 import copy
 import importlib
 import json
-import os
 import re
 import sys
 import threading
@@ -43,6 +42,7 @@ from pydantic import BaseModel
 
 from orchestrator.errors import ModelLoadError, OrchestratorError
 from orchestrator.extras import require
+from orchestrator.privacy import quiet_ragas
 
 _VERTEX_MODULE = "langchain_community.chat_models.vertexai"
 
@@ -72,15 +72,15 @@ def _vertexai_standin() -> Iterator[None]:
 
 
 def import_ragas() -> types.ModuleType:
-    """Import Ragas with telemetry off (``RAGAS_DO_NOT_TRACK=true``, which Ragas reads each
-    time it would send an event) and the missing vertexai module stood in for meanwhile."""
-    os.environ["RAGAS_DO_NOT_TRACK"] = "true"
+    """Import Ragas with telemetry off (``RAGAS_DO_NOT_TRACK=true`` unless you opted in, and
+    no stored user id: :func:`orchestrator.privacy.quiet_ragas`) and the missing vertexai
+    module stood in for meanwhile."""
     with warnings.catch_warnings():  # langchain-community announces its sunset on import
         warnings.filterwarnings("ignore", message=".*langchain-community.*")
         with _vertexai_standin():
             ragas = require("ragas", extra="eval", purpose="RAG evaluation")
             importlib.import_module("ragas.llms.base")  # the module that needs the stand-in
-    importlib.import_module("ragas._analytics").do_not_track.cache_clear()
+    quiet_ragas(importlib.import_module("ragas._analytics"))
     return ragas
 
 

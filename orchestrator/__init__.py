@@ -5,16 +5,21 @@ Heavy modules load lazily, so ``import orchestrator`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+# First, before anything imports a dependency: no telemetry from any of them (see privacy.py).
+from orchestrator.privacy import disable_telemetry
 
-from orchestrator.errors import (
+disable_telemetry()
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+from orchestrator.errors import (  # noqa: E402
     ContextOverflowError,
     DataError,
     ModelLoadError,
     OptionError,
     OrchestratorError,
 )
-from orchestrator.lazy import lazy_getattr
+from orchestrator.lazy import lazy_getattr  # noqa: E402
 
 __version__ = "0.1.0"
 

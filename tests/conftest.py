@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
+import orchestrator  # noqa: F401  (first: its telemetry opt-outs, orchestrator/privacy.py)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 os.environ.setdefault("ORCHESTRATOR_THREADS", "1")
 
 import pytest

@@ -56,7 +56,7 @@ def test_importing_the_evals_modules_changes_nothing() -> None:
     assert _run(code) == {
         "HF_HUB_OFFLINE": None,
         "TRANSFORMERS_OFFLINE": None,
-        "RAGAS_DO_NOT_TRACK": None,
+        "RAGAS_DO_NOT_TRACK": "true",  # every telemetry opt-out is set on import: privacy.py
         "vertexai": False,
         "ragas": False,  # Ragas (and the judge class built on it) load on first use
         "pyplot": False,

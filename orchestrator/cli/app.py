@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 
 import typer
 
@@ -33,7 +32,6 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     app()
 
 
