@@ -1,7 +1,8 @@
 """No telemetry from any dependency (orchestrator/privacy.py), seen from outside the process.
 
 ``index``, ``search``, ``rag``, ``agent``, ``serve`` (one request) and ``eval retrieval`` run
-as real subprocesses under ``strace -f`` (children and native threads included), with ``HOME``
+as real subprocesses under a system-call tracer that follows children and native threads
+(``strace -f``, or without strace the ptrace fallback in tests/tracer_support.py), with ``HOME``
 and the XDG folders in one fresh temporary folder and with no opt-out in their environment but
 what Orchestrator sets itself (the suite's own offline switches and CI markers, which ONNX
 Runtime honours too, are removed). Then:
@@ -24,18 +25,18 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from server_harness import free_port
+from tracer_support import traced
 
 from orchestrator.privacy import OPT_OUTS
 from orchestrator.settings import cache_home
@@ -65,10 +66,9 @@ TELEMETRY_PATHS = {
         r"telemetry|device_?id|machine_?id|user_?id|analytics|posthog|segment|scarf", re.I
     ),
 }  # fmt: skip
-#: strace's rendering of an IPv4 / IPv6 socket address.
+#: strace's rendering of an IPv4 / IPv6 socket address (the fallback tracer writes it too).
 _INET = re.compile(r'sa_family=AF_INET, sin_port=htons\((\d+)\), sin_addr=inet_addr\("([^"]+)"\)')
 _INET6 = re.compile(r'sa_family=AF_INET6, sin6_port=htons\((\d+)\),.*?AF_INET6, "([^"]+)"')
-TRACED = "connect,sendto,sendmsg,sendmmsg"
 #: How long the server stays up after it answered: background uploaders wait before their first
 #: attempt (ONNX Runtime 1.32's looked up its collector about 10 s after it started).
 SERVE_HOLD_S = 20.0
@@ -80,20 +80,8 @@ CORPUS = {
 QUERIES = {"q1": "propeller slipstream wing lift", "q2": "heat conduction slabs"}
 
 
-def strace() -> str:
-    """The strace binary: a missing one is a failure naming the fix, never a skip."""
-    found = shutil.which("strace")
-    if found is None:
-        pytest.fail(
-            "strace is not installed: this test watches every process's connect() calls with it "
-            "(apt-get install -y strace; .ci/run installs it)",
-            pytrace=False,
-        )
-    return found
-
-
 def remote_attempts(log: Path) -> list[str]:
-    """strace lines that address an IP endpoint off this machine, or any DNS server."""
+    """Logged calls that address an IP endpoint off this machine, or any DNS server."""
     found = []
     for line in log.read_text(errors="replace").splitlines():
         for port, host in [*_INET.findall(line), *_INET6.findall(line)]:
@@ -146,27 +134,20 @@ def clean_env(home: Path) -> dict[str, str]:
     }
 
 
-def traced(log: Path, argv: Sequence[str]) -> list[str]:
-    """``argv`` under strace: every thread and child, only :data:`TRACED` calls (the kernel's
-    seccomp filter stops the rest, so llama.cpp's threads run near full speed)."""
-    flags = ["-f", "--seccomp-bpf", "-qq", "-s", "0", "-e", f"trace={TRACED}", "-o", str(log)]
-    return [strace(), *flags, *argv]
-
-
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestrator.cli.app", *args]
 
 
 @dataclass
 class Runs:
-    """The commands' shared HOME and, per command, its strace log."""
+    """The commands' shared HOME and, per command, its tracer's log."""
 
     home: Path
     logs: dict[str, Path] = field(default_factory=dict)
 
 
 def run_traced(runs: Runs, name: str, env: dict[str, str], *args: str) -> str:
-    log = runs.home.parent / f"{name}.strace"
+    log = runs.home.parent / f"{name}.calls"
     runs.logs[name] = log
     done = subprocess.run(
         traced(log, cli(*args)), env=env, capture_output=True, text=True, timeout=600,
@@ -177,9 +158,9 @@ def run_traced(runs: Runs, name: str, env: dict[str, str], *args: str) -> str:
 
 
 def serve_once(runs: Runs, env: dict[str, str], index: Path) -> None:
-    """``serve --index``: start it under strace, send one ``rag`` request, stop it."""
+    """``serve --index``: start it traced, send one ``rag`` request, stop it."""
     port = free_port()
-    log = runs.home.parent / "serve.strace"
+    log = runs.home.parent / "serve.calls"
     runs.logs["serve"] = log
     out = (runs.home.parent / "serve.log").open("wb")
     argv = cli("serve", "--port", str(port), "--index", str(index))
@@ -211,7 +192,8 @@ def wait_ready(tracer: subprocess.Popen[bytes], url: str) -> None:
 
 
 def stop(tracer: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the traced server (strace's child), as a user's Ctrl-C; strace then exits."""
+    """SIGTERM to the traced server (the tracer's child), as a user's Ctrl-C; the tracer then
+    exits."""
     children = Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children")
     for pid in children.read_text().split() if children.exists() else []:
         os.kill(int(pid), signal.SIGTERM)
@@ -267,7 +249,7 @@ def test_no_telemetry_id_or_event_store_is_written(runs: Runs) -> None:
 @pytest.mark.parametrize("command", ["index", "search", "rag", "agent", "serve", "eval"])
 def test_no_connection_beyond_loopback(runs: Runs, command: str) -> None:
     log = runs.logs[command]
-    assert log.is_file(), f"strace wrote no log for {command}"
+    assert log.is_file(), f"the tracer wrote no log for {command}"
     assert remote_attempts(log) == []
 
 
@@ -275,7 +257,7 @@ def test_the_checks_see_onnxruntime_when_its_telemetry_is_opted_back_in(tmp_path
     """Control: a user's explicit ``ORT_DISABLE_TELEMETRY=0`` wins over our default, and then
     the native 1DS client writes its device id and event store at import and, seconds later,
     looks up its collector: the same checks catch both."""
-    home, log = tmp_path / "home", tmp_path / "ort.strace"
+    home, log = tmp_path / "home", tmp_path / "ort.calls"
     env = {**clean_env(home), "ORT_DISABLE_TELEMETRY": "0", "ORT_TELEMETRY_DISABLED": "0"}
     code = "import orchestrator, onnxruntime, time; time.sleep(90)"
     tracer = subprocess.Popen(traced(log, [sys.executable, "-c", code]), env=env)
