@@ -135,9 +135,11 @@ class PerplexityFluency:
     def llama(self) -> Any:
         import llama_cpp
 
+        from orchestrator.llama import cpu_repack
         from orchestrator.settings import resolve_model_path
 
         path = resolve_model_path(self.model_path)
+        cpu_repack.apply()  # as every load: llama.cpp's AMX repack crashes a multi-token eval
         try:
             return llama_cpp.Llama(
                 model_path=str(path), n_ctx=self.n_ctx, logits_all=True, verbose=False

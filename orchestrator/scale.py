@@ -196,7 +196,7 @@ def _check_reachable(address: str, timeout: float = PROBE_TIMEOUT) -> None:
         )
     deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
             answer = _http2_answer(sock, deadline)
     except OSError as exc:
         raise RayConnectError(

@@ -44,6 +44,24 @@ def test_the_default_policy_loads_and_generates() -> None:
     assert done.stdout.strip()[:1] in {"'", '"'} and len(done.stdout.strip()) > 2
 
 
+#: The other place a GGUF is loaded: the fluency metric's own context (every token's logits).
+_PERPLEXITY = (
+    "from orchestrator.evals.quality import PerplexityFluency;"
+    "print(len(PerplexityFluency().logprobs('The cat sat on the mat by the door.')))"
+)
+
+
+@pytest.mark.integration
+def test_the_perplexity_baseline_loads_under_the_same_policy() -> None:
+    """It built its own ``llama_cpp.Llama`` without the policy: SIGSEGV on an AMX CPU in a
+    process where no chat model had loaded first (an ``eval`` of fluency_perplexity only)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PERPLEXITY], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) > 1
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(not cpu_repack.cpu_has_amx(), reason="the crash needs a CPU with AMX")
 def test_with_repack_forced_on_an_amx_cpu_llama_cpp_still_crashes() -> None:

@@ -82,11 +82,11 @@ def test_connect_to_a_web_server_is_a_ray_connect_error(http_address: str) -> No
     assert caught.value.fix is not None and CLUSTER_FIX in caught.value.fix
 
 
-def _listener(answer: bytes | None) -> tuple[str, socket.socket]:
+def _listener(answer: bytes | None, host: str = "127.0.0.1") -> tuple[str, socket.socket]:
     """A loopback server that sends ``answer`` to each client and closes (``None``: it
     accepts and stays silent)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
+    server = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    server.bind((host, 0))
     server.listen(8)
 
     def serve() -> None:
@@ -103,7 +103,8 @@ def _listener(answer: bytes | None) -> tuple[str, socket.socket]:
                 client.close()
 
     threading.Thread(target=serve, daemon=True).start()
-    return f"127.0.0.1:{server.getsockname()[1]}", server
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{server.getsockname()[1]}", server
 
 
 @pytest.mark.parametrize(
@@ -122,6 +123,17 @@ def test_other_servers_are_named_for_what_they_did(answer: bytes | None, said: s
     finally:
         server.close()
     assert address in caught.value.message and said in caught.value.message
+
+
+def test_an_ipv6_address_in_brackets_is_probed_like_any_other() -> None:
+    """``[::1]:PORT`` was looked up as the host name ``[::1]`` ("Name or service not known")."""
+    address, server = _listener(b"HTTP/1.0 400 Bad Request\r\n\r\n", host="::1")
+    try:
+        with pytest.raises(RayConnectError) as caught:
+            connect(address)
+    finally:
+        server.close()
+    assert address in caught.value.message and "something else listens" in caught.value.message
 
 
 #: Answers the HTTP/2 handshake as a gRPC server would, then stays silent: passes the probe,

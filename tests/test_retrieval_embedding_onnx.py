@@ -19,7 +19,7 @@ from orchestrator.retrieval import build_index, open_retriever
 from orchestrator.retrieval import dense as dense_module
 from orchestrator.retrieval import onnx_embedder as ox
 from orchestrator.retrieval.dense import SentenceTransformerEmbedder, default_model_dir
-from orchestrator.retrieval.index import embedder_from_name
+from orchestrator.retrieval.index_rules import embedder_from_name
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent

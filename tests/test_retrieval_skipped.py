@@ -120,3 +120,69 @@ def test_the_cli_names_each_skipped_file_exactly_once(tmp_path: Path) -> None:
     assert updated.stderr.count("second-scan.pdf") == 1  # the live line; stdout is the JSON
     summary = json.loads(updated.stdout)
     assert [Path(s["path"]).name for s in summary["skipped"]] == ["second-scan.pdf"]
+
+
+def test_files_that_cannot_be_read_as_text_are_skipped_and_named(tmp_path: Path) -> None:
+    """A broken link, binary bytes under .txt and a .jsonl that is not UTF-8 were a raw
+    ``FileNotFoundError`` / garbage text in the index / a ``UnicodeDecodeError``."""
+    folder = _folder(tmp_path, "docs")
+    (folder / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    (folder / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (folder / "rows.jsonl").write_bytes(b'{"text": "caf\xe9"}\n')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store = build_index([folder], tmp_path / "ix", modes=["bm25"])
+    reasons = {Path(s.path).name: s.reason for s in store.skipped}
+    assert reasons["gone.txt"] == "the file is not readable (No such file or directory)"
+    assert reasons["photo.txt"].startswith("the file is binary, not .txt text")
+    assert reasons["rows.jsonl"].startswith("the file is not UTF-8 text")
+    assert len(_skipped_warnings(caught)) == len(store.skipped) == 4
+    assert store.doc_ids == ["docs.txt"]
+
+
+#: Builds an index of argv[1] into argv[2] and prints what was skipped (run as another user).
+_BUILD = """
+import json, sys, warnings
+from orchestrator.retrieval import build_index
+warnings.simplefilter("ignore")
+store = build_index([sys.argv[1]], sys.argv[2], modes=["bm25"])
+print(json.dumps({"skipped": [[s.path, s.reason] for s in store.skipped], "ids": store.doc_ids}))
+"""
+
+
+def test_a_file_and_a_folder_without_read_permission_are_skipped_and_named() -> None:
+    """chmod 000 was a raw ``PermissionError`` for a file, and for a folder too (or, past the
+    BEIR check, a folder os.walk left out without a word). Root reads anything, so the build
+    runs as ``nobody`` when the tests run as root."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as top:
+        root = Path(top)
+        root.chmod(0o777)  # the other user writes the index here
+        folder = root / "docs"
+        folder.mkdir()
+        (folder / "open.txt").write_text("The open notes talk about river boats.")
+        (folder / "locked.txt").write_text("secret")
+        (folder / "locked").mkdir()
+        (folder / "locked" / "inside.txt").write_text("never read")
+        for path in (folder, folder / "open.txt"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (folder / "locked.txt").chmod(0)
+        (folder / "locked").chmod(0)
+        as_other = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        command = [*(as_other if os.geteuid() == 0 else []), sys.executable, "-c", _BUILD]
+        assert os.geteuid() != 0 or shutil.which("setpriv"), "setpriv (util-linux) is needed"
+        env = {**os.environ, "HOME": top, "HF_HUB_OFFLINE": "1", "ORCHESTRATOR_THREADS": "1"}
+        done = subprocess.run(
+            [*command, str(folder), str(root / "ix")],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+        (folder / "locked").chmod(0o755)  # so the folder can be removed
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["ids"] == ["open.txt"]
+    assert result["skipped"] == [
+        [str(folder / "locked.txt"), "the file is not readable (Permission denied)"],
+        [f"{folder / 'locked'}/", "the folder is not readable (Permission denied)"],
+    ]

@@ -8,6 +8,7 @@ real embedded model."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -114,7 +115,11 @@ def test_an_empty_api_key_is_not_warned_about() -> None:
 
 
 @pytest.mark.parametrize("cls", [ChatLlamaCpp, LlamaCpp])
-@pytest.mark.parametrize("name", ["base_url", "api_base", "organization", "default_headers"])
+@pytest.mark.parametrize(
+    "name",
+    ["base_url", "api_base", "openai_api_base", "organization", "openai_organization",
+     "default_headers"],
+)
 def test_endpoint_options_are_rejected_with_the_reason(
     cls: type[ChatLlamaCpp] | type[LlamaCpp], name: str
 ) -> None:
@@ -122,6 +127,26 @@ def test_endpoint_options_are_rejected_with_the_reason(
         cls(**{name: "http://127.0.0.1:8080/v1"})
     assert name in info.value.message and "calls no endpoint" in info.value.message
     assert info.value.fix and "remote_chat_model" in info.value.fix
+
+
+@pytest.mark.usefixtures("fresh_warning")
+def test_chatopenais_other_key_name_is_ignored_the_same_way() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chat = ChatLlamaCpp(openai_api_key="sk-test", api_key="")
+    assert [str(w.message).split(":")[0] for w in caught] == ["api_key= is ignored"]
+    assert "sk-" not in str(chat.model_dump())
+
+
+@pytest.mark.parametrize("cls", [ChatLlamaCpp, LlamaCpp])
+def test_one_answer_per_call_is_accepted_and_more_is_explained(
+    cls: type[ChatLlamaCpp] | type[LlamaCpp],
+) -> None:
+    cls(n=1)
+    for n in (2, 0, True):
+        with pytest.raises(OptionError, match=f"got n={n!r}: a local model generates one") as info:
+            cls(n=n)
+        assert info.value.fix and ".batch(" in info.value.fix
 
 
 @pytest.mark.parametrize("value", [-1, -5])
@@ -143,6 +168,15 @@ def test_model_is_the_model_file(cls: type[ChatLlamaCpp] | type[LlamaCpp]) -> No
     path = str(embedded_model_path().resolve())
     llm = cls(model=path)
     assert (llm.model_path, llm.model) == (path, path)
+
+
+@pytest.mark.parametrize("cls", [ChatLlamaCpp, LlamaCpp])
+def test_model_name_is_model_too(cls: type[ChatLlamaCpp] | type[LlamaCpp]) -> None:
+    path = str(embedded_model_path().resolve())
+    assert cls(model_name=path).model_path == path
+    assert cls(model_name=path, model=path).model_path == path
+    with pytest.raises(OptionError, match=re.escape("model_name='/elsewhere/other.gguf'")):
+        cls(model=path, model_name="/elsewhere/other.gguf")
 
 
 def test_model_and_a_different_model_path_conflict() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -223,9 +224,10 @@ def test_self_contained_is_idempotent_and_drops_unused_definitions() -> None:
         ("#address", "a named anchor"),
         ("#/$defs/Adress", "('Adress' is not there; defined: Address)"),
         ("#/$defs/Address/properties/zip", "points at nothing in the schema ('zip' is not there"),
+        (5, "a reference is a string"),
     ],
 )
-def test_unresolvable_refs_are_errors_naming_the_ref(ref: str, problem: str) -> None:
+def test_unresolvable_refs_are_errors_naming_the_ref(ref: Any, problem: str) -> None:
     schema = Parcel.model_json_schema()
     schema["properties"]["to"] = {"$ref": ref}
     for build in (
@@ -327,3 +329,67 @@ def test_serve_refuses_a_remote_ref_with_a_400_naming_it(server: Server, model_i
     error = response.json()["error"]
     assert error["param"] == "tools[0].function.parameters"
     assert "https://x.test/a.json" in error["message"] and error["fix"]
+
+
+# --- tools given as classes: LangChain's conversion must not lose a recursive reference -----
+
+
+class Tree(BaseModel):
+    """A tree of names."""
+
+    name: str = Field(max_length=10)
+    kids: list[Tree] = Field(default_factory=list, max_length=2)
+
+
+def _mcp_plant_tool() -> Any:
+    """The LangChain tool langchain-mcp-adapters makes of a FastMCP tool taking ``Tree``."""
+    import asyncio
+
+    from langchain_mcp_adapters.tools import convert_mcp_tool_to_langchain_tool
+
+    server = FastMCP("garden")
+
+    @server.tool()
+    def plant(tree: Tree) -> str:
+        """Plant a tree."""
+        return "planted"
+
+    (listed,) = asyncio.run(server.list_tools())
+    never_started: Any = {"transport": "stdio", "command": sys.executable, "args": []}
+    return convert_mcp_tool_to_langchain_tool(None, listed, connection=never_started)
+
+
+def _plant(tree: Tree) -> str:
+    """Plant a tree."""
+    return "planted"
+
+
+@pytest.mark.parametrize("source", ["pydantic class", "@tool function", "MCP tool"])
+def test_bind_tools_keeps_a_recursive_models_reference(source: str) -> None:
+    """LangChain's ``convert_to_openai_tool`` writes a recursive reference as ``{}`` (any
+    JSON): a tree's children would be decoded unconstrained. bind_tools keeps the reference."""
+    from langchain_core.tools import tool as make_tool
+
+    makers: dict[str, Any] = {"pydantic class": lambda: Tree,
+                              "@tool function": lambda: make_tool(_plant),
+                              "MCP tool": _mcp_plant_tool}
+    given = makers[source]()
+    bound: Any = ChatLlamaCpp().bind_tools([given])
+    (spec,) = bound.kwargs["tools"]
+    table = rules(tool_call_gbnf([spec]))
+    kids = next(rhs for name, rhs in table.items() if name.endswith("kids-item"))
+    assert kids == "Tree", table  # each child is a Tree again, not any JSON value
+
+
+def test_a_dict_tool_is_passed_through_unchanged() -> None:
+    tool = openai.pydantic_function_tool(Parcel, name="ship")
+    before = json.dumps(tool, sort_keys=True)
+    assert structured.openai_tool(tool) == tool
+    assert json.dumps(tool, sort_keys=True) == before
+
+
+@pytest.mark.integration
+def test_a_bound_recursive_model_returns_valid_arguments() -> None:
+    chat = ChatLlamaCpp(temperature=0.0, seed=0, max_tokens=400)
+    (call,) = chat.bind_tools([Tree], tool_choice="Tree").invoke("make a tree").tool_calls
+    Tree.model_validate(call["args"])

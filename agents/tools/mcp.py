@@ -6,11 +6,10 @@ their tools. ``langchain-mcp-adapters`` (``MultiServerMCPClient`` sessions, ``lo
 and the official ``mcp`` SDK do the protocol; this module adds what the synchronous agent loop
 needs:
 
-- **One shared session per server.** MCP sessions are async and tied to the event loop that
-  opened them, so each server's session lives in one background thread's event loop for the
-  life of the tool set (a stdio server is one subprocess, not one per call). ``tool.invoke``
-  submits the call to that loop and waits, so it works from plain sync code and from inside a
-  running event loop alike; ``ainvoke`` waits without blocking its own loop.
+- **One shared session per server** (:mod:`.mcp_sessions`), for the life of the tool set (a
+  stdio server is one subprocess, not one per call). ``tool.invoke`` submits the call to the
+  sessions' event loop and waits, so it works from plain sync code and from inside a running
+  event loop alike; ``ainvoke`` waits without blocking its own loop.
 - **Failures are observations.** An MCP error result, a dead server, a timeout or a wrong
   input comes back as the tool's output text (``MCP tool 'x' on server 'y' failed: ...``),
   never an exception out of the agent loop.
@@ -26,29 +25,22 @@ referenced any more, and at interpreter exit.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import json
-import shlex
-import threading
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import ConfigDict, Field
 
 from orchestrator.agents.tools.mcp_config import MCPConfigError, read_mcp_config
-from orchestrator.errors import OrchestratorError
+from orchestrator.agents.tools.mcp_sessions import MCPConnectionError, SessionBackend, error_cause
 from orchestrator.extras import require
 
-T = TypeVar("T")
 DEFAULT_STARTUP_TIMEOUT = 120.0
 DEFAULT_CALL_TIMEOUT = 300.0
-CLOSE_TIMEOUT = 10.0
 
 __all__ = [
     "MCPConfigError",
@@ -58,10 +50,6 @@ __all__ = [
     "load_mcp_tools",
     "read_mcp_config",
 ]
-
-
-class MCPConnectionError(OrchestratorError, RuntimeError):
-    """An MCP server could not be started, reached or initialised."""
 
 
 def load_mcp_tools(
@@ -80,7 +68,7 @@ def load_mcp_tools(
     connections = read_mcp_config(config)
     require("langchain_mcp_adapters", extra="mcp", purpose="MCP tools")
     where = "the MCP config (dict)" if isinstance(config, Mapping) else str(config)
-    backend = _Backend()
+    backend = SessionBackend()
     try:
         found = backend.run(backend.open_all(connections, startup_timeout), None)
     except BaseException:
@@ -172,7 +160,7 @@ class _Handle:
     """What every tool of one set references: the backend and the call timeout. When the
     last reference goes, the finalizer shuts the backend down (also at interpreter exit)."""
 
-    def __init__(self, backend: _Backend, call_timeout: float) -> None:
+    def __init__(self, backend: SessionBackend, call_timeout: float) -> None:
         self.backend = backend
         self.call_timeout = call_timeout
         self._finalizer = weakref.finalize(self, backend.shutdown)
@@ -188,7 +176,7 @@ class _Handle:
             raise ToolException(f"{label} is closed (its tool set was closed)")
         dead = self.backend.failures.get(tool.server)
         if dead is not None:
-            raise ToolException(f"{label} failed: the server stopped ({_cause(dead)})")
+            raise ToolException(f"{label} failed: the server stopped ({error_cause(dead)})")
         try:
             content = self.backend.run(tool.inner.ainvoke(arguments), self.call_timeout)
         except TimeoutError:
@@ -202,122 +190,8 @@ class _Handle:
                 f"{label} failed: the connection is closed (the server has stopped)"
             ) from None
         except Exception as exc:
-            raise ToolException(f"{label} failed: {_cause(exc)}") from None
+            raise ToolException(f"{label} failed: {error_cause(exc)}") from None
         return content_text(content)
-
-
-class _Backend:
-    """A daemon thread running an event loop that holds one session per server."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.failures: dict[str, BaseException] = {}
-        self.holders: list[asyncio.Task[None]] = []
-        self.closing: asyncio.Event | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mcp-sessions")
-        self.thread.daemon = True
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
-        """Run ``coro`` on the backend loop and wait for it (``TimeoutError`` after
-        ``timeout`` seconds, when the call is cancelled)."""
-        if threading.current_thread() is self.thread:
-            coro.close()
-            raise RuntimeError("an MCP tool was called from its own session thread")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError from None
-
-    async def open_all(
-        self, connections: dict[str, dict[str, Any]], timeout: float
-    ) -> dict[str, list[BaseTool]]:
-        """Start every server at once; any failure is one error naming each failed server."""
-        self.closing = asyncio.Event()
-        names = list(connections)
-        results = await asyncio.gather(
-            *(self._open(name, connections[name], timeout) for name in names),
-            return_exceptions=True,
-        )
-        failed = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)}
-        if failed:
-            raise _startup_error(failed, connections, timeout)
-        return {n: r for n, r in zip(names, results, strict=True) if isinstance(r, list)}
-
-    async def _open(self, name: str, connection: dict[str, Any], timeout: float) -> list[BaseTool]:
-        ready: asyncio.Future[list[BaseTool]] = self.loop.create_future()
-        task = asyncio.create_task(self._hold(name, connection, ready))
-        self.holders.append(task)
-        try:
-            return await asyncio.wait_for(asyncio.shield(ready), timeout)
-        except TimeoutError:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise
-
-    async def _hold(
-        self, name: str, connection: dict[str, Any], ready: asyncio.Future[list[BaseTool]]
-    ) -> None:
-        """Open the session, list its tools, and keep it open until ``closing`` is set (the
-        session's context is entered and left in this one task, as anyio requires)."""
-        from langchain_mcp_adapters.tools import load_mcp_tools as adapter_tools
-
-        assert self.closing is not None
-        try:
-            async with _session(name, connection) as session:
-                tools = await adapter_tools(session, server_name=name, handle_tool_errors=False)
-                ready.set_result(tools)
-                await self.closing.wait()
-        except Exception as exc:
-            self.failures[name] = exc
-            if not ready.done():
-                ready.set_exception(exc)
-
-    async def _close_all(self) -> None:
-        if self.closing is not None:
-            self.closing.set()
-        if self.holders:
-            _, pending = await asyncio.wait(self.holders, timeout=CLOSE_TIMEOUT)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    def shutdown(self) -> None:
-        """End the sessions (stdio servers exit), then the loop and its thread."""
-        if self.loop.is_closed():
-            return
-        if self.thread.is_alive():
-            # sessions that cannot close in time end with the (daemon) thread
-            with contextlib.suppress(TimeoutError, RuntimeError):
-                self.run(self._close_all(), CLOSE_TIMEOUT + 5)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(CLOSE_TIMEOUT)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
-@contextlib.asynccontextmanager
-async def _session(name: str, connection: dict[str, Any]) -> AsyncIterator[Any]:
-    """An initialised ``ClientSession``. A stdio server is started with the mcp SDK itself:
-    ``langchain-mcp-adapters`` would expand ``${VAR}`` in its ``env`` a second time (the
-    config reader expanded it once, and a value may hold a literal ``${``)."""
-    if connection["transport"] != "stdio":
-        from langchain_mcp_adapters.client import MultiServerMCPClient
-
-        client = MultiServerMCPClient({name: connection}, handle_tool_errors=False)  # type: ignore[dict-item]
-        async with client.session(name) as session:
-            yield session
-        return
-    from mcp import ClientSession, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-
-    fields = ("command", "args", "env", "cwd")
-    params = StdioServerParameters(**{k: connection[k] for k in fields if k in connection})
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        yield session
 
 
 def content_text(content: Any) -> str:
@@ -372,30 +246,3 @@ def _unique_names(
             )
         seen[name] = f"server {server!r}"
     return named
-
-
-def _cause(exc: BaseException) -> str:
-    """The innermost error of an exception group (anyio wraps transport failures)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _startup_error(
-    failed: dict[str, BaseException], connections: dict[str, dict[str, Any]], timeout: float
-) -> MCPConnectionError:
-    lines, fixes = [], []
-    for name, exc in failed.items():
-        connection = connections[name]
-        cause = (
-            f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else _cause(exc)
-        )
-        if connection["transport"] == "stdio":
-            command = shlex.join([connection["command"], *connection["args"]])
-            lines.append(f"server {name!r} (command: {command}) did not start: {cause}")
-            fixes.append(f"run `{command}` by hand: it must speak MCP on stdin/stdout")
-        else:
-            lines.append(f"server {name!r} at {connection['url']} is not reachable: {cause}")
-            fixes.append(f"start the server that serves MCP at {connection['url']}")
-    return MCPConnectionError("; ".join(lines), fix="; ".join(fixes))

@@ -72,7 +72,14 @@ class EngineError(OrchestratorError, RuntimeError):
 
 #: Options that point at a hosted API; a local model cannot honour them (it would silently
 #: answer from the local file instead of the endpoint asked for), so they are errors.
-_ENDPOINT_ONLY = ("base_url", "api_base", "organization", "default_headers")
+_ENDPOINT_ONLY = (
+    "base_url",
+    "api_base",
+    "openai_api_base",
+    "organization",
+    "openai_organization",
+    "default_headers",
+)
 
 
 class LlamaSettings(CallOptions):
@@ -93,6 +100,9 @@ class LlamaSettings(CallOptions):
     - ``api_key``: accepted and ignored, since a local model has nothing to authenticate to
       (LangChain's standard test suite and code written for a hosted model pass one). It is
       not stored; the first non-empty key in a process warns once that it is ignored.
+    - ``model_name``: ChatOpenAI's other name for ``model``.
+    - ``n`` (OpenAI's answers per prompt): ``1``; another value is an error saying how to
+      get several (``batch``).
 
     ``base_url`` (and ``api_base``, ``organization``, ``default_headers``) are errors: they
     ask for a served model, which is :func:`orchestrator.remote.remote_chat_model`. Every
@@ -312,8 +322,18 @@ def _standard_names(data: Mapping[str, Any], owner: str) -> dict[str, Any]:
                 fix=f"drop {name}=; for a model served elsewhere use "
                 "orchestrator.remote.remote_chat_model(base_url=..., model=..., api_key=...)",
             )
-    if out.pop("api_key", None) is not None:
+    keys = [out.pop(name, None) for name in ("api_key", "openai_api_key")]  # ChatOpenAI's two
+    if any(keys):
         _warn_api_key_ignored()
+    _one_generation(out.pop("n", 1), owner)
+    if "model_name" in out:  # ChatOpenAI's and LangChain's other name for model=
+        name = out.pop("model_name")
+        if "model" in out and out["model"] != name:
+            raise OptionError(
+                f"{owner} got model={out['model']!r} and model_name={name!r}",
+                fix="pass one of them: both are LangChain's names for model_path=",
+            )
+        out["model"] = name
     if "model" in out:
         model = out.pop("model")
         path = out.get("model_path")
@@ -324,6 +344,17 @@ def _standard_names(data: Mapping[str, Any], owner: str) -> dict[str, Any]:
             )
         out["model_path"] = path if path is not None else model
     return out
+
+
+def _one_generation(n: Any, owner: str) -> None:
+    """OpenAI's ``n`` (answers per prompt): a local model gives one, so ``n=1`` is accepted
+    and any other value is an error saying how to get several."""
+    if n != 1 or isinstance(n, bool):
+        raise OptionError(
+            f"{owner} got n={n!r}: a local model generates one answer per call",
+            fix="drop n=, and for several answers call .batch([prompt] * n) with temperature "
+            "> 0 and seed=-1 (each call then samples its own)",
+        )
 
 
 @functools.cache

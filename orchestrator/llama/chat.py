@@ -22,7 +22,6 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from orchestrator.errors import ChatFormatError, TruncatedOutputError, unknown_option
 from orchestrator.llama import structured
@@ -230,7 +229,7 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:  # type: ignore[override]
         """Bind tools; ``tool_choice`` may be ``auto``, ``none``, ``any``/``required`` or a name."""
-        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        formatted = [structured.openai_tool(tool) for tool in tools]
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     def with_structured_output(  # type: ignore[override]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -145,8 +146,8 @@ class _Bundler:
             where = _join(path, key)
             if key in _DEF_KEYS:
                 continue  # the definitions that are referenced move to the root table
-            if key == "$ref" and isinstance(value, str):
-                out[key] = f"#/$defs/{self._name(value, doc, label, path)}"
+            if key == "$ref":
+                out[key] = f"#/$defs/{self._name(_ref_text(value, label, path), doc, label, path)}"
             elif key in _DATA_KEYS:
                 out[key] = copy.deepcopy(value)
             elif key in _NAME_MAPS and isinstance(value, Mapping):
@@ -194,6 +195,16 @@ class _Bundler:
                     'keeps its "$defs" with it), or correct the reference',
                 )
         return node
+
+
+def _ref_text(ref: Any, label: str, path: str) -> str:
+    if isinstance(ref, str):
+        return ref
+    raise SchemaGrammarError(
+        f'{label} has "$ref": {json.dumps(ref)} at {_shown(path)}; a reference is a string',
+        path=path,
+        fix='write it as "#/$defs/<Name>"',
+    )
 
 
 def _pointer(ref: str, label: str, path: str) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from langchain_core.output_parsers import (
 )
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
@@ -103,6 +104,35 @@ def _tool_instructions(tools: Sequence[Mapping[str, Any]], forced: bool) -> str:
         params = json.dumps(fn.get("parameters", {}))
         lines.append(f"- {fn['name']}: {fn.get('description', '')} Arguments schema: {params}")
     return "\n".join(lines)
+
+
+def openai_tool(tool: Any) -> dict[str, Any]:
+    """``tool`` (a dict, a pydantic model, a LangChain or MCP tool, a function) in OpenAI's
+    tool format, with its arguments schema's references kept. LangChain's
+    ``convert_to_openai_tool`` inlines them and writes a recursive one as ``{}`` (any JSON), so
+    a recursive model's arguments would be decoded unconstrained; the grammar resolves
+    references itself (:func:`~orchestrator.llama.json_grammar.bundle_schemas`)."""
+    spec = convert_to_openai_tool(tool)
+    raw = _schema_with_refs(tool)
+    if raw is None:
+        return spec
+    params = {k: v for k, v in raw.items() if k not in ("title", "description")}
+    return {**spec, "function": {**spec["function"], "parameters": params}}
+
+
+def _schema_with_refs(tool: Any) -> dict[str, Any] | None:
+    """The arguments schema of a pydantic model or a LangChain tool as written, if it has
+    references (a dict tool is passed through by LangChain as it is)."""
+    source = tool.tool_call_schema if isinstance(tool, BaseTool) else tool
+    if isinstance(source, type) and is_basemodel_subclass(source):
+        model: Any = source  # pydantic v2 (model_json_schema) or a pydantic.v1 model (schema)
+        v2 = hasattr(model, "model_json_schema")
+        source = model.model_json_schema() if v2 else model.schema()
+    elif not isinstance(tool, BaseTool):
+        return None
+    if isinstance(source, Mapping) and '"$ref"' in json.dumps(source, default=str):
+        return dict(source)
+    return None
 
 
 def _call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -235,7 +265,7 @@ def with_structured_output(
     if kwargs:
         raise OptionError(f"with_structured_output got unknown options {sorted(kwargs)}")
     is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-    tool = convert_to_openai_tool(schema)
+    tool = openai_tool(schema)
     name, params = tool["function"]["name"], tool["function"]["parameters"]
     structured_format = {"kwargs": {"method": method}, "schema": tool}
     if method == "function_calling":

@@ -33,7 +33,12 @@ class BeirDataset:
 
 
 def is_beir_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "corpus.jsonl").is_file()
+    """Whether ``path`` is a folder holding a BEIR ``corpus.jsonl`` (``False`` for a folder
+    this user may not read: walking it reports that)."""
+    try:
+        return path.is_dir() and (path / "corpus.jsonl").is_file()
+    except PermissionError:
+        return False
 
 
 def _existing(path: str | Path, what: str) -> Path:

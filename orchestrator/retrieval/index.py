@@ -13,69 +13,34 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import DataError, OptionError, unknown_option
+from orchestrator.errors import DataError, OptionError
 from orchestrator.retrieval import storage as st
 from orchestrator.retrieval.analyzer import Analyzer, AnalyzerConfig
 from orchestrator.retrieval.bm25 import BM25Index, BM25Params
 from orchestrator.retrieval.dense import (
-    DEFAULT_EMBEDDING_MODEL,
-    EMBEDDING_BACKENDS,
     FaissVectorIndex,
-    SentenceTransformerEmbedder,
     UnavailableEmbedder,
     choose_kind,
     index_embedder,
+)
+from orchestrator.retrieval.index_rules import (
+    MODES,
+    check_modes,
+    check_unique_ids,
+    embed_in_batches,
+    embedder_from_name,
 )
 from orchestrator.retrieval.ingest import Chunker, ChunkerConfig, Skipped
 from orchestrator.retrieval.progress import progress_task
 from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
 
-MODES = ("dense", "bm25")
-EMBED_BATCH = 64
-
-
-def check_modes(modes: Sequence[str]) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(m.strip() for m in modes if m.strip()))
-    for mode in chosen:
-        if mode not in MODES:
-            raise unknown_option(mode, MODES, where="index modes")
-    if not chosen:
-        raise OptionError("an index needs at least one mode", fix="e.g. modes=('dense', 'bm25')")
-    return chosen
-
-
-def embedder_from_name(name: str, directory: Path) -> Embedder:
-    """The embedder for an index opened without one: the bundled model when the manifest names
-    it; anything else (a hub id, a path) is never loaded from the manifest's word, see
-    :class:`UnavailableEmbedder`."""
-    model, _, backend = name.partition("@")
-    if model == DEFAULT_EMBEDDING_MODEL and backend in ("", *EMBEDDING_BACKENDS):
-        return SentenceTransformerEmbedder(model, backend=backend or "auto")
-    return UnavailableEmbedder(name, directory)
-
-
-def embed_in_batches(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
-    """``texts`` embedded :data:`EMBED_BATCH` at a time (float32, rows in order), with a
-    progress bar: the one batching rule of every backend, so a distributed embedder
-    (``ray_embed``'s ``embed_batches``, given every batch at once) sees the same batches."""
-    if not texts:  # no rows; the embedder (maybe not loaded yet) is not asked its dimension
-        return np.zeros((0, 0), np.float32)
-    with progress_task("embedding", len(texts), progress) as advance:
-        bulk = getattr(embedder, "embed_batches", None)
-        if bulk is not None:
-            return np.asarray(bulk(texts, EMBED_BATCH, advance), dtype=np.float32)
-        parts = []
-        for i in range(0, len(texts), EMBED_BATCH):
-            batch = texts[i : i + EMBED_BATCH]
-            parts.append(np.asarray(embedder.embed_documents(batch), np.float32))
-            advance(len(batch))
-    return np.concatenate(parts).astype(np.float32)
-
 
 class IndexStore:
     """Chunks, their ids, and the enabled search structures; ``save()`` persists atomically."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], embedder: Embedder | None):
+    def __init__(
+        self, directory: Path, manifest: dict[str, Any], embedder: Embedder | None
+    ) -> None:
         self.directory, self.manifest, self.embedder = directory, manifest, embedder
         self.chunks: list[Chunk] = []
         self.ids = np.zeros(0, dtype=np.int64)
@@ -384,19 +349,3 @@ class IndexStore:
         st.write_json(d / st.MANIFEST, self.manifest)
         self.stamp = st.stamp(d)
         st.remove_stale(d, {f["name"] for f in files.values()})
-
-
-def check_unique_ids(docs: Sequence[SourceDocument]) -> None:
-    """Two different documents under one id in one batch are an error naming both."""
-    first: dict[str, tuple[int, SourceDocument]] = {}
-    for n, doc in enumerate(docs, 1):
-        m, earlier = first.setdefault(doc.doc_id, (n, doc))
-        if earlier is not doc and earlier != doc:
-            where = " and ".join(
-                f"document {i}" + (f" ({d.source})" if d.source else "")
-                for i, d in ((m, earlier), (n, doc))
-            )
-            raise DataError(
-                f"two different documents have the id {doc.doc_id!r}: {where}",
-                fix="give each document its own id, or drop one of them",
-            )

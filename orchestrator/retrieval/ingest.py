@@ -137,8 +137,10 @@ def _documents_at(path: Path, report: SkipHandler) -> Iterator[Located]:
 
 def _folder_documents(root: Path, report: SkipHandler) -> Iterator[Located]:
     """Every supported file under ``root`` (sorted, hidden entries skipped); a BEIR dataset
-    inside contributes its corpus only."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    inside contributes its corpus only; a folder that cannot be listed is reported."""
+    unlisted: list[OSError] = []  # os.walk's errors, reported from here, not from inside it
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted.append):
+        _report_unlisted(unlisted, report)
         here = Path(dirpath)
         dirnames.sort()
         for name in [n for n in dirnames if n.startswith(".")]:
@@ -152,6 +154,13 @@ def _folder_documents(root: Path, report: SkipHandler) -> Iterator[Located]:
                     report(Skipped(str(other), "BEIR dataset file; only corpus.jsonl is indexed"))
         for name in sorted(filenames):
             yield from _folder_file(here / name, root, report)
+    _report_unlisted(unlisted, report)
+
+
+def _report_unlisted(errors: list[OSError], report: SkipHandler) -> None:
+    for exc in errors:
+        report(Skipped(f"{exc.filename}/", f"the folder is not readable ({exc.strerror})"))
+    errors.clear()
 
 
 def _folder_file(file: Path, root: Path, report: SkipHandler) -> Iterator[Located]:

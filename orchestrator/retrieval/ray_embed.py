@@ -28,7 +28,7 @@ from orchestrator.retrieval.dense import SentenceTransformerEmbedder
 from orchestrator.retrieval.types import Embedder
 from orchestrator.scale import connect, import_ray, worker_env
 
-#: Texts per Ray row: the batch the local index build embeds per call (``index.EMBED_BATCH``).
+#: Texts per Ray row: the batch the local index build embeds per call (``index_rules.EMBED_BATCH``).
 DEFAULT_BATCH = 64
 
 
@@ -187,7 +187,7 @@ def _index_embedder(index: str | Path, dsn: str | None) -> Embedder | None:
         from orchestrator.retrieval.postgres.store import PgIndexStore
 
         return PgIndexStore.open(dsn, str(index)).embedder
-    from orchestrator.retrieval.index import embedder_from_name
+    from orchestrator.retrieval.index_rules import embedder_from_name
     from orchestrator.retrieval.storage import read_manifest
 
     path = Path(index).expanduser()

@@ -33,8 +33,9 @@ Located = tuple[str, SourceDocument]
 
 
 class UnreadableFileError(DataError):
-    """A PDF or HTML file the parser could not read (corrupt, encrypted, not really HTML).
-    Inside a folder such a file is skipped and named; named on its own it is an error.
+    """A file that cannot be read (no permission, a broken link, binary content under a text
+    suffix) or parsed (a corrupt or encrypted PDF, not really HTML). Inside a folder such a
+    file is skipped and named; named on its own it is an error.
     ``reason`` is the message without the path (a skip report names the file once)."""
 
     def __init__(self, path: Path, what: str, *, fix: str) -> None:
@@ -43,17 +44,42 @@ class UnreadableFileError(DataError):
 
 
 def read_file(path: Path, doc_id: str) -> list[Located]:
-    """The documents in one supported file (a JSONL file holds one per line)."""
+    """The documents in one supported file (a JSONL file holds one per line). A file the OS
+    will not read (permissions, a broken link) is an :class:`UnreadableFileError`."""
     suffix = path.suffix.lower()
-    if suffix in JSONL_SUFFIXES:
-        return list(jsonl_documents(path))
-    if suffix in PDF_SUFFIXES:
-        return [(str(path), pdf_document(path, doc_id))]
-    if suffix in HTML_SUFFIXES:
-        return [(str(path), html_document(path, doc_id))]
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        if suffix in JSONL_SUFFIXES:
+            return list(jsonl_documents(path))
+        if suffix in PDF_SUFFIXES:
+            return [(str(path), pdf_document(path, doc_id))]
+        if suffix in HTML_SUFFIXES:
+            return [(str(path), html_document(path, doc_id))]
+        text = _text(path)
+    except OSError as exc:
+        raise UnreadableFileError(
+            path,
+            f"not readable ({exc.strerror or exc})",
+            fix="make it readable to this user (chmod u+r), or fix the link that points nowhere",
+        ) from exc
+    except UnicodeDecodeError as exc:  # a .jsonl file is read as strict UTF-8
+        raise UnreadableFileError(
+            path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", fix="save it as UTF-8"
+        ) from exc
     kind = "markdown" if suffix in MARKDOWN_SUFFIXES else "text"
     return [(str(path), SourceDocument(doc_id, text, str(path), "", {"format": kind}))]
+
+
+def _text(path: Path) -> str:
+    """A text or Markdown file's text (invalid UTF-8 replaced); NUL bytes, as binary files
+    and UTF-16 text have and no UTF-8 text does, are an :class:`UnreadableFileError`."""
+    raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise UnreadableFileError(
+            path,
+            f"binary, not {path.suffix} text (it holds NUL bytes)",
+            fix="give it the extension of its real type, or save it as UTF-8 text",
+        )
+    return raw.decode("utf-8", errors="replace")
 
 
 def jsonl_documents(path: Path) -> Iterator[Located]:
@@ -105,7 +131,7 @@ def pdf_document(path: Path, doc_id: str) -> SourceDocument:
                     path, "an encrypted PDF", fix="save a decrypted copy (e.g. qpdf --decrypt)"
                 )
             pages = tuple((n, p.extract_text() or "") for n, p in enumerate(reader.pages, 1))
-        except UnreadableFileError:
+        except (UnreadableFileError, OSError):
             raise
         except Exception as exc:  # pypdf raises many types on damaged files: all "unreadable"
             raise UnreadableFileError(

@@ -31,7 +31,8 @@ from orchestrator.retrieval.dense import (
     SentenceTransformerEmbedder,
     UnavailableEmbedder,
 )
-from orchestrator.retrieval.index import MODES, IndexStore, check_modes, check_unique_ids
+from orchestrator.retrieval.index import IndexStore
+from orchestrator.retrieval.index_rules import MODES, check_modes, check_unique_ids
 from orchestrator.retrieval.ingest import (
     ChunkerConfig,
     SkipHandler,

@@ -26,7 +26,12 @@ import numpy as np
 from orchestrator.errors import DataError, OptionError
 from orchestrator.retrieval.analyzer import Analyzer, AnalyzerConfig
 from orchestrator.retrieval.bm25 import BM25Params
-from orchestrator.retrieval.index import MODES, check_modes, check_unique_ids, embedder_from_name
+from orchestrator.retrieval.index_rules import (
+    MODES,
+    check_modes,
+    check_unique_ids,
+    embedder_from_name,
+)
 from orchestrator.retrieval.ingest import Chunker, ChunkerConfig, Skipped
 from orchestrator.retrieval.postgres import writes
 from orchestrator.retrieval.postgres.connection import Database, database
@@ -302,7 +307,7 @@ class PgIndexStore:
     def _vectors(
         self, chunks: list[Chunk], reuse: dict[str, np.ndarray], progress: bool
     ) -> np.ndarray:
-        from orchestrator.retrieval.index import embed_in_batches
+        from orchestrator.retrieval.index_rules import embed_in_batches
 
         assert self.embedder is not None
         todo = [c.text for c in chunks if c.chunk_id not in reuse]
