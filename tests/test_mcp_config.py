@@ -49,6 +49,7 @@ def test_stdio_and_http_servers_become_connections() -> None:
         "command": "python",
         "args": ["s.py"],
         "env": {"K": "v"},
+        "display": "python s.py",  # the command line as written, for messages
     }
     for name in "abcd":
         assert connections[name]["transport"] == "streamable_http"

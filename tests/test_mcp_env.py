@@ -94,6 +94,7 @@ def test_every_field_of_the_format_is_expanded(
         "args": ["--token=s3cret", "default"],
         "env": {"KEY": "s3cret", "PLAIN": "x"},
         "cwd": str(tmp_path),
+        "display": "'${PY}' '--token=${TOKEN}' '${MISSING:-default}'",  # for messages only
     }
     assert connections["web"]["url"] == "http://127.0.0.1:9/mcp"
     assert connections["web"]["headers"] == {"Authorization": "Bearer s3cret"}
@@ -275,5 +276,33 @@ def test_the_http_server_refuses_a_wrong_token(
     port, _ = auth_server
     monkeypatch.setenv("ORCH_TEST_PORT", str(port))
     monkeypatch.setenv("ORCH_TEST_TOKEN", "wrong")
-    with pytest.raises(MCPConnectionError, match=r"server 'web' at http://127.0.0.1:\d+/mcp"):
+    # the URL as the config wrote it: an error never prints a value taken from the environment
+    with pytest.raises(MCPConnectionError, match=r"server 'web' at http://127.0.0.1:\$\{ORCH_TEST_PORT\}/mcp"):
         load_mcp_tools({"mcpServers": {"web": _web()}}, startup_timeout=60)
+
+
+def test_a_startup_error_never_prints_a_token_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line and URL in the error are the config's text, ``${VAR}`` unexpanded."""
+
+    monkeypatch.setenv("MCP_SECRET", "s3cr3t-token-value")
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "cli": {
+                        "command": sys.executable,
+                        "args": ["-c", "import sys; sys.exit(3)", "--token=${MCP_SECRET}"],
+                    },
+                    "web": {"url": "http://127.0.0.1:9/mcp?key=${MCP_SECRET}"},
+                }
+            }
+        )
+    )
+    with pytest.raises(MCPConnectionError) as caught:
+        load_mcp_tools(str(config), startup_timeout=20)
+    text = f"{caught.value.message} {caught.value.fix}"
+    assert "s3cr3t-token-value" not in text
+    assert "${MCP_SECRET}" in text

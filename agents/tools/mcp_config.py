@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,23 @@ def _server(where: str, name: str, entry: Any) -> dict[str, Any] | None:
                 fix=f'a server has either "command" (stdio: {", ".join(STDIO_KEYS)}) or "url" '
                 f"(HTTP: {', '.join(HTTP_KEYS)}), not both",
             )
-    entry = _expanded(here, entry)
-    return _stdio(here, entry) if transport == "stdio" else _http(here, entry)
+    connection = _stdio(here, _expanded(here, entry)) if transport == "stdio" else _http(
+        here, _expanded(here, entry)
+    )
+    connection[DISPLAY_KEY] = _as_written(entry, connection)
+    return connection
+
+
+DISPLAY_KEY = "display"
+"""The key of a connection's text for messages: its command line or URL as the config wrote it,
+before ``${VAR}`` expansion, so that an error never prints a token taken from the environment.
+:func:`~orchestrator.agents.tools.mcp_sessions.open_session` drops it before connecting."""
+
+
+def _as_written(entry: dict[str, Any], connection: dict[str, Any]) -> str:
+    if connection["transport"] == "stdio":
+        return shlex.join([str(entry["command"]), *(str(a) for a in entry.get("args", []))])
+    return str(entry["url"])
 
 
 def _expanded(here: str, entry: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from langchain_core.tools import BaseTool
 
+from orchestrator.agents.tools.mcp_config import DISPLAY_KEY
 from orchestrator.errors import OrchestratorError
 
 T = TypeVar("T")
@@ -126,6 +127,7 @@ async def open_session(name: str, connection: dict[str, Any]) -> AsyncIterator[A
     """An initialised ``ClientSession``. A stdio server is started with the mcp SDK itself:
     ``langchain-mcp-adapters`` would expand ``${VAR}`` in its ``env`` a second time (the
     config reader expanded it once, and a value may hold a literal ``${``)."""
+    connection = {k: v for k, v in connection.items() if k != DISPLAY_KEY}
     if connection["transport"] != "stdio":
         from langchain_mcp_adapters.client import MultiServerMCPClient
 
@@ -161,14 +163,34 @@ def startup_error(
         cause = (
             f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else error_cause(exc)
         )
+        shown = _as_written(connection)
+        cause = _unexpanded(cause, connection, shown)
         if connection["transport"] == "stdio":
-            command = shlex.join([connection["command"], *connection["args"]])
-            lines.append(f"server {name!r} (command: {command}) did not start: {cause}")
-            fixes.append(f"run `{command}` by hand: it must speak MCP on stdin/stdout")
+            lines.append(f"server {name!r} (command: {shown}) did not start: {cause}")
+            fixes.append(f"run `{shown}` by hand: it must speak MCP on stdin/stdout")
         else:
-            lines.append(f"server {name!r} at {connection['url']} is not reachable: {cause}")
-            fixes.append(f"start the server that serves MCP at {connection['url']}")
+            lines.append(f"server {name!r} at {shown} is not reachable: {cause}")
+            fixes.append(f"start the server that serves MCP at {shown}")
     return MCPConnectionError("; ".join(lines), fix="; ".join(fixes))
+
+
+def _as_written(connection: dict[str, Any]) -> str:
+    """The command line or URL as the config wrote it (``${VAR}`` unexpanded)."""
+    if DISPLAY_KEY in connection:
+        return str(connection[DISPLAY_KEY])
+    if connection["transport"] == "stdio":
+        return shlex.join([connection["command"], *connection["args"]])
+    return str(connection["url"])
+
+
+def _unexpanded(cause: str, connection: dict[str, Any], shown: str) -> str:
+    """``cause`` with the expanded command line or URL (which may hold a token from the
+    environment) replaced by the text as written."""
+    if connection["transport"] == "stdio":
+        expanded = shlex.join([connection["command"], *connection["args"]])
+    else:
+        expanded = str(connection["url"])
+    return cause.replace(expanded, shown) if expanded != shown else cause
 
 
 __all__ = [
