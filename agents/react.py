@@ -21,7 +21,7 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSerializable
 from langchain_core.tools import BaseTool
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
 
 from orchestrator.agents.grammar import (
     INPUT_GBNF_KEY,
@@ -333,11 +333,19 @@ def create_react_agent(
             f"grammar=True needs a llama.cpp model or a served one; got {type(llm).__name__}",
             fix="pass an orchestrator LlamaCpp / ChatLlamaCpp, or leave grammar unset",
         )
-    return ReActAgent(
-        llm=llm,
-        tools=tool_list,
-        prompt=template,
-        grammar=grammar,
-        step_mode=step_mode,
-        step_max_tokens=step_max_tokens,
-    )
+    try:
+        return ReActAgent(
+            llm=llm,
+            tools=tool_list,
+            prompt=template,
+            grammar=grammar,
+            step_mode=step_mode,
+            step_max_tokens=step_max_tokens,
+        )
+    except ValidationError as exc:  # an option out of its bounds: the caller's error
+        problems = "; ".join(f"{e['loc'][0]}={e['input']!r}: {e['msg']}" for e in exc.errors())
+        raise OptionError(
+            f"invalid ReAct agent option: {problems}",
+            fix="use a value within the bound named (a step needs step_max_tokens >= 16; "
+            "`orchestrator serve` sets it from a request's max_tokens)",
+        ) from None

@@ -124,6 +124,21 @@ def test_broken_json_and_non_object_bodies_are_400(server: Server) -> None:
     assert response.status_code == 400 and error_of(response)["code"] == "invalid_value"
 
 
+def test_unreadable_bodies_say_why(server: Server, model_id: str) -> None:
+    deep = post(server, "/chat/completions", b"[" * 5000 + b"]" * 5000)
+    assert "nests too deeply" in error_of(deep)["message"]
+    assert error_of(deep)["code"] == "invalid_json"
+    broken = error_of(post(server, "/chat/completions", b'{"model": 1,'))
+    assert broken["code"] == "invalid_json" and "at character 12" in broken["message"]
+    text = httpx.post(f"{server.v1}/chat/completions", content=b"hi", timeout=30,
+                      headers={"Content-Type": "text/plain"})
+    assert text.status_code == 400
+    assert "must be a JSON object" in error_of(text)["message"]
+    assert "Content-Type: application/json" in error_of(text)["fix"]
+    odd = post(server, "/chat/completions", {"model": model_id, "messages": HI, "a[0]": 1})
+    assert (error_of(odd)["param"], error_of(odd)["code"]) == ("a[0]", "unknown_parameter")
+
+
 def test_a_prompt_over_the_context_window_is_400_also_when_streamed(
     server: Server, model_id: str
 ) -> None:

@@ -24,6 +24,12 @@ from orchestrator.errors import ContextOverflowError, OrchestratorError
 log = logging.getLogger("orchestrator.server")
 
 
+def printable(text: str) -> str:
+    """``text`` with any lone UTF-16 surrogate written as its ``\\udXXX`` escape: what a
+    request sent can be quoted in an answer, which must encode as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class APIError(Exception):
     """An error answered to the client as an OpenAI error object with ``status``."""
 
@@ -37,9 +43,11 @@ class APIError(Exception):
         code: str | None = None,
         fix: str | None = None,
     ) -> None:
+        message = printable(message)  # it may quote the request: it must encode
         super().__init__(message)
         self.status, self.message, self.type = status, message, type
-        self.param, self.code, self.fix = param, code, fix
+        self.param = None if param is None else printable(param)
+        self.code, self.fix = code, None if fix is None else printable(fix)
 
     def body(self) -> dict[str, Any]:
         message = f"{self.message}. Fix: {self.fix}" if self.fix else self.message
@@ -105,25 +113,42 @@ def _is_type_tag(part: str) -> bool:
     return part in ("str", "int", "float", "bool", "dict", "function-after[...]") or "[" in part
 
 
+#: pydantic's error types for a body that is no JSON object (a list, a string, other bytes).
+_NOT_AN_OBJECT = ("model_type", "model_attributes_type", "dict_type", "missing")
+JSON_BODY_FIX = "send a JSON object, UTF-8 encoded, with Content-Type: application/json"
+
+
 def validation_error(errors: Sequence[Any]) -> APIError:
     """The first validation problem, named the way OpenAI names it."""
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    first: dict[str, Any] = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     param = param_path(first.get("loc", ())) or None
     if first.get("type") == "extra_forbidden":
+        param = _unknown_field(tuple(first.get("loc", ())))
+        shown = param if param.strip() and param.isprintable() else repr(param)
         return APIError(
             400,
-            f"Unrecognized request argument supplied: {param}",
+            f"Unrecognized request argument supplied: {shown}",
             param=param,
             code="unknown_parameter",
             fix="remove it; Orchestrator's own fields are session_id, top_k, min_p and "
             "repeat_penalty",
         )
+    if first.get("type") == "lone_surrogate":
+        return _lone_surrogate(param, str(first.get("ctx", {}).get("where", "")))
+    if param is None and first.get("type") in _NOT_AN_OBJECT:
+        return APIError(
+            400,
+            "the request body must be a JSON object"
+            + (" (it is empty)" if first.get("type") == "missing" else ""),
+            code="invalid_value",
+            fix=JSON_BODY_FIX,
+        )
     if first.get("type") == "json_invalid":
         return APIError(
             400,
-            f"the request body is not valid JSON: {first.get('msg')}",
+            f"the request body is not valid JSON: {_json_problem(first)}",
             code="invalid_json",
-            fix="send a JSON object with Content-Type: application/json",
+            fix=JSON_BODY_FIX,
         )
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     where = f"{param}: " if param else ""
@@ -134,6 +159,62 @@ def validation_error(errors: Sequence[Any]) -> APIError:
         param=param,
         code="invalid_value",
         fix="see the OpenAI API reference for this field, or docs/architecture.md (serve)",
+    )
+
+
+def _json_problem(error: Any) -> str:
+    """What the JSON decoder said, and where (FastAPI puts the character offset last)."""
+    loc = tuple(error.get("loc", ()))
+    where = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+    return f"{error.get('ctx', {}).get('error') or error.get('msg')}{where}"
+
+
+def _unknown_field(loc: tuple[Any, ...]) -> str:
+    """The path of an unknown field, its own name verbatim (whatever it looks like)."""
+    parent = param_path(loc[:-1]) if loc else ""
+    key = str(loc[-1]) if loc else ""
+    return f"{parent}.{key}" if parent else key
+
+
+def _lone_surrogate(model_param: str | None, where: str) -> APIError:
+    """A string with an unpaired ``\\ud800``-``\\udfff`` escape: valid JSON, but not text."""
+    param = model_param or ""
+    if where:
+        param = f"{param}{where}" if where.startswith("[") or not param else f"{param}.{where}"
+    return APIError(
+        400,
+        f"Invalid '{param or 'body'}': the string holds a lone UTF-16 surrogate (a \\ud800-"
+        "\\udfff escape without its pair), which is not Unicode text",
+        param=param or None,
+        code="invalid_value",
+        fix="send well-formed Unicode: a JSON encoder writes every real character as UTF-8 or "
+        "as a \\ud800-\\udbff escape followed by a \\udc00-\\udfff one; drop or replace "
+        "the unpaired escape",
+    )
+
+
+def routing_error(
+    method: str, path: str, status: int, detail: str, cause: BaseException | None = None
+) -> APIError:
+    """An HTTP error FastAPI raises: no such path or method, or a body it could not parse
+    (``cause``: why; not UTF-8, nested too deeply, a number too long to read)."""
+    if status == 400:
+        reason = "it nests too deeply" if isinstance(cause, RecursionError) else str(cause or "")
+        return APIError(
+            400,
+            f"the request body could not be read as JSON: {reason or detail}",
+            code="invalid_json",
+            fix=JSON_BODY_FIX,
+        )
+    message = {
+        404: f"no such endpoint: {method} {path}",
+        405: f"{method} is not allowed on {path}",
+    }.get(status, detail)
+    return APIError(
+        status,
+        message,
+        code="not_found" if status == 404 else None,
+        fix="see GET /v1/models and the endpoints in docs/architecture.md (serve)",
     )
 
 
@@ -153,16 +234,8 @@ def install_handlers(app: FastAPI, on_error: Any) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        status = exc.status_code
-        message = {
-            404: f"no such endpoint: {request.method} {request.url.path}",
-            405: f"{request.method} is not allowed on {request.url.path}",
-        }.get(status, str(exc.detail))
-        error = APIError(
-            status,
-            message,
-            code="not_found" if status == 404 else None,
-            fix="see GET /v1/models and the endpoints in docs/architecture.md (serve)",
+        error = routing_error(
+            request.method, request.url.path, exc.status_code, str(exc.detail), exc.__cause__
         )
         on_error(request, error)
         return error.response()

@@ -19,9 +19,13 @@ the llama.cpp sampling options ``top_k``, ``min_p``, ``repeat_penalty``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from orchestrator.server.errors import printable
 
 #: Fields that never change an answer here; accepted and ignored.
 IGNORED_FIELDS = (
@@ -55,10 +59,51 @@ UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {
 }
 
 
+#: A UTF-16 surrogate code point. JSON's ``\\ud800`` escapes decode to one when unpaired (a
+#: valid pair decodes to the character it encodes), and no such string can be encoded as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate_path(value: Any) -> str | None:
+    """Where the first string (value or key) holding a lone surrogate is in parsed JSON
+    ``value``, as a param path relative to it (``messages[0].content``; ``""`` for ``value``
+    itself), or ``None``. Iterative, so no nesting depth makes it fail."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return path
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                name = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return printable(name)
+                children.append((name, child))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return None
+
+
 class Closed(BaseModel):
-    """A request object whose unknown fields are errors."""
+    """A request object whose unknown fields are errors, and whose every string (in any
+    field, at any depth, keys included) is Unicode text: a lone UTF-16 surrogate is refused
+    here, with its path, since the model, the tokenizer and every UTF-8 writer would fail on
+    it later (the one rule, for every endpoint's schema)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_text(cls, data: Any) -> Any:
+        where = lone_surrogate_path(data)
+        if where is not None:
+            raise PydanticCustomError(
+                "lone_surrogate", "holds a lone UTF-16 surrogate", {"where": where}
+            )
+        return data
 
 
 class ContentPart(Closed):
@@ -267,8 +312,22 @@ class EmbeddingRequest(Closed):
 
 
 def tool_arguments(call: ToolCall) -> dict[str, Any]:
-    """A tool call's arguments (a JSON object in a string, as OpenAI sends them)."""
-    value = json.loads(call.function.arguments or "{}")
+    """A tool call's arguments as a dict; see :func:`decode_arguments`."""
+    return decode_arguments(call.function.arguments)
+
+
+def decode_arguments(arguments: str | None) -> dict[str, Any]:
+    """Function-call arguments (a JSON object in a string, as OpenAI sends them), for every
+    endpoint that takes them back; a ``ValueError`` says what is wrong. JSON inside a string
+    escapes the request's own checks, so the decoded value gets them here: any nesting depth
+    is an error rather than a ``RecursionError``, and a lone surrogate is refused."""
+    try:
+        value = json.loads(arguments or "{}")
+    except RecursionError:
+        raise ValueError("function.arguments nests too deeply to decode") from None
     if not isinstance(value, dict):
         raise ValueError("function.arguments must be a JSON object")
+    where = lone_surrogate_path(value)
+    if where is not None:
+        raise ValueError(f"the string at {where!r} in it holds a lone UTF-16 surrogate")
     return value
