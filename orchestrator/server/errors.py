@@ -130,8 +130,8 @@ def validation_error(errors: Sequence[Any]) -> APIError:
             f"Unrecognized request argument supplied: {shown}",
             param=param,
             code="unknown_parameter",
-            fix="remove it; Orchestrator's own fields are session_id, top_k, min_p and "
-            "repeat_penalty",
+            fix="remove it; besides OpenAI's fields Orchestrator accepts top_k, min_p and "
+            "repeat_penalty, and session_id on chat and text completions",
         )
     if first.get("type") == "lone_surrogate":
         return _lone_surrogate(param, str(first.get("ctx", {}).get("where", "")))
