@@ -8,7 +8,6 @@ JSON schema that cannot become a grammar, a session request carrying a whole his
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -50,8 +49,9 @@ def overrides(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
     return found
 
 
-def check_request(body: Sampling, config: ServerConfig, wanted: int | None) -> int:
-    """Refuse options set to values this server cannot honour; the ``max_tokens`` to use."""
+def check_supported(body: Any) -> None:
+    """Refuse a standard option set away from its default when this server cannot honour it
+    (``body.unsupported()`` names the first such field of any request schema)."""
     unsupported = body.unsupported()
     if unsupported is not None:
         name, value = unsupported
@@ -61,6 +61,11 @@ def check_request(body: Sampling, config: ServerConfig, wanted: int | None) -> i
             f"leave {name} out (or at its default); see docs/architecture.md (serve)",
             code="unsupported_parameter",
         )
+
+
+def check_request(body: Sampling, config: ServerConfig, wanted: int | None) -> int:
+    """Refuse options set to values this server cannot honour; the ``max_tokens`` to use."""
+    check_supported(body)
     if wanted is not None and wanted > config.max_tokens_limit:
         raise bad(
             f"max_tokens={wanted} is over this server's limit of {config.max_tokens_limit}",
@@ -108,18 +113,14 @@ def _calls(message: ChatMessage, i: int) -> list[dict[str, Any]]:
 
 
 def check_schema(schema: dict[str, Any], param: str) -> None:
-    """A JSON schema must become a llama.cpp grammar, or the output would not be held to it."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    """A JSON schema must become a llama.cpp grammar, or the output would not be held to it;
+    checked by the library's one schema-to-grammar path, before any generation starts."""
+    from orchestrator.llama.json_grammar import SchemaGrammarError, schema_gbnf
 
     try:
-        json_schema_to_gbnf(json.dumps(schema))
-    except Exception as exc:  # the converter raises many kinds on schemas it cannot handle
-        raise bad(
-            f"this JSON schema cannot be turned into a grammar: {type(exc).__name__}: {exc}",
-            param,
-            "use the JSON Schema subset llama.cpp supports (objects, arrays, strings, numbers, "
-            "enums, const, anyOf, $ref to $defs)",
-        ) from None
+        schema_gbnf(schema, label=param)
+    except SchemaGrammarError as exc:
+        raise bad(exc.message, param, exc.fix or "simplify the schema") from None
 
 
 def chat_call(body: ChatCompletionRequest, sampling: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.server.errors import APIError, validation_error
-from orchestrator.server.plans import bad
+from orchestrator.server.plans import bad, check_supported
 from orchestrator.server.responses import Collected
 from orchestrator.server.responses_api import (
     FunctionCallItem,
@@ -48,15 +48,7 @@ _NAMES = (
 
 def check_options(body: ResponseRequest) -> None:
     """Refuse what has no chat equivalent here, naming the Responses field."""
-    unsupported = body.unsupported()
-    if unsupported is not None:
-        name, value = unsupported
-        raise bad(
-            f"{name}={value!r} is not supported by this server",
-            name,
-            f"leave {name} out (or at its default); see docs/architecture.md (serve)",
-            code="unsupported_parameter",
-        )
+    check_supported(body)
 
 
 def item_messages(items: list[Item]) -> list[ChatMessage]:
