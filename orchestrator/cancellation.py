@@ -5,13 +5,16 @@ Whoever waits for the work calls :meth:`~CancellationToken.cancel` when it stops
 the work runs inside :func:`cancellation_scope` and stops at its next checkpoint by raising
 :class:`GenerationCancelled`:
 
-- every token: the llama.cpp engine checks before it samples the next one, so a model call
-  inside a non-streamed ``invoke`` stops mid-answer and frees the model at once;
+- every token: the llama.cpp engine checks before it samples the next one (and between the
+  chunks of a prompt it reads), so a model call inside a non-streamed ``invoke`` stops
+  mid-answer and frees the model at once;
 - every step: the token is a LangChain callback handler that raises when a chain, a model
-  call, a tool or a retriever starts, or a token arrives from any model (a remote one too).
-  The scope installs it with LangChain's configure hook (the mechanism of
-  ``tracing_v2_enabled``), so every run inside the scope gets it, a user's own runnables
-  included, even one that does not pass its ``config`` on.
+  call, a tool or a retriever starts. The scope installs it with LangChain's configure hook
+  (the mechanism of ``tracing_v2_enabled``), so every run inside the scope gets it, a user's
+  own runnables included, even one that does not pass its ``config`` on. It does not raise on
+  a model's new token: the engine, which stops itself, releases the model at once, whereas
+  an exception raised around a suspended engine stream would leave the model held until the
+  stream is collected (a model that is not ours, a remote one, stops at its next step).
 
 Why a context variable rather than an argument: the check has to reach the engine's token loop
 through LangChain's ``invoke`` / ``stream``, whose signatures cannot carry it, and LangChain's
@@ -52,8 +55,8 @@ class CancellationToken(BaseCallbackHandler):
     """Set once the caller stopped waiting; a child token is also set when its parent is.
 
     As a LangChain callback handler it raises :class:`GenerationCancelled` when a chain, a
-    model call, a tool or a retriever starts, and on every new token (``raise_error``: the
-    exception is not logged and dropped)."""
+    model call, a tool or a retriever starts (``raise_error``: the exception is not logged
+    and dropped)."""
 
     raise_error = True
     run_inline = True
@@ -80,7 +83,6 @@ class CancellationToken(BaseCallbackHandler):
     on_chain_start = _checkpoint
     on_llm_start = _checkpoint
     on_chat_model_start = _checkpoint
-    on_llm_new_token = _checkpoint
     on_tool_start = _checkpoint
     on_retriever_start = _checkpoint
     on_agent_action = _checkpoint

@@ -85,6 +85,8 @@ class Engine:
     llama: Any
     gpu_layers_offloaded: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    generated_tokens: int = 0
+    """Tokens generated since load, by every caller: work no caller accounts for shows here."""
     _pieces: dict[int, bytes] = field(default_factory=dict, repr=False)
     _owner: int | None = field(default=None, repr=False)
     _prefix: AlignedPrefix = field(default_factory=AlignedPrefix, repr=False)
@@ -275,6 +277,7 @@ class Engine:
                 usage.finish_reason = "stop"
                 break
             usage.completion_tokens += 1
+            self.generated_tokens += 1
             piece = text.feed(self.piece(token))
             if piece:
                 yield piece

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.cancellation import raise_if_cancelled
+
 #: Largest prompt chunk (tokens) evaluated in one batch, and the unit of prefix reuse. On a
 #: CPU prompt throughput is flat from about 16 tokens per batch up (docs/benchmarks.md), so a
 #: small unit keeps most of a conversation's history reusable at no prefill cost.
@@ -78,6 +80,7 @@ class AlignedPrefix:
         self.aligned = reuse
         llama.n_tokens = reuse
         for start in range(reuse, len(tokens), chunk):
+            raise_if_cancelled()  # a long prompt stops between chunks, its cache consistent
             end = min(start + chunk, len(tokens))
             llama.eval(list(tokens[start:end]))
             if end - start == chunk:

@@ -3,9 +3,12 @@ of :class:`Piece` s run in one worker thread (``orchestrator.llama.aio.iterate_i
 
 The iterators here are plain synchronous generators over the in-process API (``ChatLlamaCpp``,
 ``LlamaCpp``, the chains), so the server answers exactly what the library answers. They hold
-the engine's lock only while they generate; closing one (the client went away) closes the
-model's stream at its next token, which frees the lock. Each records its own token counts and
-outcome in :class:`Tally` when it ends, however it ends.
+the engine's lock only while they generate. They run inside the request's cancellation scope
+(:mod:`orchestrator.cancellation`): when the client goes away the model stops at its next
+token and a chain at its next step, raising ``GenerationCancelled`` up through the generator.
+Each records its own token counts and outcome in :class:`Tally` when it ends, however it ends:
+``completed`` once the work is done (the pieces after it are only delivery), ``cancelled``
+only when it really stopped early.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
+from orchestrator.cancellation import GenerationCancelled
 from orchestrator.llama.engine import Usage
 from orchestrator.server.metrics import Metrics
 
@@ -71,50 +75,68 @@ class Tally:
     text: list[str] = field(default_factory=list)
 
     @contextlib.contextmanager
-    def generation(self) -> Iterator[Tokens]:
-        """Wraps a generation; the yielded :class:`Tokens` is filled in by the generator. A
-        generation left early is ``cancelled`` and counted from the text it produced."""
+    def generation(self, calls: UsageTally | None = None) -> Iterator[Tokens]:
+        """Wraps the work of a generation; the yielded :class:`Tokens` is filled in by the
+        generator, or, with ``calls``, taken from the model calls it added up (stopped ones
+        included). Work stopped early is ``cancelled``: the tokens of the model call it
+        stopped are the engine's count, else they are counted from the text produced."""
         tokens = Tokens()
         outcome = "cancelled"
         try:
             yield tokens
             outcome = "completed"
+        except GenerationCancelled as exc:
+            stopped = exc.usage
+            if calls is None and stopped is not None:
+                tokens.prompt, tokens.completion = stopped.prompt_tokens, stopped.completion_tokens
+                tokens.cached = stopped.cached_tokens
+            raise
         except GeneratorExit:
             raise
         except BaseException:
             outcome = "error"
             raise
         finally:
+            if calls is not None:
+                _copy(calls.tokens, tokens)
             if outcome != "completed" and not tokens.completion and self.count_tokens:
                 tokens.completion = self.count_tokens("".join(self.text))
             self.metrics.tokens(self.model, tokens.prompt, tokens.completion)
             self.metrics.generations.labels(self.model, outcome).inc()
 
 
+def _copy(source: Tokens, target: Tokens) -> None:
+    target.prompt, target.completion, target.cached = (
+        source.prompt,
+        source.completion,
+        source.cached,
+    )
+
+
 def chat_pieces(
     llm: Any, messages: Sequence[BaseMessage], call: Mapping[str, Any], tally: Tally
 ) -> Iterator[Piece]:
     """A ``ChatLlamaCpp`` stream as pieces; tool calls come whole, in one piece."""
-    with tally.generation() as tokens:
-        calls: list[dict[str, Any]] = []
-        finish: str | None = None
-        with contextlib.closing(llm.stream(list(messages), **call)) as chunks:
-            for chunk in chunks:
-                text = chunk.content if isinstance(chunk.content, str) else ""
-                if text:
-                    tally.text.append(text)
-                    yield Piece(text=text)
-                calls.extend(_tool_call(c) for c in chunk.tool_call_chunks or ())
-                usage = chunk.usage_metadata
-                if usage:
-                    tokens.prompt = int(usage.get("input_tokens", 0))
-                    tokens.completion = int(usage.get("output_tokens", 0))
-                    tokens.cached = int(usage.get("input_token_details", {}).get("cache_read", 0))
-                finish = chunk.response_metadata.get("finish_reason") or finish
-        if calls:
-            yield Piece(tool_calls=calls)
-        reason = "tool_calls" if calls else FINISH_REASONS.get(finish or "stop", "stop")
-        yield Piece(finish_reason=reason, usage=tokens)
+    calls: list[dict[str, Any]] = []
+    finish: str | None = None
+    chunks = llm.stream(list(messages), **call)
+    with tally.generation() as tokens, contextlib.closing(chunks):
+        for chunk in chunks:
+            text = chunk.content if isinstance(chunk.content, str) else ""
+            if text:
+                tally.text.append(text)
+                yield Piece(text=text)
+            calls.extend(_tool_call(c) for c in chunk.tool_call_chunks or ())
+            usage = chunk.usage_metadata
+            if usage:
+                tokens.prompt = int(usage.get("input_tokens", 0))
+                tokens.completion = int(usage.get("output_tokens", 0))
+                tokens.cached = int(usage.get("input_token_details", {}).get("cache_read", 0))
+            finish = chunk.response_metadata.get("finish_reason") or finish
+    if calls:
+        yield Piece(tool_calls=calls)
+    reason = "tool_calls" if calls else FINISH_REASONS.get(finish or "stop", "stop")
+    yield Piece(finish_reason=reason, usage=tokens)
 
 
 def _tool_call(chunk: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,8 +152,8 @@ def completion_pieces(
 ) -> Generator[Piece, None, None]:
     """A ``LlamaCpp`` generation for ``prompt`` as written, counted token by token (so even a
     cancelled one reports exactly how many tokens it generated)."""
+    usage = Usage()
     with tally.generation() as tokens:
-        usage = Usage()
         try:
             prompt_ids = llm.prompt_tokens(prompt)
             stream = llm.generate_text(prompt_ids, overrides, llm.stop_list(stop), usage)
@@ -142,8 +164,8 @@ def completion_pieces(
         finally:
             tokens.prompt, tokens.completion = usage.prompt_tokens, usage.completion_tokens
             tokens.cached = usage.cached_tokens
-        reason = FINISH_REASONS.get(usage.finish_reason or "stop", "stop")
-        yield Piece(finish_reason=reason, usage=tokens)
+    reason = FINISH_REASONS.get(usage.finish_reason or "stop", "stop")
+    yield Piece(finish_reason=reason, usage=tokens)
 
 
 class SessionLocks:
@@ -183,11 +205,17 @@ def session_pieces(
 
 
 class UsageTally(BaseCallbackHandler):
-    """Adds up the token usage of every model call a pipeline makes (LangChain callback)."""
+    """Adds up the token usage of every model call a pipeline makes (LangChain callback), a
+    call the engine stopped on cancellation included (the tokens it had generated)."""
 
     def __init__(self) -> None:
         self.tokens = Tokens()
         self._lock = threading.Lock()
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        usage = error.usage if isinstance(error, GenerationCancelled) else None
+        if usage is not None:
+            self._add(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         prompt = completion = cached = 0
@@ -209,6 +237,9 @@ class UsageTally(BaseCallbackHandler):
                 totals.get("completion_tokens", 0)
             )
             cached = int(totals.get("cached_tokens", 0))
+        self._add(prompt, completion, cached)
+
+    def _add(self, prompt: int, completion: int, cached: int) -> None:
         with self._lock:
             self.tokens.prompt += prompt
             self.tokens.completion += completion

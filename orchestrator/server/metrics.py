@@ -3,6 +3,7 @@ never share counters)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 #: Paths reported by name; anything else is ``other`` (no label per probed URL).
 KNOWN_PATHS = (
@@ -50,7 +53,6 @@ class Metrics:
     completion_tokens: Counter
     generations: Counter
     disconnects: Counter
-    model_busy: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -109,13 +111,11 @@ class Metrics:
                 ["endpoint"],
                 **kw(),
             ),
-            model_busy=Gauge(
-                "orchestrator_model_busy",
-                "1 while the GGUF model is in use (reading a prompt or generating), else 0; "
-                "read when /metrics is.",
-                **kw(),
-            ),
         )
+
+    def watch_model(self, engine: Callable[[], Any]) -> None:
+        """Also report what the GGUF model itself is doing (``engine``: its engine)."""
+        self.registry.register(_ModelCollector(engine))
 
     def tokens(self, model: str, prompt: int, completion: int) -> None:
         self.prompt_tokens.labels(model).inc(prompt)
@@ -124,3 +124,25 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         """The text format body and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _ModelCollector(Collector):
+    """The model's own state, read when /metrics is: whether it is busy, and every token it
+    generated. Requests report what they generated; tokens beyond their sum are work no request
+    accounts for (a generation left running after its client went away)."""
+
+    def __init__(self, engine: Callable[[], Any]) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self._engine()
+        yield GaugeMetricFamily(
+            "orchestrator_model_busy",
+            "1 while the GGUF model is in use (reading a prompt or generating), else 0.",
+            value=int(engine.lock.locked()),
+        )
+        yield CounterMetricFamily(
+            "orchestrator_model_generated_tokens",
+            "Tokens the GGUF model generated, for whichever request (or none).",
+            value=engine.generated_tokens,
+        )

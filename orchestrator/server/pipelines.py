@@ -10,31 +10,42 @@ besides the answer goes into extra response fields:
   a ``step`` field;
 - ``story``: ``story`` (summary, title, character, story); the message is the story.
 
-Token usage is the sum over every model call the pipeline made.
+Token usage is the sum over every model call the pipeline made. Each runs in the request's
+cancellation scope (see :mod:`orchestrator.server.generation`): a client that leaves stops it
+at its next token or step, whether it was streaming or inside a non-streamed ``invoke``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.server.generation import Piece, Tally, Tokens, UsageTally
 
 PIPELINES = ("rag", "agent", "story")
 _STEP_KEYS = ("thought", "action", "action_input", "observation", "parse_error")
+T = TypeVar("T")
 
 
 def _bound(llm: Any, overrides: Mapping[str, Any]) -> Any:
     return llm.bind(**overrides) if overrides else llm
 
 
-def _finish(usage: UsageTally, fields: dict[str, Any] | None = None) -> Piece:
-    tokens = usage.tokens
-    return Piece(
-        finish_reason="stop",
-        usage=Tokens(tokens.prompt, tokens.completion, tokens.cached),
-        fields=fields,
-    )
+@contextlib.contextmanager
+def _closing(items: Iterator[T]) -> Iterator[Iterator[T]]:
+    """``items``, closed on the way out: a chain's stream left early (the pieces generator
+    closed) ends inside the pipeline's accounting, not whenever it is collected."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+def _finish(tokens: Tokens, fields: dict[str, Any] | None = None) -> Piece:
+    return Piece(finish_reason="stop", usage=tokens, fields=fields)
 
 
 def rag_pieces(
@@ -45,22 +56,23 @@ def rag_pieces(
 
     usage = UsageTally()
     chain = rag_chain(_bound(chat, overrides), retriever)
-    with tally.generation() as tokens:
-        sources: list[dict[str, Any]] = []
-        answer: list[str] = []
-        for part in chain.stream({"question": question}, {"callbacks": [usage]}):
-            if "sources" in part:
-                sources = part["sources"]
-                yield Piece(fields={"sources": sources})
-            piece = part.get("answer", "")
-            if piece:
-                text = piece.lstrip() if not answer else piece
-                answer.append(text)
-                tally.text.append(text)
-                yield Piece(text=text)
-        _copy(usage.tokens, tokens)
-        citations = cited_numbers("".join(answer).strip(), len(sources))
-        yield _finish(usage, {"citations": citations})
+    sources: list[dict[str, Any]] = []
+    answer: list[str] = []
+    with tally.generation(usage) as tokens:
+        parts = chain.stream({"question": question}, {"callbacks": [usage]})
+        with _closing(parts):
+            for part in parts:
+                if "sources" in part:
+                    sources = part["sources"]
+                    yield Piece(fields={"sources": sources})
+                piece = part.get("answer", "")
+                if piece:
+                    text = piece.lstrip() if not answer else piece
+                    answer.append(text)
+                    tally.text.append(text)
+                    yield Piece(text=text)
+    citations = cited_numbers("".join(answer).strip(), len(sources))
+    yield _finish(tokens, {"citations": citations})
 
 
 def agent_pieces(
@@ -82,29 +94,29 @@ def agent_pieces(
         handle_parsing_errors=True,
         max_iterations=max_steps,
     )
-    with tally.generation() as tokens:
+    result: dict[str, Any] = {}
+    with tally.generation(usage) as tokens:
         thought = ""
-        for event in executor.stream({"input": question}, {"callbacks": [usage]}):
-            kind = event["type"]
-            if kind == "action":
-                thought = str(event.get("thought", ""))
-            elif kind == "observation":
-                yield Piece(fields={"step": _step(event, thought)})
-            elif kind == "final":
-                result = event["result"]
-                output = str(result["output"])
-                tally.text.append(output)
-                yield Piece(text=output)
-                _copy(usage.tokens, tokens)
-                steps = [{k: s.get(k) for k in _STEP_KEYS} for s in result["steps"]]
-                yield _finish(
-                    usage,
-                    {
-                        "steps": steps,
-                        "stopped_because": result["stopped_because"],
-                        "tools": [t.name for t in tools],
-                    },
-                )
+        events = executor.stream({"input": question}, {"callbacks": [usage]})
+        with _closing(events):
+            for event in events:
+                kind = event["type"]
+                if kind == "action":
+                    thought = str(event.get("thought", ""))
+                elif kind == "observation":
+                    yield Piece(fields={"step": _step(event, thought)})
+                elif kind == "final":
+                    result = event["result"]
+    output = str(result["output"])
+    tally.text.append(output)
+    yield Piece(text=output)
+    steps = [{k: s.get(k) for k in _STEP_KEYS} for s in result["steps"]]
+    fields = {
+        "steps": steps,
+        "stopped_because": result["stopped_because"],
+        "tools": [t.name for t in tools],
+    }
+    yield _finish(tokens, fields)
 
 
 def _step(event: Mapping[str, Any], thought: str) -> dict[str, Any]:
@@ -126,20 +138,11 @@ def story_pieces(
     from orchestrator.chains.story import story_chain
 
     usage = UsageTally()
-    with tally.generation() as tokens:
+    with tally.generation(usage) as tokens:
         result = story_chain(_bound(chat, overrides)).invoke(
             {"summary": summary}, {"callbacks": [usage]}
         )
-        fields = {k: result[k] for k in ("summary", "title", "character", "story")}
-        tally.text.append(fields["story"])
-        yield Piece(text=fields["story"])
-        _copy(usage.tokens, tokens)
-        yield _finish(usage, {"story": fields})
-
-
-def _copy(source: Tokens, target: Tokens) -> None:
-    target.prompt, target.completion, target.cached = (
-        source.prompt,
-        source.completion,
-        source.cached,
-    )
+    fields = {k: result[k] for k in ("summary", "title", "character", "story")}
+    tally.text.append(fields["story"])
+    yield Piece(text=fields["story"])
+    yield _finish(tokens, {"story": fields})

@@ -64,6 +64,9 @@ class ServerState:
     metrics: Metrics
     locks: SessionLocks
 
+    def __post_init__(self) -> None:
+        self.metrics.watch_model(lambda: self.backends.chat.engine)
+
     def tally(self, model: str, llm: Any) -> Tally:
         return Tally(self.metrics, model, count_tokens=llm.get_num_tokens)
 
@@ -82,9 +85,7 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    state = state_of(request)
-    state.metrics.model_busy.set(int(state.backends.chat.engine.lock.locked()))
-    body, content_type = state.metrics.exposition()
+    body, content_type = state_of(request).metrics.exposition()
     return Response(content=body, media_type=content_type)
 
 
