@@ -68,11 +68,6 @@ def models(http: httpx.Client) -> dict[str, str]:
     return {card["id"]: card["kind"] for card in http.get("/v1/models").json()["data"]}
 
 
-@pytest.fixture(scope="module")
-def has_responses_api(http: httpx.Client) -> bool:
-    return http.post("/v1/responses", json={}).status_code != 404
-
-
 def post(
     http: httpx.Client, server: Server, path: str, content: bytes, content_type: str | None
 ) -> httpx.Response:
@@ -149,11 +144,8 @@ def test_embeddings_survive_hostile_bodies(
 @FUZZ
 @given(data=st.data())
 def test_responses_survive_hostile_bodies(
-    data: st.DataObject, http: httpx.Client, server: Server, models: dict[str, str],
-    has_responses_api: bool,
+    data: st.DataObject, http: httpx.Client, server: Server, models: dict[str, str]
 ) -> None:
-    if not has_responses_api:
-        pytest.skip("this server has no /v1/responses")
     send_json(http, server, "/v1/responses", data.draw(responses_body(models)))
 
 
@@ -211,13 +203,10 @@ BODIES = {
 @settings(FUZZ, max_examples=200)
 @given(data=st.data(), path=st.sampled_from(list(BODIES)))
 def test_a_lone_surrogate_anywhere_is_a_400_naming_its_path(
-    data: st.DataObject, path: str, http: httpx.Client, server: Server, models: dict[str, str],
-    has_responses_api: bool,
+    data: st.DataObject, path: str, http: httpx.Client, server: Server, models: dict[str, str]
 ) -> None:
     """The issue's 500 (``"\\ud800"`` in a message, valid JSON), for every string value and
     key of every endpoint: one rule in the request schemas refuses it and names the field."""
-    if path == "/v1/responses" and not has_responses_api:
-        return
     body, param = data.draw(with_lone_surrogate(BODIES[path](models, changes=False)))
     response = send_json(http, server, path, body)
     assert response.status_code == 400, response.text
@@ -258,11 +247,9 @@ def test_the_issues_example_and_a_valid_pair(
 )
 def test_other_inputs_that_gave_a_5xx_are_4xx_naming_the_problem(
     path: str, body: dict[str, Any], said: str, http: httpx.Client, server: Server,
-    models: dict[str, str], has_responses_api: bool,
+    models: dict[str, str],
 ) -> None:
     """What the property tests above found besides lone surrogates, kept as plain examples."""
-    if path == "/v1/responses" and not has_responses_api:
-        pytest.skip("this server has no /v1/responses")
     body = {"model": next(i for i, k in models.items() if k == "gguf"), **body}
     response = send_json(http, server, path, body)
     assert response.status_code == 400, response.text

@@ -229,6 +229,8 @@ class TextFormat(Closed):
     def _schema_given(self) -> TextFormat:
         if self.type == "json_schema" and not self.schema_:
             raise ValueError("type 'json_schema' needs schema (a JSON Schema object)")
+        if self.type == "json_schema" and not self.name:
+            raise ValueError("type 'json_schema' needs name (as OpenAI requires)")
         return self
 
     def echo(self) -> dict[str, Any]:

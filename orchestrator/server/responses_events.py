@@ -153,7 +153,7 @@ class ResponseShape:
         if text:
             events += self._open_message()
             self.streamed.append(text)
-            events.append(self._part_event("response.output_text.delta", delta=text))
+            events.append(self._part_event("response.output_text.delta", delta=text, logprobs=[]))
         for call in piece.tool_calls or ():
             events += self._close_message("completed")
             events += self._call_events(call)
