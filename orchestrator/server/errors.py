@@ -25,7 +25,7 @@ log = logging.getLogger("orchestrator.server")
 
 
 def printable(text: str) -> str:
-    """``text`` with any lone UTF-16 surrogate written as its ``\\udXXX`` escape: what a
+    """``text`` with any lone UTF-16 surrogate written as its ``\\ud800``-``\\udfff`` escape: what a
     request sent can be quoted in an answer, which must encode as UTF-8."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
