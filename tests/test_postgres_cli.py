@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +39,22 @@ def beir(tmp_path: Path) -> Path:
     return write_beir(tmp_path / "beir")
 
 
+@pytest.fixture()
+def own_tmp() -> Iterator[Path]:
+    """A folder outside pytest's: another pytest run resets ``/tmp/pytest-of-USER`` to mode
+    0700, which locks the server's own user (``pgserver`` under root) out of a live data
+    directory (seen: PANIC, could not open pg_control: Permission denied)."""
+    root = Path(tempfile.mkdtemp(prefix="orchestrator-db-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def test_db_start_prints_the_dsn_last_and_the_server_outlives_the_command(
-    tmp_path: Path,
+    own_tmp: Path,
 ) -> None:
     import psycopg
 
-    directory = tmp_path / "db"
+    directory = own_tmp / "db"
     start = subprocess.run(
         [*CLI, "db", "start", "--dir", str(directory)],
         capture_output=True,
