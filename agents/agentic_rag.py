@@ -40,7 +40,8 @@ from orchestrator.agents.executor import AgentExecutor
 from orchestrator.agents.react import StepMode, create_react_agent
 from orchestrator.agents.tools.knowledge import KnowledgeBaseTool, format_passages
 from orchestrator.chains.llm_chain import reject_call_options
-from orchestrator.chains.rag import NO_ANSWER, _question, cited_numbers, source_records
+from orchestrator.chains.rag import NO_ANSWER, cited_numbers, source_records
+from orchestrator.chains.sources import question_text
 from orchestrator.errors import OptionError, OrchestratorError, reject_unknown_options
 from orchestrator.prompts.library import REACT
 from orchestrator.prompts.templates import PromptTemplate
@@ -160,7 +161,7 @@ class AgenticRAG(RunnableSerializable[Any, dict[str, Any]]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         reject_call_options(kwargs, "AgenticRAG")
-        question = _question(input)
+        question = question_text(input)
         ledger = PassageLedger()
         tools = self.tools(ledger)
         executor = AgentExecutor(

@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator.agents.events import AgentTrace, StepRecord, Timer, VerbosePrinter
 from orchestrator.agents.parser import clean_thought
-from orchestrator.agents.react import ReActAgent, StepTimeout, model_label
+from orchestrator.agents.react import ReActAgent, StepTimeout
 from orchestrator.errors import (
     ContextOverflowError,
     OptionError,
@@ -30,6 +30,7 @@ from orchestrator.errors import (
     reject_unknown_options,
 )
 from orchestrator.llama.aio import iterate_in_thread
+from orchestrator.models import model_label
 
 ParseHandler = bool | str | Callable[[OutputParserException], str]
 FORCED_OUTPUT = "Agent stopped due to iteration limit or time limit."

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from orchestrator.errors import OptionError
+from orchestrator.llama.gbnf import gbnf_literal
 
 #: Longest thought / action input / final answer line the grammar admits (characters).
 THOUGHT_CHARS = 300
@@ -21,11 +22,6 @@ ANSWER_CHARS = 400
 #: A token budget no step the grammar admits can exceed (every token writes at least one
 #: character of a line; the labels add a few dozen), so a constrained step is never cut off.
 STEP_TOKEN_BUDGET = THOUGHT_CHARS + max(INPUT_CHARS, ANSWER_CHARS) + 64
-
-
-def gbnf_literal(text: str) -> str:
-    """``text`` as a GBNF string literal (JSON escaping is a subset GBNF accepts)."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _line(max_chars: int) -> str:

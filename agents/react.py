@@ -16,10 +16,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.agents import AgentAction, AgentFinish
-from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import BasePromptTemplate
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSerializable
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -35,6 +34,7 @@ from orchestrator.agents.grammar import (
 )
 from orchestrator.agents.parser import FINAL_ANSWER, clean_answer, clean_thought, parse_step
 from orchestrator.errors import OptionError, TruncatedOutputError
+from orchestrator.models import capabilities
 from orchestrator.prompts.library import REACT
 from orchestrator.prompts.templates import PromptTemplate, safe_values
 
@@ -57,85 +57,37 @@ class StepTimeout(Exception):
     """Generation of a step passed the executor's deadline and was abandoned."""
 
 
-def llama_model(llm: Runnable[Any, Any]) -> Any:
-    """The llama.cpp model behind ``llm`` (through ``.bind`` wrappers), or ``None``."""
-    from orchestrator.llama.base import LlamaSettings
-
-    inner: Any = llm
-    while isinstance(inner, RunnableBinding):
-        inner = inner.bound
-    return inner if isinstance(inner, LlamaSettings) else None
-
-
-def remote_model(llm: Runnable[Any, Any]) -> Any:
-    """The served model (``orchestrator.remote``) behind ``llm``, or ``None``."""
-    from orchestrator.remote import remote_model_of
-
-    return remote_model_of(llm)
-
-
-def model_label(llm: Runnable[Any, Any]) -> str:
-    """How a trace names the model: the GGUF path, ``NAME at URL``, or the class name."""
-    local, served = llama_model(llm), remote_model(llm)
-    if local is not None:
-        return str(local.info.path)
-    return str(served.label) if served is not None else type(llm).__name__
-
-
 def resolve_step_mode(llm: Runnable[Any, Any], requested: str, grammar: bool | None) -> str:
     """``grammar``, ``json_schema`` or ``parser``: how ``llm``'s steps will be constrained.
 
-    ``auto``: a llama.cpp model uses the grammar; a served model the grammar when its server
-    applies grammars, else a JSON schema when it applies schemas (asked once per server, see
-    :mod:`orchestrator.remote_model`), else the parser; any other model the parser. A mode
-    asked for explicitly that the model cannot honour is an ``OptionError``.
-    ``grammar=False`` (the older switch) means ``parser``, ``grammar=True`` means ``grammar``.
+    ``auto``: the strongest constraint the model honours (:func:`orchestrator.models.
+    capabilities`: a llama.cpp model the grammar; a served model the grammar when its server
+    applies grammars, else a JSON schema when it applies schemas, asked once per server),
+    else the parser. A mode asked for explicitly that the model cannot honour is an
+    ``OptionError``. ``grammar=False`` (the older switch) means ``parser``, ``grammar=True``
+    means ``grammar``.
     """
     if grammar is not None and requested != "auto":
         raise OptionError("grammar= and step_mode= were both given", fix="pass step_mode= only")
     mode = requested if grammar is None else ("grammar" if grammar else "parser")
     if mode == "parser":
         return "parser"
-    local, served = llama_model(llm), remote_model(llm)
-    if local is not None:
-        if mode == "json_schema" and not is_chat_model(llm):
-            raise OptionError(
-                "json_schema steps need a chat model; a completion model (LlamaCpp) is "
-                "constrained with the grammar",
-                fix="use step_mode='grammar' (or 'auto') with LlamaCpp, or a ChatLlamaCpp",
-            )
-        return "json_schema" if mode == "json_schema" else "grammar"
-    if served is not None:
-        if mode in ("auto", "grammar") and served.accepts_grammar():
-            return "grammar"
-        if mode == "grammar":
-            raise OptionError(
-                f"the server at {served.endpoint} does not apply GBNF grammars",
-                fix="use step_mode='json_schema' or 'parser', or a llama.cpp server",
-            )
-        if served.json_dialect() is not None:
-            return "json_schema"
-        if mode == "json_schema":
-            raise OptionError(
-                f"the server at {served.endpoint} does not apply JSON schemas",
-                fix="use step_mode='parser' (or 'auto')",
-            )
-        return "parser"
-    if mode != "auto":
+    caps = capabilities(llm)
+    if mode == "auto":
+        return "parser" if caps.constraint == "none" else caps.constraint
+    if mode not in caps.ways:
+        honoured = " and ".join(_WAY_NAMES[w] for w in caps.ways) or "neither"
         raise OptionError(
-            f"{mode} steps need a llama.cpp model or a served model "
-            f"(orchestrator.remote); got {type(llm).__name__}",
-            fix="pass an orchestrator LlamaCpp / ChatLlamaCpp or remote_chat_model(...), "
-            "or leave step_mode unset",
+            f"{caps.label} does not apply {_WAY_NAMES[mode]}, which {mode} steps need "
+            f"(it applies {honoured})",
+            fix="leave step_mode unset (or 'auto') or use step_mode='parser'; for constrained "
+            "steps use an orchestrator LlamaCpp / ChatLlamaCpp, or a served model whose server "
+            "applies them",
         )
-    return "parser"
+    return mode
 
 
-def is_chat_model(llm: Runnable[Any, Any]) -> bool:
-    inner: Any = llm
-    while isinstance(inner, RunnableBinding):
-        inner = inner.bound
-    return isinstance(inner, BaseChatModel)
+_WAY_NAMES = {"grammar": "GBNF grammars", "json_schema": "JSON schemas"}
 
 
 def format_scratchpad(steps: Sequence[tuple[AgentAction, str]]) -> str:
@@ -162,9 +114,9 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
     """How steps are constrained (see :func:`resolve_step_mode`); ``resolved_step_mode`` says
     which mode is used."""
     step_max_tokens: int | None = Field(default=None, ge=16)
-    """Per-step token budget for llama.cpp models. Default: with the grammar, enough for any
-    step it admits (the grammar bounds every line, so a step always completes); without it,
-    the model's own ``max_tokens``."""
+    """Per-step token budget (``max_tokens`` of each step's call). Default: with a constraint,
+    enough for any step it admits (the grammar bounds every line, so a step always
+    completes); without one, the model's own ``max_tokens``."""
     stop: list[str] = Field(default_factory=lambda: [OBSERVATION_STOP])
 
     _resolved: str | None = PrivateAttr(default=None)
@@ -212,21 +164,21 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
     ) -> str:
         """The model's text for the next step (only the first action is kept by the parser)."""
         prompt = self.render(inputs, steps)
-        options: dict[str, Any] = {}
-        if self.uses_grammar:
-            prefix = is_chat_model(self.llm) or not prompt.to_string().rstrip().endswith("Thought:")
+        mode = self.resolved_step_mode
+        caps = capabilities(self.llm)
+        if mode == "json_schema":
+            options = caps.constrain(schema=step_schema(self.tool_names))
+            return step_from_json(self._complete(prompt, options, deadline, config))
+        options = {}
+        if mode == "grammar":
+            prefix = caps.chat or not prompt.to_string().rstrip().endswith("Thought:")
             rules = {
                 t.name: str(t.metadata[INPUT_GBNF_KEY])
                 for t in self.tools
                 if t.metadata and t.metadata.get(INPUT_GBNF_KEY)
             }
-            options["grammar"] = step_grammar(
-                self.tool_names, thought_prefix=prefix, input_rules=rules
-            )
-        elif self.resolved_step_mode == "json_schema":
-            schema = step_schema(self.tool_names)
-            options["response_format"] = {"type": "json_schema", "schema": schema}
-            return step_from_json(self._complete(prompt, options, deadline, config))
+            gbnf = step_grammar(self.tool_names, thought_prefix=prefix, input_rules=rules)
+            options = caps.constrain(gbnf=gbnf)
         return self._complete(prompt, options, deadline, config)
 
     def generate_final(
@@ -241,12 +193,13 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         note = STOP_NOTES.get(reason, "I must answer now from what I found.")
         lead = "" if steps else " "
         prompt = self.render(inputs, steps, tail=f"{lead}{note}\n{FINAL_ANSWER}")
-        options: dict[str, Any] = {}
-        if self.uses_grammar:
-            options["grammar"] = final_grammar(answer_prefix=False)
-        elif self.resolved_step_mode == "json_schema":
-            options["response_format"] = {"type": "json_schema", "schema": final_schema()}
+        caps = capabilities(self.llm)
+        if self.resolved_step_mode == "json_schema":
+            options = caps.constrain(schema=final_schema())
             return final_answer_from_json(self._complete(prompt, options, None, config))
+        options = {}
+        if self.uses_grammar:
+            options = caps.constrain(gbnf=final_grammar(answer_prefix=False))
         return self._complete(prompt, options, None, config)
 
     def parse(self, text: str) -> AgentAction | AgentFinish:
@@ -275,11 +228,10 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         deadline: float | None,
         config: RunnableConfig | None,
     ) -> str:
-        if llama_model(self.llm) is not None or remote_model(self.llm) is not None:
-            if self.step_max_tokens is not None:
-                options["max_tokens"] = self.step_max_tokens
-            elif "grammar" in options or "response_format" in options:
-                options["max_tokens"] = STEP_TOKEN_BUDGET
+        if self.step_max_tokens is not None:
+            options = {**options, "max_tokens": self.step_max_tokens}
+        elif options:  # a constrained step: a budget every step the constraint admits fits
+            options = {**options, "max_tokens": STEP_TOKEN_BUDGET}
         pieces: list[str] = []
         chunks: Iterator[Any] = iter(self.llm.stream(prompt, config, stop=self.stop, **options))
         try:
@@ -328,13 +280,8 @@ def create_react_agent(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise OptionError(f"tool names must be unique; repeated: {duplicates}", fix="rename one")
-    if grammar and llama_model(llm) is None and remote_model(llm) is None:
-        raise OptionError(
-            f"grammar=True needs a llama.cpp model or a served one; got {type(llm).__name__}",
-            fix="pass an orchestrator LlamaCpp / ChatLlamaCpp, or leave grammar unset",
-        )
     try:
-        return ReActAgent(
+        agent = ReActAgent(
             llm=llm,
             tools=tool_list,
             prompt=template,
@@ -349,3 +296,6 @@ def create_react_agent(
             fix="use a value within the bound named (a step needs step_max_tokens >= 16; "
             "`orchestrator serve` sets it from a request's max_tokens)",
         ) from None
+    if grammar or step_mode != "auto":
+        _ = agent.resolved_step_mode  # a mode the model cannot honour fails now, with the fix
+    return agent

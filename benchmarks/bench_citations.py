@@ -87,14 +87,17 @@ def controls(samples: list[Any]) -> dict[str, list[Any]]:
 
 def answered(args: argparse.Namespace, samples: list[Any]) -> tuple[list[Any], float]:
     """The samples answered by the plain RAG chain, and seconds per answer."""
+    from orchestrator.agents.pipelines import build
     from orchestrator.evals.qa import answer_samples
-    from orchestrator.evals.runner import rag_pipeline
+    from orchestrator.evals.retrieval import ensure_index
+    from orchestrator.evals.runner import index_modes, pipeline_spec
     from orchestrator.evals.suite import PipelineConfig
 
     config = PipelineConfig(
         name="plain", mode=args.mode, k=args.k, model=args.model, max_tokens=args.max_tokens
     )
-    chain, _ = rag_pipeline(config, Path.cwd(), [str(EXAMPLES / "rag_docs")])
+    index = ensure_index([EXAMPLES / "rag_docs"], None, index_modes(config))
+    chain = build(pipeline_spec(config, Path.cwd(), index))
     started = time.perf_counter()
     out = answer_samples(samples, chain)
     return out, (time.perf_counter() - started) / len(samples)

@@ -35,7 +35,7 @@ import numpy as np
 from retrieval_common import CRANFIELD, doc_run, evaluate, machine
 
 from orchestrator.errors import DataError
-from orchestrator.retrieval import build_index, load_beir, open_retriever
+from orchestrator.retrieval import IndexSpec, build_index, load_beir, open_retriever
 
 DSN = ""  # set by main(): the database the postgres builders write to
 
@@ -67,8 +67,8 @@ def build_postgres(source: Any, embedding: Any, work: Path, tag: str) -> Any:
 
     name = f"bench-{tag}"
     with contextlib.suppress(DataError):  # not there yet
-        drop_index(name, dsn=DSN)
-    return build_index(source, name, dsn=DSN, embedding=embedding)
+        drop_index(IndexSpec.of(name, DSN))
+    return build_index(source, IndexSpec.of(name, DSN), embedding=embedding)
 
 
 #: Build functions by backend name: (source, embedding or None, work dir, tag) -> index.
@@ -81,7 +81,7 @@ BUILDERS: dict[str, Callable[[Any, Any, Path, str], Any]] = {
 def retriever_for(backend: str, work: Path, tag: str, **options: Any) -> Any:
     """The retriever over what ``BUILDERS[backend]`` built (local and postgres only)."""
     if backend == "postgres":
-        return open_retriever(f"bench-{tag}", dsn=DSN, **options)
+        return open_retriever(IndexSpec.of(f"bench-{tag}", DSN), **options)
     return open_retriever(work / f"local-{tag}", **options)
 
 

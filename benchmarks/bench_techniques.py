@@ -34,9 +34,9 @@ from orchestrator.chains.techniques import (
     FewShotAnswer,
     PlainAnswer,
     SelfConsistency,
+    normalize_answer,
     vote,
 )
-from orchestrator.chains.techniques_base import normalize_answer
 
 DATA = Path(__file__).parent / "data" / "techniques.jsonl"
 

@@ -25,7 +25,7 @@ import numpy as np
 from embedding_threads import long_queries
 from retrieval_common import CACHE, CRANFIELD, CachedQueries, cranfield_index, machine
 
-from orchestrator.retrieval import IndexStore, load_beir, open_retriever
+from orchestrator.retrieval import IndexSpec, IndexStore, load_beir, open_retriever
 from orchestrator.retrieval.bm25 import BM25Index, BM25Params
 from orchestrator.retrieval.dense import FaissVectorIndex
 from orchestrator.retrieval.retriever import IndexRetriever
@@ -143,7 +143,7 @@ def synthetic_store(path: Any, texts: list[str], kind: str) -> IndexStore:
 
 
 def retriever_on(store: IndexStore, mode: str) -> IndexRetriever:
-    retriever = IndexRetriever(index_dir=str(store.directory), mode=mode)
+    retriever = IndexRetriever(index=IndexSpec.of(store.directory), mode=mode)
     retriever._searcher = Searcher(store, search_config(mode=mode))
     return retriever
 

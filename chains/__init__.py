@@ -3,25 +3,26 @@ chains and RAG strategies (rewrite, multi-query, HyDE, multi-hop, routing)."""
 
 from orchestrator.chains.llm_chain import ChainMemory, LLMChain
 from orchestrator.chains.rag import RAGChain, RetrievalQA, rag_chain
+from orchestrator.chains.sources import Sources
 from orchestrator.chains.story import story_chain
 from orchestrator.chains.strategies import (
     RAG_STRATEGIES,
-    HydeRAG,
-    MultiQueryRAG,
-    RewriteRAG,
+    HydeSources,
+    MultiHopSources,
+    MultiQuerySources,
+    RewriteSources,
+    RouteSources,
     rag_strategy,
 )
-from orchestrator.chains.strategies_base import StrategyChain
-from orchestrator.chains.strategies_hops import MultiHopRAG, RouteRAG
 from orchestrator.chains.techniques import (
     PROMPT_TECHNIQUES,
     ChainOfThought,
     FewShotAnswer,
     PlainAnswer,
     SelfConsistency,
+    TreeOfThought,
     prompt_technique,
 )
-from orchestrator.chains.techniques_tot import TreeOfThought
 
 __all__ = [
     "PROMPT_TECHNIQUES",
@@ -29,17 +30,17 @@ __all__ = [
     "ChainMemory",
     "ChainOfThought",
     "FewShotAnswer",
-    "HydeRAG",
+    "HydeSources",
     "LLMChain",
-    "MultiHopRAG",
-    "MultiQueryRAG",
+    "MultiHopSources",
+    "MultiQuerySources",
     "PlainAnswer",
     "RAGChain",
     "RetrievalQA",
-    "RewriteRAG",
-    "RouteRAG",
+    "RewriteSources",
+    "RouteSources",
     "SelfConsistency",
-    "StrategyChain",
+    "Sources",
     "TreeOfThought",
     "prompt_technique",
     "rag_chain",

@@ -4,7 +4,10 @@
 ``[2] ...`` and returns ``{"answer", "sources", "citations"}``; when nothing relevant is
 retrieved (no chunk, or every chunk under ``min_score``) it says it does not know without
 calling the model, since a small model asked to answer from nothing makes something up.
-``stream`` yields the sources first, then the answer as it is generated.
+``stream`` yields the sources first, then the answer as it is generated. The chain is one
+answer step composed with a sources step (:mod:`orchestrator.chains.sources`); a RAG strategy
+(:func:`orchestrator.chains.strategies.rag_strategy`) is the same chain with another sources
+step, so the relevance filter (:func:`passing`) and the answer are written once.
 
 ``RetrievalQA.from_chain_type(llm=..., chain_type="stuff", retriever=...,
 chain_type_kwargs={"prompt": ...})`` is the book's (Hands-On LLMs, ch. 8) interface:
@@ -29,6 +32,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializa
 from pydantic import ConfigDict
 
 from orchestrator.chains.llm_chain import reject_call_options
+from orchestrator.chains.sources import Sources, Trace, question_text
 from orchestrator.errors import OptionError, unknown_option
 from orchestrator.llama.aio import iterate_in_thread
 from orchestrator.prompts.library import RAG
@@ -64,31 +68,41 @@ def cited_numbers(answer: str, n_sources: int) -> list[int]:
     return list(dict.fromkeys(n for n in found if 1 <= n <= n_sources))
 
 
-def _question(input: Any) -> str:
-    if isinstance(input, str):
-        return input
-    if isinstance(input, Mapping):
-        for key in ("question", "query", "input"):
-            if key in input:
-                return str(input[key])
-    raise OptionError(
-        f"the RAG chain got {type(input).__name__} without a question",
-        fix='pass a string or {"question": "..."}',
-    )
+def passing(
+    docs: Sequence[Document], min_score: float | None, min_similarity: float | None
+) -> list[Document]:
+    """``docs`` at or above ``min_score`` (metadata ``score``) and ``min_similarity`` (metadata
+    ``similarity``, the query-chunk cosine our retrievers attach; comparable across queries,
+    unlike fused scores). The one relevance filter of every RAG chain and strategy."""
+    kept = list(docs)
+    if min_score is not None:
+        kept = [d for d in kept if float(d.metadata.get("score", 0.0)) >= min_score]
+    if min_similarity is not None:
+        floor = min_similarity
+        kept = [d for d in kept if float(d.metadata.get("similarity", floor)) >= floor]
+    return kept
 
 
 class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
-    """Retrieve, stuff numbered sources, answer with ``[n]`` citations."""
+    """A sources step composed with the answer step: find, stuff numbered sources, answer
+    with ``[n]`` citations.
+
+    ``sources`` (:class:`~orchestrator.chains.sources.Sources`) finds the documents: the plain
+    retriever for :func:`rag_chain`, a strategy for
+    :func:`~orchestrator.chains.strategies.rag_strategy`. With ``trace``, the first streamed
+    part also names the ``strategy`` and what it did (``queries``, ``hops``, ...).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     llm: Runnable[Any, Any]
-    retriever: Runnable[str, list[Document]]
+    sources: Sources
     prompt: BasePromptTemplate
     k: int | None = None
     min_score: float | None = None
     min_similarity: float | None = None
     no_answer: str = NO_ANSWER
+    trace: bool = False
 
     def model_post_init(self, context: Any) -> None:
         missing = {"context", "question"} - set(self.prompt.input_variables)
@@ -98,18 +112,41 @@ class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
                 fix="write {context} where the sources go and {question} for the question",
             )
 
+    @property
+    def strategy(self) -> str:
+        """The sources step's registered strategy name."""
+        return self.sources.strategy
+
+    @property
+    def retriever(self) -> Runnable[str, list[Document]]:
+        """What the sources step searches."""
+        return self.sources.retriever
+
+    @property
+    def top_k(self) -> int:
+        """Sources per answer: the chain's ``k``, else the sources step's default."""
+        return self.sources.k_or_default(self.k)
+
+    def passing(self, docs: Sequence[Document]) -> list[Document]:
+        """``docs`` that pass the chain's ``min_score`` and ``min_similarity``."""
+        return passing(docs, self.min_score, self.min_similarity)
+
+    def retrieve_traced(
+        self, question: str, config: RunnableConfig | None = None
+    ) -> tuple[list[Document], Trace]:
+        """The sources for ``question`` that pass the filter, and what the step did."""
+        return self.sources.find(question, self.k, self.passing, config)
+
     def retrieve(self, question: str, config: RunnableConfig | None = None) -> list[Document]:
-        """Retrieved chunks passing ``min_score`` (metadata ``score``) and ``min_similarity``
-        (metadata ``similarity``, the query-chunk cosine our retrievers attach; comparable
-        across queries, unlike fused scores). Empty means nothing relevant."""
-        kwargs = {"k": self.k} if self.k is not None else {}
-        docs = list(self.retriever.invoke(question, config, **kwargs))
-        if self.min_score is not None:
-            docs = [d for d in docs if float(d.metadata.get("score", 0.0)) >= self.min_score]
-        if self.min_similarity is not None:
-            floor = self.min_similarity
-            docs = [d for d in docs if float(d.metadata.get("similarity", floor)) >= floor]
-        return docs
+        """The sources for ``question``; empty means nothing relevant."""
+        return self.retrieve_traced(question, config)[0]
+
+    def retrieve_many(
+        self, questions: Sequence[str], k: int, config: RunnableConfig | None = None
+    ) -> list[tuple[list[Document], Trace]]:
+        """Top ``k`` per question, unfiltered (for ranking and evaluation), with the traces;
+        the searches run in one batch."""
+        return self.sources.find_many(questions, k, list, config)
 
     def _answer_stream(
         self, question: str, docs: list[Document], config: RunnableConfig | None
@@ -135,11 +172,13 @@ class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[dict[str, Any]]:
-        """Yield ``{"question", "sources"}`` once, then ``{"answer": piece}`` per piece."""
+        """Yield ``{"question", "sources"}`` once (with ``trace``: also ``strategy`` and what
+        it did), then ``{"answer": piece}`` per piece; ``invoke`` adds ``citations``."""
         reject_call_options(kwargs, "RAGChain")
-        question = _question(input)
-        docs = self.retrieve(question, config)
-        yield {"question": question, "sources": source_records(docs)}
+        question = question_text(input)
+        docs, found = self.retrieve_traced(question, config)
+        head = {"strategy": self.strategy, **found} if self.trace else {}
+        yield {"question": question, **head, "sources": source_records(docs)}
         for piece in self._answer_stream(question, docs, config):
             if piece:
                 yield {"answer": piece}
@@ -152,23 +191,28 @@ class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
             yield part
 
 
+def rag_prompt(prompt: BasePromptTemplate | str | None) -> BasePromptTemplate:
+    """The RAG chain's prompt: ``prompts.library.RAG`` unless one is given (text or template)."""
+    template = prompt if prompt is not None else RAG
+    return PromptTemplate.from_template(template) if isinstance(template, str) else template
+
+
 def rag_chain(
     llm: Runnable[Any, Any],
-    retriever: Runnable[str, list[Document]],
+    retriever: Runnable[str, list[Document]] | Sources,
     *,
     prompt: BasePromptTemplate | str | None = None,
     k: int | None = None,
     min_score: float | None = None,
     min_similarity: float | None = None,
 ) -> RAGChain:
-    """A :class:`RAGChain`; the prompt defaults to ``prompts.library.RAG``."""
-    template = prompt if prompt is not None else RAG
-    if isinstance(template, str):
-        template = PromptTemplate.from_template(template)
+    """A :class:`RAGChain` over ``retriever`` (the question is the query), or over a sources
+    step; the prompt defaults to ``prompts.library.RAG``."""
+    sources = retriever if isinstance(retriever, Sources) else Sources(retriever=retriever)
     return RAGChain(
         llm=llm,
-        retriever=retriever,
-        prompt=template,
+        sources=sources,
+        prompt=rag_prompt(prompt),
         k=k,
         min_score=min_score,
         min_similarity=min_similarity,

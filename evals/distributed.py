@@ -8,8 +8,9 @@ Three loops of the evaluators run item by item on Ray workers through
 - RAG answering: samples, each worker holding the RAG chain (one GGUF per worker);
 - RAG judging: samples, each worker holding the judge and the embeddings.
 
-What a worker builds is described by a small picklable recipe (index path, mode, model
-paths), never by the driver's loaded objects. Every item is one independent call with the
+What a worker builds is described by the configuration's pipeline spec (picklable data:
+absolute index and model paths, mode, strategy) or the judge's configuration, never by the
+driver's loaded objects. Every item is one independent call with the
 serial path's settings (greedy decoding, ``seed=0`` per call), so its result is the serial
 run's, whatever worker runs it and in whatever order; results come back in input order.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,9 @@ from orchestrator.errors import OptionError
 from orchestrator.scale import connect, map_items
 
 if TYPE_CHECKING:
+    from orchestrator.agents.pipelines import RagSpec
     from orchestrator.evals.qa import QASample
-    from orchestrator.evals.suite import JudgeConfig, PipelineConfig
-    from orchestrator.remote import Endpoint
+    from orchestrator.evals.suite import JudgeConfig
 
 Scored = tuple[dict[str, float], dict[str, str]]
 
@@ -59,40 +60,22 @@ class RayPlan:
 # -- retrieval --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RetrieverRecipe:
-    """What ``open_retriever`` gets in the serial run, for a worker to open the same."""
+def _query_worker(spec: RagSpec, k: int) -> Callable[[list[tuple[str, str]]], Any]:
+    from orchestrator.evals.retrieval import retrieve_run, spec_retriever
 
-    index: str
-    mode: str
-    k: int
-    rerank: str | None = None
-    model: str | None = None
-    base: str = "."
-    dsn: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def open(self) -> Any:
-        from orchestrator.evals.runner import rerank_spec
-        from orchestrator.retrieval import open_retriever
-
-        rerank = rerank_spec(Path(self.base), self.rerank, self.model)
-        extra = {"dsn": self.dsn} if self.dsn else {}
-        return open_retriever(
-            self.index, mode=self.mode, rerank=rerank, k=self.k, **extra, **self.options
-        )
-
-
-def _query_worker(recipe: RetrieverRecipe, k: int) -> Callable[[list[tuple[str, str]]], Any]:
-    from orchestrator.evals.retrieval import retrieve_run
-
-    retriever = recipe.open()
+    retriever = spec_retriever(spec)
     return lambda batch: retrieve_run(retriever, dict(batch), k=k, batch_size=len(batch))
 
 
-def ray_retrieve(plan: RayPlan, recipe: RetrieverRecipe) -> Callable[..., dict[str, Any]]:
+def ray_retrieve(plan: RayPlan, spec: RagSpec) -> Callable[..., dict[str, Any]]:
     """A stand-in for :func:`~orchestrator.evals.retrieval.retrieve_run` (same signature)
-    that retrieves on Ray workers, each opening the retriever ``recipe`` describes."""
+    that retrieves on Ray workers, each opening the retriever of ``spec`` (the serial run's,
+    :func:`~orchestrator.evals.retrieval.spec_retriever`)."""
+    if spec.strategy != "plain":
+        raise OptionError(
+            "--ray spreads plain retrieval; a RAG strategy's query transforms run serially",
+            fix="leave out --ray, or evaluate the plain strategy",
+        )
 
     def run(
         retriever: Any,
@@ -103,21 +86,16 @@ def ray_retrieve(plan: RayPlan, recipe: RetrieverRecipe) -> Callable[..., dict[s
         batch_size: int = 16,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, dict[str, float]]:
-        from orchestrator.evals.retrieval import _check_known
+        from orchestrator.evals.retrieval import check_known
 
-        if hasattr(retriever, "strategy"):
-            raise OptionError(
-                "--ray spreads plain retrieval; a RAG strategy's query transforms run serially",
-                fix="leave out --ray, or evaluate the plain strategy",
-            )
         items = list(queries.items())
         batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-        make = functools.partial(_query_worker, recipe, k)
+        make = functools.partial(_query_worker, spec, k)
         out: dict[str, dict[str, float]] = {}
         for part in plan.map(make, batches, progress, weight=len):
             out.update(part)
         for qid, scores in out.items():
-            _check_known(qid, scores, corpus_ids)
+            check_known(qid, scores, corpus_ids)
         return out
 
     return run
@@ -126,32 +104,25 @@ def ray_retrieve(plan: RayPlan, recipe: RetrieverRecipe) -> Callable[..., dict[s
 # -- RAG ----------------------------------------------------------------------------------------
 
 
-def _answer_worker(
-    config: PipelineConfig, base: Path, served: Endpoint | None
-) -> Callable[[QASample], QASample]:
+def _answer_worker(spec: RagSpec) -> Callable[[QASample], QASample]:
+    from orchestrator.agents.pipelines import build
     from orchestrator.evals.qa import answer_samples
-    from orchestrator.evals.runner import rag_pipeline
 
-    chain, _ = rag_pipeline(config, base, served=served)
+    chain = build(spec)
     return lambda sample: answer_samples([sample], chain)[0]
 
 
 def ray_answer(
     plan: RayPlan,
     samples: Sequence[QASample],
-    config: PipelineConfig,
-    index: str | Path,
-    base: Path,
+    spec: RagSpec,
     *,
-    served: Endpoint | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[QASample]:
     """:func:`~orchestrator.evals.qa.answer_samples` on Ray: each worker builds the
-    configuration's chain over the already built ``index`` (absolute paths: a worker's
-    working directory is not ours)."""
-    fixed = config.model_copy(update={"index": str(Path(index).resolve())})
-    make = functools.partial(_answer_worker, fixed, base.resolve(), served)
-    return plan.map(make, list(samples), progress)
+    pipeline of ``spec`` (whose paths are absolute: a worker's working directory is not
+    ours)."""
+    return plan.map(functools.partial(_answer_worker, spec), list(samples), progress)
 
 
 class _JudgeWorker:
@@ -159,25 +130,20 @@ class _JudgeWorker:
     its own event loop."""
 
     def __init__(
-        self,
-        metrics: Sequence[str],
-        judge: JudgeConfig,
-        base: Path,
-        served: Endpoint | None,
-        timeout: float,
+        self, metrics: Sequence[str], judge: JudgeConfig, models: Mapping[str, Any]
     ) -> None:
         from orchestrator.evals.rag import RAG_METRICS
         from orchestrator.evals.runner import rag_components
 
-        self.judge, embeddings = rag_components(metrics, judge, base, served)
+        self.judge, embeddings = rag_components(metrics, judge, Path.cwd(), models)
         self.built = {n: RAG_METRICS[n].build(self.judge, embeddings) for n in metrics}
-        self.timeout = timeout
+        self.timeout = judge.timeout
         self.loop = asyncio.new_event_loop()
 
     def __call__(self, sample: QASample) -> Scored:
-        from orchestrator.evals.rag import _score_sample
+        from orchestrator.evals.rag import score_sample
 
-        job = _score_sample(sample, self.built, self.judge, self.timeout)
+        job = score_sample(sample, self.built, self.judge, self.timeout)
         return self.loop.run_until_complete(job)
 
 
@@ -187,13 +153,15 @@ def ray_scorer(
     judge: JudgeConfig,
     base: Path,
     *,
-    served: Endpoint | None = None,
-    timeout: float = 300.0,
+    models: Mapping[str, Any] | None = None,
 ) -> Callable[[Sequence[QASample], Callable[[int], None] | None], list[Scored]]:
     """What :func:`~orchestrator.evals.rag.evaluate_rag` takes as ``score_many``: scores
-    (and reasons for the scores that could not be computed) per sample, judged on Ray."""
-    judge = judge.model_copy(update={"model": _absolute(base, judge.model, served)})
-    make = functools.partial(_JudgeWorker, list(metrics), judge, base.resolve(), served, timeout)
+    (and reasons for the scores that could not be computed) per sample, judged on Ray by
+    the judge ``judge`` names (a local GGUF path made absolute against ``base``)."""
+    from orchestrator.evals.runner import model_path
+
+    judge = judge.model_copy(update={"model": model_path(base, judge.model, judge.base_url)})
+    make = functools.partial(_JudgeWorker, list(metrics), judge, dict(models or {}))
 
     def score(
         samples: Sequence[QASample], progress: Callable[[int], None] | None = None
@@ -201,12 +169,3 @@ def ray_scorer(
         return plan.map(make, list(samples), progress)
 
     return score
-
-
-def _absolute(base: Path, model: str | None, served: Endpoint | None) -> str | None:
-    """A local GGUF path made absolute (a served model's name stays a name)."""
-    from orchestrator.evals.suite import resolve
-
-    if model is None or served is not None:
-        return model
-    return str(Path(resolve(base, model) or model).resolve())

@@ -42,6 +42,7 @@ from pydantic import BaseModel
 
 from orchestrator.errors import ModelLoadError, OrchestratorError
 from orchestrator.extras import require
+from orchestrator.models import ModelSpec, capabilities, chat_model
 from orchestrator.privacy import quiet_ragas
 
 _VERTEX_MODULE = "langchain_community.chat_models.vertexai"
@@ -135,9 +136,10 @@ class JudgeBehaviour:
     module does not import Ragas. Use ``LlamaJudge`` (a subclass of this and of Ragas'
     ``InstructorBaseRagasLLM``), not this class, as a Ragas judge.
 
-    Judges with a local chat model (``ChatLlamaCpp`` by default) under schema-constrained
-    output; ``llm=`` may be any chat model that takes ``response_format=`` (a served model from
-    ``orchestrator.remote`` constrains it as its server allows: grammar or JSON schema).
+    Judges with a chat model (by default :func:`orchestrator.models.chat_model`'s: the local
+    GGUF ``model_path``, or the model served at ``$ORCHESTRATOR_BASE_URL``) under
+    schema-constrained output where the model honours a constraint
+    (``capabilities(llm).constrain``); any other chat model is asked for JSON in the prompt.
     ``deadline`` (a ``time.monotonic()`` value) is checked while tokens stream: the evaluator
     sets it per sample so a slow sample stops cleanly and frees the model.
     """
@@ -151,10 +153,8 @@ class JudgeBehaviour:
         max_items: int = 4,
         max_chars: int = 160,
     ) -> None:
-        if llm is None:
-            from orchestrator.llama.chat import ChatLlamaCpp
-
-            llm = ChatLlamaCpp(model_path=model_path, temperature=0.0, seed=0)
+        if llm is None:  # the model layer's rule: a local GGUF, or $ORCHESTRATOR_BASE_URL's
+            llm = chat_model(ModelSpec(model=model_path, temperature=0.0, seed=0))
         self.llm = llm
         self.max_tokens = max_tokens
         self.max_items = max_items
@@ -190,12 +190,12 @@ class JudgeBehaviour:
             SystemMessage("You are a careful evaluator. Reply with one JSON object only."),
             HumanMessage(prompt),
         ]
-        fmt = {"type": "json_schema", "schema": schema}
+        constraint = capabilities(self.llm).constrain(schema=schema)
         pieces: list[str] = []
         with self._lock:
             self._check_deadline()
             self.calls += 1
-            stream = self.llm.stream(messages, response_format=fmt, max_tokens=self.max_tokens)
+            stream = self.llm.stream(messages, max_tokens=self.max_tokens, **constraint)
             try:
                 for chunk in stream:
                     pieces.append(str(chunk.content))

@@ -196,9 +196,11 @@ def _missing(spec: RagMetric, sample: QASample) -> str | None:
     return f"the sample has no {', '.join(absent)}{hint}"
 
 
-async def _score_sample(
+async def score_sample(
     sample: QASample, built: dict[str, Any], judge: Any, timeout: float
 ) -> tuple[dict[str, float], dict[str, str]]:
+    """One sample's scores on the ``built`` metrics and the reasons for those not computed
+    (also what a Ray worker runs per sample, ``evals.distributed``)."""
     scores: dict[str, float] = {}
     reasons: dict[str, str] = {}
     started = time.monotonic()
@@ -275,7 +277,7 @@ async def aevaluate_rag(
         if elsewhere is not None:
             scores, reasons = elsewhere[n]
         else:
-            scores, reasons = await _score_sample(sample, built, judge, timeout)
+            scores, reasons = await score_sample(sample, built, judge, timeout)
         rows.append({**_describe(sample), "scores": scores})
         failed += [{"id": sample.id, "metric": m, "reason": r} for m, r in reasons.items()]
         if progress and elsewhere is None:
@@ -338,6 +340,7 @@ def _describe(sample: QASample) -> dict[str, Any]:
         "response": sample.response,
         "reference": sample.reference,
         "retrieved_contexts": sample.retrieved_contexts,
+        **({"sources": sample.sources} if sample.sources else {}),
     }
 
 

@@ -52,39 +52,27 @@ class RetrievalEvaluation:
         }
 
 
-class StrategyRetriever:
-    """A retriever whose ``search_many`` applies a RAG strategy's query transform first
-    (``orchestrator.chains.strategies``: rewrite, multi_query, hyde, multi_hop), so the
-    evaluators score what the strategy would retrieve. ``traces`` keeps what the strategy did
-    per query text; ``seconds`` the time spent, model calls included."""
+#: The strategies whose retrieval the evaluators measure (the others choose between indexes).
+MEASURED_STRATEGIES = ("plain", "rewrite", "multi_query", "hyde", "multi_hop")
 
-    def __init__(self, strategy: Any) -> None:
-        self.strategy = strategy
-        self.traces: dict[str, dict[str, Any]] = {}
-        self.seconds = 0.0
 
-    @property
-    def k(self) -> int:
-        return int(self.strategy.top_k)
+def spec_retriever(spec: Any) -> Any:
+    """The retriever a RAG spec's retrieval is measured with (``eval retrieval``, retrieval
+    suites, their Ray workers): the pipeline's search half
+    (:func:`orchestrator.agents.pipelines.search.search_retriever`: no answering floor, the
+    strategy's query transform written greedily by the spec's model)."""
+    from orchestrator.agents.pipelines.search import search_retriever
 
-    def search_many(self, queries: Sequence[str], k: int) -> list[list[Any]]:
-        started = time.perf_counter()
-        results = self.strategy.retrieve_many(list(queries), k)
-        self.seconds += time.perf_counter() - started
-        for query, (_, trace) in zip(queries, results, strict=True):
-            self.traces[query] = trace
-        return [docs for docs, _ in results]
-
-    def invoke(self, query: str, k: int | None = None) -> list[Any]:
-        return self.search_many([query], k if k is not None else self.k)[0]
+    return search_retriever(spec, strategies=MEASURED_STRATEGIES)
 
 
 def strategy_retriever(retriever: Any, strategy: str, llm: Any, **options: Any) -> Any:
     """``retriever`` as the named RAG strategy sees it (``plain``: ``retriever`` itself)."""
-    from orchestrator.chains.strategies import MULTI_INDEX_STRATEGIES, rag_strategy, strategy_name
+    from orchestrator.agents.pipelines.search import StrategyRetriever
+    from orchestrator.chains.strategies import rag_strategy, strategy_name
 
     name = strategy_name(strategy)
-    if name in MULTI_INDEX_STRATEGIES:
+    if name not in MEASURED_STRATEGIES:
         raise OptionError(
             f"the {name!r} strategy chooses between several indexes; this evaluates one",
             fix="measure plain, rewrite, multi-query, hyde or multi-hop",
@@ -120,13 +108,15 @@ def retrieve_run(
         results = search_many(retriever, [text for _, text in batch], k * CHUNKS_PER_DOC)
         for (qid, _), docs in zip(batch, results, strict=True):
             run[qid] = dict(doc_ranking(docs, query=qid)[:k])
-            _check_known(qid, run[qid], corpus_ids)
+            check_known(qid, run[qid], corpus_ids)
         if progress:
             progress(len(batch))
     return run
 
 
-def _check_known(qid: str, scores: Mapping[str, float], corpus_ids: Collection[str] | None) -> None:
+def check_known(qid: str, scores: Mapping[str, float], corpus_ids: Collection[str] | None) -> None:
+    """A retrieved document outside ``corpus_ids`` is an error: the index holds other documents
+    than the dataset judges (also checked on Ray results, ``evals.distributed``)."""
     if corpus_ids is None:
         return
     unknown = [doc for doc in scores if doc not in corpus_ids]

@@ -1,5 +1,12 @@
 """Run a suite: every configuration over the dataset, with progress bars; then gate it.
 
+Each configuration is a pipeline spec (:func:`pipeline_spec`, through the library's one
+options-to-spec function), built by :func:`orchestrator.agents.pipelines.build`: a RAG suite
+scores the pipeline ``orchestrator rag`` and ``serve`` answer with (the same floor, strategy
+and model), a retrieval suite the same spec's retriever and strategy (no answering floor:
+ranking measures keep every hit). ``orchestrator eval rag`` / ``eval retrieval`` are
+one-configuration suites run here.
+
 ``run_suite`` returns the ``results.json`` payload; ``gate`` checks it against thresholds and a
 previous run (the baseline) and lists what failed, so a CI can exit non-zero on it.
 """
@@ -19,45 +26,38 @@ from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
 from orchestrator.retrieval.progress import progress_bar
 
 if TYPE_CHECKING:
+    from orchestrator.agents.pipelines import RagSpec
     from orchestrator.evals.distributed import RayPlan
-    from orchestrator.remote import Endpoint
+    from orchestrator.models import ModelSpec
+    from orchestrator.retrieval import IndexSpec
 
 #: Measures where more is not better; never gated.
 _UNGATED_PREFIX = "num_"
 
 
-def rerank_spec(base: Path, value: str | None, model: str | None = None) -> Any:
-    """What ``open_retriever(rerank=...)`` gets: ``"llm"`` with a ``model`` is an LLM reranker
-    on that GGUF (else the default model); a CrossEncoder path is made absolute."""
-    if value == "llm" and model is not None:
-        from orchestrator.retrieval.rerank import LLMReranker
-
-        reranker = LLMReranker(model_path=model)
-        reranker.llm  # noqa: B018  (checks the GGUF now, not at the first query)
-        return reranker
-    return value if value in (None, "none", "llm") else resolve(base, value)
-
-
 def run_suite(
     suite: Suite,
     base: Path,
-    out_dir: Path,
+    out_dir: Path | None,
     *,
     progress: bool = True,
-    served: Endpoint | None = None,
     ray: RayPlan | None = None,
+    models: Mapping[str, Any] | None = None,
+    run_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every configuration of ``suite``; TREC runs go to ``out_dir/runs``. With
-    ``served``, a RAG suite's models (answering and judging) are names on that server. With
-    ``ray``, queries, answers and judgements run on Ray workers (``evals.distributed``)."""
+    """Evaluate every configuration of ``suite``; TREC runs go to ``out_dir/runs`` (or, for a
+    one-configuration suite, to ``run_file``). ``models``: :class:`ModelSpec` fields set on
+    every configuration's model and the judge's (the CLI's ``--model``, ``--base-url``,
+    ``--api-key``). With ``ray``, queries, answers and judgements run on Ray workers."""
     if ray is not None:
         ray.start()
     started = dt.datetime.now(dt.UTC)
     with progress_bar(progress) as task:
-        if suite.kind == "retrieval":
-            configs = _run_retrieval(suite, base, out_dir, task, progress, ray)
-        else:
-            configs = _run_rag(suite, base, task, progress, served, ray)
+        run = _SuiteRun(suite, base, task, progress, ray, dict(models or {}))
+        configs = []
+        for config in suite.configurations:
+            runs = out_dir / "runs" / f"{config.name}.trec" if out_dir else None
+            configs.append(run.evaluate(config, run_file or runs))
     return {
         "suite": suite.name,
         "kind": suite.kind,
@@ -70,237 +70,248 @@ def run_suite(
     }
 
 
-def _run_retrieval(
-    suite: Suite, base: Path, out_dir: Path, task: Any, progress: bool, ray: RayPlan | None = None
-) -> list[dict[str, Any]]:
-    from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
-    from orchestrator.retrieval import load_beir, open_retriever
+class _SuiteRun:
+    """What the configurations of one run share: the dataset, the judge, the Ray plan."""
 
-    dataset_dir = resolve(base, suite.dataset)
-    assert dataset_dir is not None
-    dataset = load_beir(dataset_dir, suite.split)
-    # One cached index serves every configuration: it holds the parts any of them needs.
-    modes = tuple(sorted({m for c in suite.configurations for m in index_modes(c.mode)}))
-    out = []
-    for config in suite.configurations:
-        index = ensure_index([dataset_dir], resolve(base, config.index), modes, progress=progress)
-        retriever = open_retriever(
-            index,
-            mode=config.mode,
-            rerank=rerank_spec(base, config.rerank, resolve(base, config.model)),
-            k=suite.k,
-            **config.options,
-        )
-        judged = sum(1 for q in dataset.queries if dataset.qrels.get(q))
-        result = evaluate_retriever(
-            retriever,
-            dataset,
-            name=config.name,
-            metrics=suite.metrics,
-            k=suite.k,
-            run_file=out_dir / "runs" / f"{config.name}.trec",
-            progress=task(f"{config.name} ({config.mode})", judged),
-            settings=_settings(config, index=str(index)),
-            retrieve=_ray_retrieve(ray, suite, base, config, index),
-        )
-        out.append(result.to_json())
-    return out
+    def __init__(
+        self,
+        suite: Suite,
+        base: Path,
+        task: Any,
+        progress: bool,
+        ray: RayPlan | None,
+        models: dict[str, Any],
+    ) -> None:
+        self.suite, self.base, self.task, self.progress = suite, base, task, progress
+        self.ray, self.models = ray, models
+        self.dataset = resolve(base, suite.dataset) or suite.dataset
+        from orchestrator.agents.pipelines.rag import check_model
 
+        for config in suite.configurations:  # a wrong GGUF fails before any index is built
+            check_model(self.model(config))
+        if suite.kind == "retrieval":
+            from orchestrator.retrieval import load_beir
 
-def _run_rag(
-    suite: Suite,
-    base: Path,
-    task: Any,
-    progress: bool,
-    served: Endpoint | None = None,
-    ray: RayPlan | None = None,
-) -> list[dict[str, Any]]:
-    from orchestrator.evals.qa import answer_samples, load_qa
-    from orchestrator.evals.rag import evaluate_rag
+            self.beir = load_beir(self.dataset, suite.split)
+            # One cached index serves every configuration: it holds the parts any needs.
+            self.modes = tuple(sorted({m for c in suite.configurations for m in index_modes(c)}))
+        else:
+            from orchestrator.evals.qa import load_qa
 
-    dataset = resolve(base, suite.dataset)
-    assert dataset is not None
-    samples = load_qa(dataset)
-    chosen = list(suite.metrics)
-    judge, embeddings = rag_components(chosen, suite.judge, base, served)
-    out = []
-    for config in suite.configurations:
-        answered = samples
-        settings = _settings(config)
-        if any(s.response is None or s.retrieved_contexts is None for s in samples):
-            chain, index = rag_pipeline(
-                config, base, suite.documents, progress=progress, served=served
+            self.samples = load_qa(self.dataset)
+            # A served answering model (--base-url) judges there too (--judge-model names it).
+            served = {"base_url": models["base_url"]} if models.get("base_url") else {}
+            self.judge_config = suite.judge.model_copy(update=served)
+            self.judge, self.embeddings = rag_components(
+                suite.metrics, self.judge_config, base, models
             )
-            settings["index"] = str(index)
-            answering = task(f"{config.name}: answering", len(samples))
-            if ray is not None:
-                from orchestrator.evals.distributed import ray_answer
 
-                answered = ray_answer(
-                    ray, samples, config, index, base, served=served, progress=answering
-                )
-            else:
-                answered = answer_samples(samples, chain, progress=answering)
-        result = evaluate_rag(
-            answered,
-            chosen,
-            judge=judge,
-            embeddings=embeddings,
-            timeout=suite.judge.timeout,
+    def model(self, config: PipelineConfig) -> ModelSpec:
+        """The configuration's model (a spec file's is checked when it is built)."""
+        from orchestrator.models import ModelSpec
+
+        path = None if config.spec else model_path(self.base, config.model, config.base_url)
+        chosen = {k: v for k, v in self.models.items() if v is not None}
+        return ModelSpec(model=path, base_url=config.base_url).model_copy(update=chosen)
+
+    def spec(self, config: PipelineConfig, sources: Sequence[str], **fields: Any) -> RagSpec:
+        """The configuration's spec over its index (a folder index is built from ``sources``
+        and cached when the configuration names none)."""
+        index = None
+        if config.spec is None and config.dsn is None:
+            from orchestrator.evals.retrieval import ensure_index
+
+            modes = self.modes if self.suite.kind == "retrieval" else index_modes(config)
+            found = resolve(self.base, config.index)
+            index = ensure_index(sources, found, modes, progress=self.progress)
+        return pipeline_spec(config, self.base, index, models=self.models, **fields)
+
+    def evaluate(self, config: PipelineConfig, run_file: Path | None) -> dict[str, Any]:
+        if self.suite.kind == "retrieval":
+            return self._retrieval(config, run_file)
+        return self._rag(config)
+
+    def _retrieval(self, config: PipelineConfig, run_file: Path | None) -> dict[str, Any]:
+        from orchestrator.evals.retrieval import evaluate_retriever, spec_retriever
+
+        spec = self.spec(config, [self.dataset], k=self.suite.k)
+        retrieve = None
+        if self.ray is not None:
+            from orchestrator.evals.distributed import ray_retrieve
+
+            retrieve = ray_retrieve(self.ray, spec)
+        judged = sum(1 for q in self.beir.queries if self.beir.qrels.get(q))
+        result = evaluate_retriever(
+            spec_retriever(spec),
+            self.beir,
             name=config.name,
-            progress=task(f"{config.name}: judging", len(samples)),
-            settings=settings,
-            score_many=_ray_scorer(ray, chosen, suite.judge, base, served),
+            metrics=self.suite.metrics,
+            k=self.suite.k,
+            run_file=run_file,
+            progress=self.task(f"{config.name} ({spec.mode})", judged),
+            settings=spec_settings(spec),
+            retrieve=retrieve,
         )
-        out.append(result.to_json())
-    return out
+        return result.to_json()
+
+    def _rag(self, config: PipelineConfig) -> dict[str, Any]:
+        from orchestrator.evals.rag import evaluate_rag
+
+        answered, settings = self.samples, config.model_dump(exclude_none=True, exclude={"name"})
+        if any(s.response is None or s.retrieved_contexts is None for s in self.samples):
+            documents = [resolve(self.base, d) or d for d in self.suite.documents]
+            if not (documents or config.index or config.spec):
+                raise DataError(
+                    f"{self.dataset}: some samples have no response/retrieved_contexts",
+                    fix="name the index that answers them (eval rag --index; in a suite: "
+                    "index or documents)",
+                )
+            spec = self.spec(config, documents)
+            settings = spec_settings(spec)
+            answered = self._answer(config.name, spec)
+        return evaluate_rag(
+            answered,
+            list(self.suite.metrics),
+            judge=self.judge,
+            embeddings=self.embeddings,
+            timeout=self.suite.judge.timeout,
+            name=config.name,
+            progress=self.task(f"{config.name}: judging", len(self.samples)),
+            settings=settings,
+            score_many=self._scorer(),
+        ).to_json()
+
+    def _answer(self, name: str, spec: RagSpec) -> list[Any]:
+        from orchestrator.agents.pipelines import build
+        from orchestrator.evals.qa import answer_samples
+
+        chain = build(spec)  # built here also with Ray: a bad index or model fails now
+        answering = self.task(f"{name}: answering", len(self.samples))
+        if self.ray is None:
+            return answer_samples(self.samples, chain, progress=answering)
+        from orchestrator.evals.distributed import ray_answer
+
+        return ray_answer(self.ray, self.samples, spec, progress=answering)
+
+    def _scorer(self) -> Any:
+        """The Ray ``score_many`` for ``evaluate_rag`` (None: serial)."""
+        if self.ray is None:
+            return None
+        from orchestrator.evals.distributed import ray_scorer
+
+        judge = self.judge_config
+        return ray_scorer(self.ray, self.suite.metrics, judge, self.base, models=self.models)
 
 
-def _ray_retrieve(
-    ray: RayPlan | None, suite: Suite, base: Path, config: PipelineConfig, index: Path
-) -> Any:
-    """The Ray stand-in for ``retrieve_run`` a configuration needs (None: serial)."""
-    if ray is None:
-        return None
-    from orchestrator.evals.distributed import RetrieverRecipe, ray_retrieve
-
-    model = resolve(base, config.model)
-    recipe = RetrieverRecipe(
-        index=str(Path(index).resolve()),
-        mode=config.mode,
-        k=suite.k,
-        rerank=config.rerank,
-        model=str(Path(model).resolve()) if model else None,
-        base=str(base.resolve()),
-        options=dict(config.options),
-    )
-    return ray_retrieve(ray, recipe)
-
-
-def _ray_scorer(
-    ray: RayPlan | None, metrics: Sequence[str], judge: JudgeConfig, base: Path, served: Any
-) -> Any:
-    """The Ray ``score_many`` for ``evaluate_rag`` (None: serial)."""
-    if ray is None:
-        return None
-    from orchestrator.evals.distributed import ray_scorer
-
-    return ray_scorer(ray, metrics, judge, base, served=served, timeout=judge.timeout)
-
-
-def index_modes(mode: str) -> tuple[str, ...]:
-    """The index parts a retrieval mode needs (a hybrid index serves every mode)."""
+def index_modes(config: PipelineConfig | str) -> tuple[str, ...]:
+    """The index parts a configuration's (or a retrieval mode's) search needs."""
+    mode = config if isinstance(config, str) else config.mode
     return {"dense": ("dense",), "bm25": ("bm25",)}.get(mode, ("dense", "bm25"))
 
 
-def _settings(config: PipelineConfig, **extra: Any) -> dict[str, Any]:
-    data = config.model_dump(exclude_none=True)
-    data.pop("name", None)
-    return {**data, **extra}
+def model_path(base: Path, model: str | None, base_url: str | None) -> str | None:
+    """A local GGUF made absolute against ``base``; a served model's name stays a name."""
+    from orchestrator.agents.pipelines.rag import served
+    from orchestrator.models import ModelSpec
+
+    return model if served(ModelSpec(base_url=base_url)) else resolve(base, model)
 
 
-def _judge(cfg: JudgeConfig, base: Path, served: Endpoint | None = None) -> Any:
-    from orchestrator.evals.judge import LlamaJudge
+def pipeline_spec(
+    config: PipelineConfig,
+    base: Path,
+    index: str | Path | IndexSpec | None,
+    *,
+    models: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> RagSpec:
+    """The :class:`RagSpec` a configuration names, paths made absolute against ``base``;
+    ``index`` is its folder index when it names no database; ``models`` set fields of the
+    model (as in :func:`run_suite`); ``fields`` set the spec's own (``k`` in retrieval)."""
+    from orchestrator.agents.pipelines import RagSpec, load_spec, spec_from_options
 
-    if served is not None:  # the judge is the named model on the server (default: its only one)
-        return LlamaJudge(
-            llm=served.chat_model(cfg.model, temperature=0.0, seed=0),
-            max_tokens=cfg.max_tokens,
-            max_items=cfg.max_items,
-            max_chars=cfg.max_chars,
-        )
-    return LlamaJudge(
-        model_path=resolve(base, cfg.model),
-        max_tokens=cfg.max_tokens,
-        max_items=cfg.max_items,
-        max_chars=cfg.max_chars,
-    )
+    if config.spec is not None:
+        loaded = load_spec(resolve(base, config.spec) or config.spec)
+        if not isinstance(loaded, RagSpec):
+            raise DataError(
+                f"configuration {config.name!r}: {config.spec} is a {loaded.kind} spec",
+                fix="name a RAG spec (kind: rag), e.g. from `orchestrator rag ... --print-spec`",
+            )
+        spec = loaded.model_copy(update=fields)
+    else:
+        rerank = config.rerank
+        options = {
+            "index": config.index if config.dsn else index,
+            "dsn": config.dsn,
+            "model": model_path(base, config.model, config.base_url),
+            "base_url": config.base_url,
+            "max_tokens": config.max_tokens,
+            "mode": config.mode,
+            "k": config.k,
+            "strategy": config.strategy,
+            "strategy_options": config.strategy_options,
+            "rerank": rerank if rerank in (None, "none", "llm") else resolve(base, rerank),
+            "min_similarity": config.min_similarity,
+            "embedding": resolve(base, config.embedding),
+            "search_options": config.options,
+            "prompt": config.prompt,
+        }
+        spec = spec_from_options("rag", **{**options, **fields})  # type: ignore[assignment]
+    chosen = {k: v for k, v in (models or {}).items() if v is not None}
+    if chosen:
+        spec = spec.model_copy(update={"model": spec.model.model_copy(update=chosen)})
+    return spec
 
 
-def _embeddings() -> Any:
-    from orchestrator.evals.judge import local_embeddings
+def spec_settings(spec: RagSpec) -> dict[str, Any]:
+    """The spec as ``results.json`` records it (a database's password left out)."""
+    from orchestrator.agents.pipelines import to_dict
+    from orchestrator.retrieval.postgres.connection import redact_dsn
 
-    return local_embeddings()
+    data = to_dict(spec)
+    for index in data["indexes"]:
+        if index.get("dsn"):
+            index["dsn"] = redact_dsn(index["dsn"])
+    return data
 
 
 def rag_components(
     metrics: Sequence[str],
     judge: JudgeConfig,
     base: Path | None = None,
-    served: Endpoint | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any]:
-    """The judge and embeddings the chosen metrics need (None where not needed); a relative
-    judge model path is taken from ``base`` (default: the working directory); with
-    ``served``, the judge's model is a name on that server."""
+    """The judge and embeddings the chosen metrics need (None where not needed). The judge
+    is the model ``judge`` names (a relative GGUF path from ``base``, default the working
+    directory; with a ``base_url`` a served model), greedy; ``models`` may give its api_key."""
     from orchestrator.evals.rag import RAG_METRICS
 
     needs_llm = any(RAG_METRICS[m].uses_llm for m in metrics)
     needs_emb = any(RAG_METRICS[m].uses_embeddings for m in metrics)
-    return (
-        _judge(judge, base or Path.cwd(), served) if needs_llm else None,
-        _embeddings() if needs_emb else None,
-    )
+    llm_judge = None
+    if needs_llm:
+        from orchestrator.evals.judge import LlamaJudge
+        from orchestrator.models import ModelSpec, chat_model
 
-
-def rag_pipeline(
-    config: PipelineConfig,
-    base: Path,
-    documents: Sequence[str] = (),
-    *,
-    progress: bool = False,
-    served: Endpoint | None = None,
-) -> tuple[Any, Path]:
-    """The RAG chain a configuration names: index (given or built from ``documents``) + model
-    (a GGUF, or with ``served`` the model of that name on the server)."""
-    from orchestrator.chains.rag import rag_chain
-    from orchestrator.evals.retrieval import ensure_index
-    from orchestrator.llama.chat import ChatLlamaCpp
-    from orchestrator.retrieval import open_retriever
-
-    if served is not None and config.rerank == "llm":
-        raise OptionError(
-            f"configuration {config.name!r}: rerank: llm scores with a local GGUF in process; "
-            f"it cannot use the model served at {served.base_url}",
-            fix="use rerank: none or a CrossEncoder directory, or leave out --base-url",
-        )
-    documents = [resolve(base, d) or d for d in documents]
-    index = ensure_index(
-        documents, resolve(base, config.index), index_modes(config.mode), progress=progress
-    )
-    retriever = open_retriever(
-        index,
-        mode=config.mode,
-        rerank=rerank_spec(base, config.rerank, None if served else resolve(base, config.model)),
-        k=config.k,
-        **config.options,
-    )
-    llm: Any
-    if served is not None:
-        llm = served.chat_model(config.model, temperature=0.0, seed=0, max_tokens=config.max_tokens)
-    else:
-        llm = ChatLlamaCpp(
-            model_path=resolve(base, config.model),
+        model = ModelSpec(
+            model=model_path(base or Path.cwd(), judge.model, judge.base_url),
+            base_url=judge.base_url,
+            api_key=(models or {}).get("api_key"),
             temperature=0.0,
             seed=0,
-            max_tokens=config.max_tokens,
         )
-    return rag_chain(llm, retriever, prompt=prompt_template(config.prompt), k=config.k), index
+        llm_judge = LlamaJudge(
+            llm=chat_model(model),
+            max_tokens=judge.max_tokens,
+            max_items=judge.max_items,
+            max_chars=judge.max_chars,
+        )
+    embeddings = None
+    if needs_emb:
+        from orchestrator.evals.judge import local_embeddings
 
-
-def prompt_template(spec: str | None) -> Any:
-    """``None``: the library's RAG prompt; a library name; or a template with the variables."""
-    if spec is None:
-        return None
-    from orchestrator.prompts import PROMPTS, get_prompt
-
-    if spec in PROMPTS:
-        return get_prompt(spec)
-    if "{context}" in spec and "{question}" in spec:
-        return spec
-    raise DataError(
-        f"prompt {spec!r} is neither a library prompt nor a template",
-        fix=f"use one of {sorted(PROMPTS)} or a template with {{context}} and {{question}}",
-    )
+        embeddings = local_embeddings()
+    return llm_judge, embeddings
 
 
 def gate(
@@ -340,8 +351,6 @@ def _fmt(value: float | None) -> str:
 
 def parse_fail_below(items: list[str]) -> dict[str, float]:
     """``["map=0.3", "P_10=0.2"]`` -> ``{"map": 0.3, "P_10": 0.2}``."""
-    from orchestrator.errors import OptionError
-
     out: dict[str, float] = {}
     for item in items:
         metric, sep, value = item.partition("=")

@@ -11,6 +11,11 @@ file and line, with the closest valid key. Paths inside a suite are relative to 
       - {name: hybrid, mode: hybrid}
     thresholds: {map: 0.2}
 
+A configuration names any pipeline ``orchestrator rag`` runs (the keys of
+:class:`PipelineConfig`), e.g. a PostgreSQL index and a strategy:
+
+      - {name: pg-multi, index: docs, dsn: "${PG_DSN}", strategy: multi-query, k: 3}
+
 A RAG suite (a ``.jsonl`` dataset) takes the names of ``evals.rag.RAG_METRICS``: the Ragas
 metrics and the book's answer metrics ``citation_recall``, ``citation_precision``,
 ``fluency``, ``perceived_utility`` with their baselines ``citation_recall_lexical``,
@@ -19,16 +24,24 @@ metrics and the book's answer metrics ``citation_recall``, ``citation_precision`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.errors import DataError, OrchestratorError
 from orchestrator.evals.metrics import parse_measure
 
-Mode = Literal["dense", "bm25", "hybrid"]
+Mode = Literal["dense", "bm25", "hybrid", "auto"]
 
 
 class _Strict(BaseModel):
@@ -36,23 +49,52 @@ class _Strict(BaseModel):
 
 
 class PipelineConfig(_Strict):
-    """One pipeline to evaluate; a suite compares several side by side."""
+    """One pipeline to evaluate; a suite compares several side by side. The keys are those of
+    ``orchestrator rag`` (and of :class:`~orchestrator.agents.pipelines.RagSpec`), so a suite
+    can gate any pipeline a command runs; ``spec`` names a spec file instead
+    (``orchestrator rag ... --print-spec``). ``dsn`` may be ``${VARIABLE}`` (read from the
+    environment, so a password stays out of the file); ``$ORCHESTRATOR_API_KEY`` is the key
+    of a served model."""
 
     name: str = Field(min_length=1, pattern=r"^[\w.\-]+$")
-    index: str | None = None
+    spec: str | None = Field(default=None, description="a RAG spec file (YAML or JSON)")
+    index: str | None = Field(default=None, description="index folder; with dsn, its name")
+    dsn: str | None = Field(default=None, description="PostgreSQL database holding the index")
     mode: Mode = "hybrid"
+    strategy: str = "plain"
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
     rerank: str | None = None
+    min_similarity: float | None = Field(
+        default=None, description="answering floor (default: the library's, as `rag`)"
+    )
+    embedding: str | None = None
     k: int = Field(default=4, ge=1, description="chunks given to the model (RAG)")
     model: str | None = Field(default=None, description="GGUF answering the questions (RAG)")
+    base_url: str | None = Field(default=None, description="the model's server (served model)")
     prompt: str | None = Field(default=None, description="prompt name or template (RAG)")
     max_tokens: int = Field(default=160, ge=1)
     options: dict[str, Any] = Field(default_factory=dict, description="open_retriever options")
+
+    @field_validator("dsn")
+    @classmethod
+    def _environment(cls, value: str | None) -> str | None:
+        return None if value is None else os.path.expandvars(value)
+
+    @model_validator(mode="after")
+    def _spec_alone(self) -> PipelineConfig:
+        given = sorted(self.model_fields_set - {"name", "spec"})
+        if self.spec is not None and given:
+            raise ValueError(f"spec names the whole pipeline; {given[0]!r} cannot be added to it")
+        if self.dsn is not None and self.index is None:
+            raise ValueError("dsn needs index: the name of the index in that database")
+        return self
 
 
 class JudgeConfig(_Strict):
     """The Ragas judge: a local GGUF (the embedded model by default) and its budgets."""
 
     model: str | None = None
+    base_url: str | None = Field(default=None, description="the judge's server (served model)")
     max_tokens: int = Field(default=384, ge=16)
     max_items: int = Field(default=4, ge=1, le=32)
     max_chars: int = Field(default=160, ge=8, le=2000)
@@ -162,7 +204,19 @@ def load_suite(path: str | Path) -> tuple[Suite, Path]:
         message, fix = _message(error)
         raise DataError(f"{file}:{line or 1}: {message}", fix=fix) from None
     _check_metric_names(suite, file, node)
+    _check_strategies(suite, file, node)
     return suite, file.parent
+
+
+def _check_strategies(suite: Suite, file: Path, node: yaml.Node | None) -> None:
+    from orchestrator.chains.strategies import strategy_name
+
+    for i, config in enumerate(suite.configurations):
+        try:
+            strategy_name(config.strategy)
+        except OrchestratorError as exc:
+            line = _node_line(node, ("configurations", i, "strategy"))
+            raise DataError(f"{file}:{line}: {exc.message}", fix=exc.fix) from None
 
 
 def _check_metric_names(suite: Suite, file: Path, node: yaml.Node | None) -> None:
@@ -190,5 +244,5 @@ def resolve(base: Path, value: str | None) -> str | None:
     """A suite path made absolute against the suite's directory (None stays None)."""
     if value is None:
         return None
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base / path).resolve())
+    path = Path(value).expanduser()  # absolute, symbolic links kept (a model's name shows)
+    return os.path.abspath(path if path.is_absolute() else base / path)

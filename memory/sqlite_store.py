@@ -6,7 +6,8 @@ processes read and write different sessions of one file without corrupting it. M
 stored as JSON (never pickled), so a store written by someone else cannot run code.
 
 A file that is not a session store (not SQLite, another program's database, a newer schema,
-or corrupted pages) is refused with a clear error and left exactly as it was.
+or corrupted pages) is refused with a clear error and left exactly as it was. The schema grows
+by append-only migrations (:mod:`orchestrator.memory.sqlite_schema`).
 """
 
 from __future__ import annotations
@@ -24,19 +25,10 @@ from langchain_core.messages import BaseMessage, message_to_dict, messages_from_
 
 from orchestrator.errors import DataError, OrchestratorError
 from orchestrator.memory.history import SessionHistory, SummaryState, validate_session_id
+from orchestrator.memory.sqlite_schema import MOVE_ASIDE, prepare
 from orchestrator.settings import data_home
 
-SCHEMA_VERSION = 1
 _HEADER = b"SQLite format 3\x00"
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS orchestrator_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "session TEXT NOT NULL, data TEXT NOT NULL, created REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS messages_by_session ON messages (session, id)",
-    "CREATE TABLE IF NOT EXISTS summaries (session TEXT PRIMARY KEY, text TEXT NOT NULL, "
-    "covered INTEGER NOT NULL, updated REAL NOT NULL)",
-)
-_MOVE_ASIDE = "it was left untouched; move it aside (mv {p} {p}.bak) or use another store file"
 
 T = TypeVar("T")
 
@@ -144,7 +136,7 @@ class SQLiteHistory(SessionHistory):
             raise DataError(
                 f"session {self.session_id!r} in {self.store.path} holds a message that is not "
                 f"valid: {exc}",
-                fix=_MOVE_ASIDE.format(p=self.store.path),
+                fix=MOVE_ASIDE.format(p=self.store.path),
             ) from exc
 
     def __len__(self) -> int:
@@ -205,7 +197,7 @@ def _connect(path: Path, timeout: float) -> sqlite3.Connection:
             fix="check the directory exists and is writable, or set ORCHESTRATOR_HOME",
         ) from exc
     try:
-        _prepare(conn, path)
+        prepare(conn, path)
     except sqlite3.Error as exc:
         conn.close()
         raise _storage_error(path, exc) from exc
@@ -230,43 +222,8 @@ def _check_file(path: Path) -> None:
     if head and head != _HEADER:
         raise DataError(
             f"{path} is not a session store (not an SQLite database)",
-            fix=_MOVE_ASIDE.format(p=path),
+            fix=MOVE_ASIDE.format(p=path),
         )
-
-
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if tables and "orchestrator_meta" not in tables:
-        raise DataError(
-            f"{path} is an SQLite database of another program, not a session store",
-            fix=_MOVE_ASIDE.format(p=path),
-        )
-    if tables:
-        check = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise DataError(f"{path} is corrupted ({check})", fix=_MOVE_ASIDE.format(p=path))
-        row = conn.execute(
-            "SELECT value FROM orchestrator_meta WHERE key = 'schema_version'"
-        ).fetchone()
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
-            raise DataError(
-                f"{path} was written by a newer Orchestrator (schema {row[0]})",
-                fix="upgrade orchestrator (pip install -U orchestrator) to open it",
-            )
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(
-            "INSERT OR IGNORE INTO orchestrator_meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _storage_error(path: Path, exc: sqlite3.Error) -> OrchestratorError:
@@ -278,7 +235,7 @@ def _storage_error(path: Path, exc: sqlite3.Error) -> OrchestratorError:
         )
     if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
         return DataError(
-            f"{path} is corrupted or not a session store: {text}", fix=_MOVE_ASIDE.format(p=path)
+            f"{path} is corrupted or not a session store: {text}", fix=MOVE_ASIDE.format(p=path)
         )
     return OrchestratorError(
         f"the session store {path} could not be used: {text}",

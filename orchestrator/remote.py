@@ -32,10 +32,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from orchestrator.errors import OptionError, OrchestratorError, reject_unknown_options
 from orchestrator.extras import require
+from orchestrator.models.capabilities import bound_model
+from orchestrator.models.options import (
+    DEFAULT_SAMPLING,
+    MaxRetries,
+    MaxTokens,
+    MinP,
+    RepeatPenalty,
+    Temperature,
+    Timeout,
+    TopK,
+    TopP,
+)
 
 if TYPE_CHECKING:
     from orchestrator.remote_model import RemoteChatModel
@@ -68,7 +80,10 @@ class RemoteModelError(OrchestratorError):
 class RemoteOptions(BaseModel):
     """The closed set of options a remote chat model takes besides where it is and its name.
 
-    ``top_k``, ``min_p`` and ``repeat_penalty`` are llama.cpp's and travel in the request body
+    Bounds and ``max_retries``' default are :class:`orchestrator.models.SamplingOptions`'; an
+    unset sampling option (``None``) is left to the server's default, so nothing the caller
+    did not ask for is sent. ``top_k``, ``min_p`` and ``repeat_penalty`` are llama.cpp's and
+    travel in the request body
     (vLLM takes ``top_k``/``min_p`` too; other servers ignore them). ``constraints``: how
     structured output and agent steps are constrained: ``auto`` probes the server once;
     ``grammar`` / ``json_schema`` trust the caller; ``none`` never constrains.
@@ -76,16 +91,16 @@ class RemoteOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    repeat_penalty: float | None = Field(default=None, gt=0.0)
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    top_k: TopK | None = None
+    min_p: MinP | None = None
+    repeat_penalty: RepeatPenalty | None = None
     seed: int | None = None
     stop: list[str] | None = None
-    timeout: float | None = Field(default=None, gt=0.0)
-    max_retries: int = Field(default=2, ge=0)
+    timeout: Timeout | None = None
+    max_retries: MaxRetries = DEFAULT_SAMPLING.max_retries
     constraints: Constraints = "auto"
 
     @model_validator(mode="before")
@@ -302,14 +317,10 @@ class Endpoint:
 def remote_model_of(llm: Any) -> RemoteChatModel | None:
     """The :class:`RemoteChatModel` behind ``llm`` (through ``.bind`` wrappers), or ``None``;
     never imports langchain-openai (no remote model can exist before it is imported)."""
-    from langchain_core.runnables import RunnableBinding
-
     module = sys.modules.get("orchestrator.remote_model")
     if module is None:
         return None
-    inner: Any = llm
-    while isinstance(inner, RunnableBinding):
-        inner = inner.bound
+    inner = bound_model(llm)
     return inner if isinstance(inner, module.RemoteChatModel) else None
 
 

@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from orchestrator.errors import OptionError
 from orchestrator.llama.structured import response_format_schema
+from orchestrator.models.capabilities import Capabilities, Way
 from orchestrator.remote import (
     TOKEN_COUNT_NOTE,
     Constraints,
@@ -107,7 +108,28 @@ class RemoteChatModel(ChatOpenAI):
         """``NAME at URL``: how traces and the CLI name this model."""
         return f"{self.model_name} at {self.endpoint}"
 
+    def model_capabilities(self) -> Capabilities:
+        """A served chat model: the constraints its server honours are probed on first use
+        (a schema goes to a grammar-capable server as its grammar); no context window is
+        known; token counts are approximate."""
+        return Capabilities(
+            model=self,
+            chat=True,
+            local=False,
+            label=self.label,
+            native_tools=True,
+            find_ways=self.constraint_ways,
+            counter=self.get_num_tokens,
+        )
+
     # -- what the server honours ------------------------------------------------------------
+
+    def constraint_ways(self) -> tuple[Way, ...]:
+        """How calls can constrain output, strongest first: ``grammar`` (a grammar-capable
+        server also takes schemas, as grammars), else ``json_schema``, else nothing."""
+        if self.accepts_grammar():
+            return ("grammar", "json_schema")
+        return ("json_schema",) if self.json_dialect() else ()
 
     def accepts_grammar(self) -> bool:
         """Whether the server constrains output with a GBNF ``grammar`` (probed once)."""
@@ -127,9 +149,8 @@ class RemoteChatModel(ChatOpenAI):
     def structured_mode(self) -> str:
         """``grammar``, ``json_schema`` or ``none``: how this server's output is constrained
         (grammar first: it carries the same grammar a local model uses)."""
-        if self.accepts_grammar():
-            return "grammar"
-        return "json_schema" if self.json_dialect() else "none"
+        ways = self.constraint_ways()
+        return ways[0] if ways else "none"
 
     def _probe(self, aspect: str, run: Callable[[], Any]) -> Any:
         key = (self.endpoint, self.model_name, aspect)

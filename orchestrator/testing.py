@@ -31,6 +31,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult, Generation, LLMResult
 from pydantic import ConfigDict, Field
 
+from orchestrator.models.capabilities import Capabilities, Constraint, Way
+
 
 class ScriptExhaustedError(AssertionError):
     """A scripted model was called more times than it had replies."""
@@ -58,10 +60,18 @@ class ScriptedChatModel(BaseChatModel):
 
     replies: list[str | AIMessage] = Field(default_factory=list)
     calls: list[dict[str, Any]] = Field(default_factory=list)
+    constraint: Constraint = "none"
+    """The constraint the fake declares it honours (see :func:`scripted_capabilities`)."""
 
     @property
     def _llm_type(self) -> str:
         return "scripted-chat"
+
+    def model_capabilities(self) -> Capabilities:
+        return scripted_capabilities(self, chat=True, native_tools=True)
+
+    def get_num_tokens(self, text: str) -> int:
+        return len(text.split())
 
     def _stream(
         self,
@@ -113,10 +123,15 @@ class ScriptedLLM(BaseLLM):
     replies: list[str] = Field(default_factory=list)
     prompts: list[str] = Field(default_factory=list)
     stops: list[list[str] | None] = Field(default_factory=list)
+    constraint: Constraint = "none"
+    """The constraint the fake declares it honours (see :func:`scripted_capabilities`)."""
 
     @property
     def _llm_type(self) -> str:
         return "scripted-llm"
+
+    def model_capabilities(self) -> Capabilities:
+        return scripted_capabilities(self, chat=False, native_tools=False)
 
     def _generate(
         self,
@@ -135,6 +150,28 @@ class ScriptedLLM(BaseLLM):
 
     def get_num_tokens(self, text: str) -> int:
         return len(text.split())
+
+
+def scripted_capabilities(model: Any, *, chat: bool, native_tools: bool) -> Capabilities:
+    """What a scripted fake declares: by default no constraint (its replies are scripted, so
+    it honours none, and an agent parses them as text). A test that checks the constraint
+    arguments a component sends sets ``constraint="grammar"`` or ``"json_schema"``; the calls
+    then carry ``grammar=`` / ``response_format=`` as they would to a real model of that kind
+    (a chat model that honours grammars takes schemas too, as ``ChatLlamaCpp`` does)."""
+    ways: tuple[Way, ...] = ()
+    if model.constraint == "grammar":
+        ways = ("grammar", "json_schema") if chat else ("grammar",)
+    elif model.constraint == "json_schema":
+        ways = ("json_schema",)
+    return Capabilities(
+        model=model,
+        chat=chat,
+        local=False,
+        label=type(model).__name__,
+        native_tools=native_tools,
+        find_ways=lambda: ways,
+        counter=model.get_num_tokens,
+    )
 
 
 def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:

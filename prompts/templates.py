@@ -27,7 +27,8 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import PromptTemplate as _LangChainPromptTemplate
 from langchain_core.prompts.string import DEFAULT_FORMATTER_MAPPING
-from langchain_core.runnables import RunnableBinding, RunnableSequence
+from langchain_core.runnables import RunnableSequence
+from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.utils import mustache
 from pydantic import Field
 
@@ -36,41 +37,43 @@ from orchestrator.prompts.safety import defuse
 _PLAIN = (int, float, bool, type(None))
 
 
+#: The method a model declares to have its own control tokens defused in what fills its
+#: prompts (``LlamaSettings.control_token_pattern``). A ``RunnableBinding`` forwards attribute
+#: access to the runnable it wraps, so a bound model is found without unwrapping it here.
+CONTROL_TOKENS_METHOD = "control_token_pattern"
+
+
 def model_of(llm: Any) -> Any:
-    """The Orchestrator llama.cpp model behind ``llm`` (through ``.bind`` / ``.with_config``
-    wrappers), or ``None``. Duck-typed (a class with an ``engine`` property), because prompts
-    sits below the runtime."""
-    inner: Any = llm
-    while isinstance(inner, RunnableBinding):
-        inner = inner.bound
-    return inner if hasattr(type(inner), "engine") else None
+    """The model behind ``llm`` (through ``.bind`` / ``.with_config`` wrappers) that declares
+    control tokens of its own (an Orchestrator llama.cpp model), or ``None``. Duck-typed,
+    because prompts sits below the models: the model is the owner of the bound method."""
+    method = getattr(llm, CONTROL_TOKENS_METHOD, None)
+    return getattr(method, "__self__", None) if callable(method) else None
 
 
 def model_in(runnable: Any) -> Any:
-    """The first Orchestrator model inside a composed runnable (``prompt | llm | parser``,
-    bindings included), or ``None``: what a wrapper that fills values for ``runnable`` must
-    defuse them for."""
+    """The first such model inside a composed runnable (``prompt | llm | parser``, bound or
+    configured), or ``None``: what a wrapper that fills values for ``runnable`` must defuse
+    them for."""
     pending = [runnable]
     while pending:
         current = pending.pop(0)
         model = model_of(current)
         if model is not None:
             return model
-        if isinstance(current, RunnableBinding):
-            pending.append(current.bound)
-        elif isinstance(current, RunnableSequence):
+        if isinstance(current, RunnableSequence):
             pending.extend(current.steps)
+        elif isinstance(current, RunnableBindingBase):  # a binding around a sequence
+            pending.append(current.bound)
     return None
 
 
 def special_pattern_of(llm: Any) -> re.Pattern[str] | None:
-    """The regex of ``llm``'s own control tokens when it is an Orchestrator llama.cpp model,
-    else ``None``. The engine is loaded if it was not yet (the call about to be made needs it
-    anyway)."""
-    model = model_of(llm)
-    if model is None:
-        return None
-    pattern = getattr(model.engine, "special_pattern", None)
+    """The regex of ``llm``'s own control tokens when it declares them (an Orchestrator
+    llama.cpp model, bound or not), else ``None``. The engine is loaded if it was not yet
+    (the call about to be made needs it anyway)."""
+    method = getattr(llm, CONTROL_TOKENS_METHOD, None)
+    pattern = method() if callable(method) else None
     return pattern if isinstance(pattern, re.Pattern) else None
 
 

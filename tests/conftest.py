@@ -10,8 +10,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ORCHESTRATOR_THREADS", "1")
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
 from postgres_support import index_name, pg_dsn, pg_server  # noqa: F401  (PostgreSQL fixtures)
+
+if TYPE_CHECKING:
+    from server_harness import Server
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +36,46 @@ def completion_llm():  # type: ignore[no-untyped-def]
     from orchestrator import LlamaCpp
 
     return LlamaCpp(temperature=0.0, seed=0, max_tokens=32)
+
+
+@pytest.fixture
+def beir(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny BEIR directory from the test module's ``CORPUS`` (id -> text), ``QUERIES``
+    (id -> text) and ``QRELS`` ((query, doc, grade) rows); indexes built from it are cached
+    under tmp_path."""
+    corpus, queries = request.module.CORPUS, request.module.QUERIES
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "tiny"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in corpus.items())
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    )
+    rows = ["query-id\tcorpus-id\tscore", *(f"{q}\t{d}\t{g}" for q, d, g in request.module.QRELS)]
+    (root / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``orchestrator serve`` with its default options, one per test session: the model loads
+    once for every server test module that needs no options of its own (a module that does
+    defines its own ``server``)."""
+    from server_harness import running_server
+
+    with running_server(tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+@pytest.fixture
+def model_id(server: Server) -> str:
+    """The id ``/v1/models`` gives the GGUF model of the module's ``server``."""
+    import httpx
+
+    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
+    return str(next(c["id"] for c in cards if c["kind"] == "gguf"))
 
 
 class NetworkAccessError(RuntimeError):

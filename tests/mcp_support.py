@@ -7,9 +7,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
+
+from ready_support import wait_until
 
 DOCS = {
     "zorblat.md": "Zorblat is a small volcanic island in the northern sea, famous for purple sand.",
@@ -94,22 +95,12 @@ def text_server_entry(script: Path) -> dict[str, Any]:
     return {"command": sys.executable, "args": [str(script)], "env": server_env()}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_port(process: subprocess.Popen[bytes], port: int, limit: float = 180.0) -> None:
     """Return once ``port`` accepts connections; fail with the server's stderr if it exits."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            _, err = process.communicate()
-            raise AssertionError(f"the MCP server exited ({process.returncode}): {err.decode()}")
+
+    def listening() -> bool:
         with socket.socket() as sock:
             sock.settimeout(1.0)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"the MCP server did not listen on port {port}")
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, f"a listener on port {port}", limit=limit, process=process)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,16 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ready_support import free_port, wait_until
 
 #: How long the server may take to load the model and answer /v1/models (2 shared cores).
 START_TIMEOUT = 180.0
 MODEL_ALIAS = "smollm2"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -71,18 +64,18 @@ def start_llama_server(log: Path, *, n_ctx: int = 2048) -> LlamaServer:
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     server = LlamaServer(f"http://127.0.0.1:{port}/v1", MODEL_ALIAS, process, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{server.base_url}/models", timeout=5) as reply:
-                if reply.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.5)
-    stop_llama_server(server)
-    raise RuntimeError(f"llama_cpp.server did not answer in {START_TIMEOUT} s: {log}")
+
+    def answers() -> bool:
+        with urllib.request.urlopen(f"{server.base_url}/models", timeout=5) as reply:
+            return bool(reply.status == 200)
+
+    try:
+        wait_until(answers, f"llama_cpp.server to answer {server.base_url}/models",
+                   limit=START_TIMEOUT, interval=0.5, process=process, log=log, ignore=(OSError,))
+    except AssertionError:
+        stop_llama_server(server)
+        raise
+    return server
 
 
 def stop_llama_server(server: LlamaServer) -> None:

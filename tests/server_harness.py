@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from ready_support import free_port, wait_until
 
 #: How long a server may take to load the model and answer /health (2 shared cores).
 START_TIMEOUT = 180.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -89,11 +83,15 @@ def running_server(
                 env=environment,
             )
         server = Server(f"http://127.0.0.1:{port}", process, log, api_key)
-        if _wait_ready(server):
+        try:
+            health = f"{server.url}/health"
+            wait_until(functools.partial(_healthy, health), f"orchestrator serve to answer "
+                       f"{health}", limit=START_TIMEOUT, interval=0.3, process=process, log=log)
             break
-        _stop(process)
-        if "address already in use" not in log.read_text(errors="replace").lower():
-            raise AssertionError(f"server did not start:\n{log.read_text(errors='replace')}")
+        except AssertionError:
+            _stop(process)
+            if "address already in use" not in log.read_text(errors="replace").lower():
+                raise
     else:
         raise AssertionError("no free port could be bound")
     try:
@@ -102,15 +100,9 @@ def running_server(
         _stop(process)
 
 
-def _wait_ready(server: Server) -> bool:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            return False
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/health", timeout=5).status_code == 200:
-                return True
-        time.sleep(0.3)
+def _healthy(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, timeout=5).status_code == 200
     return False
 
 

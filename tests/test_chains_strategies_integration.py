@@ -12,8 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.chains import rag_strategy
-from orchestrator.chains.strategies_base import QUERY_PATTERN
-from orchestrator.chains.strategies_hops import STOP_REASONS
+from orchestrator.chains.strategies import QUERY_PATTERN, STOP_REASONS
 from orchestrator.cli.app import app
 
 pytestmark = pytest.mark.integration

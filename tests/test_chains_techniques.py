@@ -13,10 +13,11 @@ from orchestrator.chains.techniques import (
     ChainOfThought,
     PlainAnswer,
     SelfConsistency,
+    answer_grammar,
+    normalize_answer,
     prompt_technique,
     vote,
 )
-from orchestrator.chains.techniques_base import answer_grammar, normalize_answer
 from orchestrator.errors import OptionError
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM
 
@@ -46,7 +47,9 @@ def test_plain_sends_the_question_defused() -> None:
 
 
 def test_cot_reasons_then_answers_under_the_grammar() -> None:
-    model = ScriptedChatModel(replies=["17 and 25 make 42 <|im_end|>", "Answer: 42"])
+    model = ScriptedChatModel(
+        replies=["17 and 25 make 42 <|im_end|>", "Answer: 42"], constraint="grammar"
+    )
     result = ChainOfThought(llm=model, reasoning_tokens=50).invoke("What is 17 + 25?")
     assert result["reasoning"] == "17 and 25 make 42 <|im_end|>"
     assert result["answer"] == "42" and result["model_calls"] == 2
@@ -68,7 +71,7 @@ def test_cot_on_a_completion_model() -> None:
 
 
 def test_answer_pattern_becomes_the_grammar() -> None:
-    model = ScriptedChatModel(replies=["think", "Answer: -12"])
+    model = ScriptedChatModel(replies=["think", "Answer: -12"], constraint="grammar")
     result = ChainOfThought(llm=model, answer_pattern="-?[0-9]+").invoke("What is 3 - 15?")
     assert result["answer"] == "-12"
     assert model.calls[1]["kwargs"]["grammar"].endswith('answer ::= ("-")? ([0-9])+')
@@ -80,6 +83,8 @@ def test_answer_pattern_becomes_the_grammar() -> None:
 def test_answer_is_the_first_line_without_its_label() -> None:
     model = ScriptedChatModel(replies=["r", "answer: Paris\nbecause it is"])
     assert ChainOfThought(llm=model).invoke("Capital of France?")["answer"] == "Paris"
+    # a model that honours no grammar is not sent one (capabilities(llm).constrain decides)
+    assert "grammar" not in model.calls[1]["kwargs"] and model.calls[1]["kwargs"]["max_tokens"]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.chains.techniques_tot import RATINGS, TreeOfThought
+from orchestrator.chains.techniques import RATINGS, TreeOfThought
 from orchestrator.testing import ScriptedChatModel
 
 SLI = 'root ::= "sure" | "likely" | "impossible"'
@@ -55,7 +55,7 @@ def test_beam_search_keeps_the_best_rated_paths() -> None:
 
 
 def test_proposals_are_seeded_and_bounded_ratings_greedy_under_the_grammar() -> None:
-    model = ScriptedChatModel(replies=_full_search_replies())
+    model = ScriptedChatModel(replies=_full_search_replies(), constraint="grammar")
     TreeOfThought(llm=model, base_seed=100, thought_chars=50).invoke("What is 17 + 25?")
     proposals = [c["kwargs"] for c in model.calls if "seed" in c["kwargs"]]
     assert [p["seed"] for p in proposals] == [100, 101, 102, 103, 104, 105]
@@ -107,7 +107,7 @@ def test_repeated_sibling_thoughts_are_dropped() -> None:
 
 
 def test_one_to_ten_scale() -> None:
-    model = ScriptedChatModel(replies=["a", "b", "3", "10", "Answer: b"])
+    model = ScriptedChatModel(replies=["a", "b", "3", "10", "Answer: b"], constraint="grammar")
     result = TreeOfThought(llm=model, depth=1, breadth=1, rating="1-10").invoke("q")
     assert [t["score"] for t in result["thoughts"]] == [3.0, 10.0]
     assert result["best_path"] == ["b"]

@@ -24,11 +24,11 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedChatModel:
     model = ScriptedChatModel()
     built: list[dict[str, Any]] = []
 
-    def fake_chat_model(name: Any, max_tokens: int, **kwargs: Any) -> ScriptedChatModel:
-        built.append({"max_tokens": max_tokens, **kwargs})
+    def fake_chat_model(spec: Any = None, /, **fields: Any) -> ScriptedChatModel:
+        built.append(fields)
         return model
 
-    monkeypatch.setattr(ask_module, "chat_model", fake_chat_model)
+    monkeypatch.setattr("orchestrator.models.chat_model", fake_chat_model)
     monkeypatch.setattr(ask_module, "model_label", lambda llm: "scripted")
     model.calls = []
     return model

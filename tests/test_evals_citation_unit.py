@@ -113,7 +113,7 @@ def test_lexical_baseline_exact_values() -> None:
 
 
 def _judge(replies: list[str]) -> tuple[JudgeBehaviour, ScriptedChatModel]:
-    fake = ScriptedChatModel(replies=replies)
+    fake = ScriptedChatModel(replies=replies, constraint="json_schema")
     return JudgeBehaviour(fake), fake
 
 

@@ -14,6 +14,7 @@ from orchestrator.settings import embedded_model_path
 
 runner = CliRunner()
 
+#: CORPUS, QUERIES and QRELS: the tiny BEIR directory of conftest.py's ``beir`` fixture.
 CORPUS = {
     "d1": "the wing lift increases in a propeller slipstream",
     "d2": "boundary layer flow over a flat plate at high speed",
@@ -21,23 +22,6 @@ CORPUS = {
 }
 QUERIES = {"1": "propeller slipstream wing lift", "2": "heat conduction slabs"}
 QRELS = [("1", "d1", 2), ("2", "d3", 1)]
-
-
-@pytest.fixture
-def beir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A tiny BEIR directory; indexes built from it are cached under tmp_path."""
-    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "tiny"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text(
-        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in CORPUS.items())
-    )
-    (root / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items())
-    )
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in QRELS]
-    (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
-    return root
 
 
 class RecordingReranker:
@@ -70,7 +54,8 @@ def _eval(*args: str) -> Any:
 def test_eval_retrieval_reranks_with_the_model_given(
     beir: Path, tmp_path: Path, recording: type[RecordingReranker]
 ) -> None:
-    model = tmp_path / "chosen.gguf"
+    model = tmp_path / "chosen.gguf"  # a real GGUF: its header is read at start
+    model.symlink_to(embedded_model_path())
     args = ["retrieval", "--dataset", str(beir), "--mode", "bm25", "--rerank", "llm"]
     run = tmp_path / "run.trec"
     result = _eval(*args, "-m", str(model), "--metrics", "P_1", "--run-file", str(run), "--json")
@@ -108,14 +93,15 @@ def test_eval_suite_passes_the_model_to_llm_rerank(
 ) -> None:
     suite = _suite(tmp_path / "s.yaml", beir, "llm")
     model = tmp_path / "chosen.gguf"
+    model.symlink_to(embedded_model_path())
     out = tmp_path / "out"
     result = _eval(str(suite), "--out", str(out), "--model", str(model), "--json")
     assert result.exit_code == 0, result.output
-    assert recording.models == [str(model.resolve())]
+    assert recording.models == [str(model)]
     assert json.loads(result.output)["mean"] == {"reranked": {"P_1": 1.0}}
     assert "7.5" in (out / "runs" / "reranked.trec").read_text().split()
     saved = json.loads((out / "results.json").read_text())
-    assert saved["configurations"][0]["settings"]["model"] == str(model.resolve())
+    assert saved["configurations"][0]["settings"]["model"]["model"] == str(model)
 
 
 def test_eval_suite_model_without_llm_rerank_is_refused(beir: Path, tmp_path: Path) -> None:

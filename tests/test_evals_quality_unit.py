@@ -40,7 +40,7 @@ def test_citation_markers_are_not_rated() -> None:
 
 
 def test_fluency_rating_is_decoded_under_the_enum_and_normalised() -> None:
-    fake = ScriptedChatModel(replies=['{"rating": 4}', '{"rating": 1}'])
+    fake = ScriptedChatModel(replies=['{"rating": 4}', '{"rating": 1}'], constraint="json_schema")
     judge = JudgeBehaviour(fake)
     score = RatingMetric("fluency", judge).score("Paris is the capital [1].")
     assert (score.value, score.detail) == (0.75, {"rating": 4})

@@ -101,7 +101,9 @@ def test_tightened_schemas_bound_verdicts_lists_and_strings() -> None:
 
 
 def test_judge_sends_the_tightened_schema_and_validates_the_reply() -> None:
-    fake = ScriptedChatModel(replies=['{"reason": "stated", "verdict": 1}'])
+    fake = ScriptedChatModel(
+        replies=['{"reason": "stated", "verdict": 1}'], constraint="json_schema"
+    )
     judge = LlamaJudge(fake, max_items=2, max_chars=40)
     out = judge.generate("Is it useful?", _output_models()["precision"])
     assert out.verdict == 1

@@ -15,6 +15,7 @@ from orchestrator.evals.report import write_reports
 from orchestrator.evals.runner import gate, parse_fail_below, run_suite
 from orchestrator.evals.suite import load_suite
 
+#: CORPUS, QUERIES and QRELS: the tiny BEIR directory of conftest.py's ``beir`` fixture.
 CORPUS = {
     "d1": "the wing lift increases in a propeller slipstream",
     "d2": "boundary layer flow over a flat plate at high speed",
@@ -27,23 +28,6 @@ QUERIES = {
     "3": "supersonic shock wave blunt body",
 }
 QRELS = [("1", "d1", 2), ("2", "d3", 1), ("3", "d4", 3), ("3", "d2", 1)]
-
-
-@pytest.fixture
-def beir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A tiny BEIR directory; indexes built from it are cached under tmp_path."""
-    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "tiny"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text(
-        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in CORPUS.items())
-    )
-    (root / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items())
-    )
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in QRELS]
-    (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def _suite(path: Path, dataset: Path, extra: str = "") -> Path:

@@ -12,9 +12,7 @@ from typer.testing import CliRunner
 
 from orchestrator.agents import AgentExecutor, create_react_agent
 from orchestrator.agents.tools.mcp import MCPToolset, load_mcp_tools
-from orchestrator.cli.agent import CLI_TOOLS
 from orchestrator.cli.app import app
-from orchestrator.cli.mcp import agent_mcp_tools
 from orchestrator.testing import ScriptedLLM
 
 pytestmark = pytest.mark.slow
@@ -121,9 +119,13 @@ def test_cli_unknown_tool_lists_the_mcp_tools(config_file: Path) -> None:
 
 
 def test_cli_tool_selection(config_file: Path) -> None:
-    every, all_mcp = agent_mcp_tools(config_file, None, CLI_TOOLS)
+    from orchestrator.agents.pipelines import spec_from_options
+    from orchestrator.agents.pipelines.agent import mcp_tools
+
+    every, all_mcp = mcp_tools(spec_from_options("agent", mcp_config=config_file))  # type: ignore[arg-type]
     assert every == [] and sorted(t.name for t in all_mcp) == ["crash", "fail", "join", "reverse"]
-    builtin, chosen = agent_mcp_tools(config_file, "reverse, calculator", CLI_TOOLS)
+    spec = spec_from_options("agent", mcp_config=config_file, tools="reverse, calculator")
+    builtin, chosen = mcp_tools(spec)  # type: ignore[arg-type]
     assert builtin == ["calculator"] and [t.name for t in chosen] == ["reverse"]
     assert chosen[0].invoke("abc") == "cba"
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mcp_support import free_port, server_env, wait_for_port
+from mcp_support import server_env, wait_for_port
+from ready_support import free_port
 
 from orchestrator.agents.tools.mcp import MCPConfigError, MCPConnectionError, load_mcp_tools
 from orchestrator.agents.tools.mcp_config import read_mcp_config

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mcp_support import build_kb_index, free_port, orchestrator_command, server_env, wait_for_port
+from mcp_support import build_kb_index, orchestrator_command, server_env, wait_for_port
+from ready_support import free_port
 from typer.testing import CliRunner
 
 from orchestrator.agents.tools.mcp import MCPToolset, load_mcp_tools
 from orchestrator.cli.app import app
-from orchestrator.cli.mcp_server import MCPServerOptions, check_host, is_loopback, served_tools
 from orchestrator.errors import OptionError
+from orchestrator.server.mcp_server import MCPServerOptions, check_host, is_loopback, served_tools
 
 runner = CliRunner()
 
@@ -85,4 +86,4 @@ def test_loopback_rules() -> None:
 def test_a_bad_index_fails_before_serving(tmp_path: Path) -> None:
     result = runner.invoke(app, ["mcp", "--index", str(tmp_path / "missing")])
     assert result.exit_code == 2
-    assert "is not a directory" in " ".join(result.output.split())
+    assert "is not an index directory" in " ".join(result.output.split())

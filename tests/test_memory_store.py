@@ -8,11 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
+from ready_support import wait_until
 
 from orchestrator.errors import DataError, OptionError, OrchestratorError
 from orchestrator.memory import (
@@ -190,11 +190,9 @@ def test_kill_9_while_writing_never_leaves_a_half_exchange(tmp_path: Path) -> No
     assert proc.stdin is not None
     proc.stdin.write("go\n")
     proc.stdin.flush()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # let it commit some exchanges, then kill it mid-write
-        time.sleep(0.2)
-        if path.exists() and _count(path) >= 20:
-            break
+    # let it commit some exchanges, then kill it mid-write
+    wait_until(lambda: path.exists() and _count(path) >= 20, f"20 exchanges committed to {path}",
+               limit=30)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     with SQLiteStore(path) as store:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import free_port
+from ready_support import free_port, wait_until
 from tracer_support import traced
 
 from orchestrator.privacy import OPT_OUTS
@@ -179,16 +179,9 @@ def serve_once(runs: Runs, env: dict[str, str], index: Path) -> None:
 
 
 def wait_ready(tracer: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert tracer.poll() is None, "serve exited before it answered /health"
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("serve did not answer /health")
+    wait_until(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200,
+               f"traced serve to answer {url}/health", limit=300, interval=0.5,
+               process=tracer, ignore=(httpx.HTTPError,))
 
 
 def stop(tracer: subprocess.Popen[bytes]) -> None:

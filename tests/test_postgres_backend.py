@@ -11,7 +11,7 @@ import pytest
 from postgres_support import QUERIES, PgServer, documents
 
 from orchestrator.errors import DataError, OptionError
-from orchestrator.retrieval import build_index, open_retriever
+from orchestrator.retrieval import IndexSpec, build_index, open_retriever
 from orchestrator.retrieval.postgres import writes
 from orchestrator.retrieval.postgres.connection import Database, DatabaseError, redact_dsn
 from orchestrator.retrieval.retriever import drop_index, open_index, update_index
@@ -32,11 +32,11 @@ def test_hybrid_search_matches_the_local_backend(
     """Same chunks, same rules: the same documents in the same order with the same scores
     (dense via HNSW, BM25 in SQL, fusion and feedback shared), for every search mode."""
     build_index(documents(), tmp_path / "local")
-    store = build_index(documents(), index_name, dsn=pg_dsn)
+    store = build_index(documents(), IndexSpec.of(index_name, pg_dsn))
     assert store.counts() == {"documents": 8, "chunks": 8}
     for mode in ("hybrid", "dense", "bm25"):
         local = open_retriever(tmp_path / "local", mode=mode, k=5)
-        remote = open_retriever(index_name, mode=mode, k=5, dsn=pg_dsn)
+        remote = open_retriever(IndexSpec.of(index_name, pg_dsn), mode=mode, k=5)
         for query in QUERIES:
             want, got = ranked(local, query), ranked(remote, query)
             assert [d for d, _, _ in got] == [d for d, _, _ in want], (mode, query)
@@ -51,9 +51,9 @@ def test_dense_texts_search_the_same_way_on_both_backends(
     """HyDE's search: another text's vector on the dense side, the query's words on the
     keyword side; equal on both backends, and one dense text per query or an error."""
     build_index(documents(), tmp_path / "local")
-    build_index(documents(), index_name, dsn=pg_dsn)
+    build_index(documents(), IndexSpec.of(index_name, pg_dsn))
     local = open_retriever(tmp_path / "local", k=3)
-    remote = open_retriever(index_name, k=3, dsn=pg_dsn)
+    remote = open_retriever(IndexSpec.of(index_name, pg_dsn), k=3)
     texts = ["ablating heat shields of reentry vehicles"]
     want = local.search_many(["jet noise"], dense_texts=texts)[0]
     got = remote.search_many(["jet noise"], dense_texts=texts)[0]
@@ -66,8 +66,8 @@ def test_dense_texts_search_the_same_way_on_both_backends(
 
 
 def test_documents_carry_the_citation_metadata(pg_dsn: str, index_name: str) -> None:
-    build_index(documents(), index_name, dsn=pg_dsn)
-    doc = open_retriever(index_name, dsn=pg_dsn, k=1).invoke("shock on a wedge")[0]
+    build_index(documents(), IndexSpec.of(index_name, pg_dsn))
+    doc = open_retriever(IndexSpec.of(index_name, pg_dsn), k=1).invoke("shock on a wedge")[0]
     assert doc.metadata["doc_id"] == "wedge"
     assert doc.metadata["source"] == "wedge.txt"
     assert doc.metadata["position"] == 0
@@ -79,40 +79,40 @@ def test_documents_carry_the_citation_metadata(pg_dsn: str, index_name: str) -> 
 
 def test_several_indexes_by_name_in_one_database(pg_dsn: str, index_name: str) -> None:
     a, b = f"{index_name}a", f"{index_name}b"
-    build_index(documents()[:4], a, dsn=pg_dsn, modes=("bm25",))
-    build_index(documents()[4:], b, dsn=pg_dsn)
+    build_index(documents()[:4], IndexSpec.of(a, pg_dsn), modes=("bm25",))
+    build_index(documents()[4:], IndexSpec.of(b, pg_dsn))
     assert {
         d.metadata["doc_id"]
-        for d in open_retriever(a, mode="bm25", dsn=pg_dsn, k=8).invoke(
+        for d in open_retriever(IndexSpec.of(a, pg_dsn), mode="bm25", k=8).invoke(
             "shells shock heat noise wings flutter ablation turbulence"
         )
     } == {"shells", "wedge", "heat", "jets"}
-    assert open_retriever(b, dsn=pg_dsn, k=1).invoke("panel flutter")[0].metadata["doc_id"] == (
-        "flutter"
-    )
+    assert open_retriever(IndexSpec.of(b, pg_dsn), k=1).invoke("panel flutter")[0].metadata[
+        "doc_id"
+    ] == ("flutter")
     with pytest.raises(DataError, match="already holds an index named"):
-        build_index(documents(), a, dsn=pg_dsn)
-    drop_index(a, dsn=pg_dsn)
+        build_index(documents(), IndexSpec.of(a, pg_dsn))
+    drop_index(IndexSpec.of(a, pg_dsn))
     with pytest.raises(DataError, match=f"no index named '{a}'"):
-        open_retriever(a, dsn=pg_dsn)
-    assert open_retriever(b, dsn=pg_dsn, k=1).invoke("swept wings")[0].metadata["doc_id"] == (
-        "wings"
-    )
+        open_retriever(IndexSpec.of(a, pg_dsn))
+    assert open_retriever(IndexSpec.of(b, pg_dsn), k=1).invoke("swept wings")[0].metadata[
+        "doc_id"
+    ] == ("wings")
 
 
 def test_update_replaces_and_delete_of_unknown_id_changes_nothing(
     pg_dsn: str, index_name: str
 ) -> None:
-    build_index(documents(), index_name, dsn=pg_dsn, modes=("bm25",))
+    build_index(documents(), IndexSpec.of(index_name, pg_dsn), modes=("bm25",))
     new = {"doc_id": "jets", "text": "propeller whirl in gyroscopic rotors", "source": "j2"}
-    store, added, removed = update_index(index_name, [new], ["heat"], dsn=pg_dsn)
+    store, added, removed = update_index(IndexSpec.of(index_name, pg_dsn), [new], ["heat"])
     assert (added, removed) == (1, 1)
     assert store.counts() == {"documents": 7, "chunks": 7}
-    retriever = open_retriever(index_name, mode="bm25", dsn=pg_dsn, k=3)
+    retriever = open_retriever(IndexSpec.of(index_name, pg_dsn), mode="bm25", k=3)
     assert ranked(retriever, "gyroscopic rotors")[0][0] == "jets"
     assert "heat" not in [d for d, _, _ in ranked(retriever, "heat transfer laminar")]
     with pytest.raises(DataError, match="no document with the id 'nope'"):
-        update_index(index_name, [documents()[2]], ["nope"], dsn=pg_dsn)
+        update_index(IndexSpec.of(index_name, pg_dsn), [documents()[2]], ["nope"])
     assert store.counts() == {"documents": 7, "chunks": 7}  # the add did not happen either
 
 
@@ -121,41 +121,42 @@ def test_a_failure_mid_write_rolls_back_everything(
 ) -> None:
     """Chunks are copied before the postings: a failure between them leaves the index as it
     was (an add) or absent (a build), never half-written."""
-    build_index(documents()[:4], index_name, dsn=pg_dsn, modes=("bm25",))
+    build_index(documents()[:4], IndexSpec.of(index_name, pg_dsn), modes=("bm25",))
 
     def boom(*args: object, **kwargs: object) -> int:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(writes, "_copy_postings", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        update_index(index_name, documents()[4:], ["shells"], dsn=pg_dsn)
+        update_index(IndexSpec.of(index_name, pg_dsn), documents()[4:], ["shells"])
     with pytest.raises(RuntimeError, match="disk full"):
-        build_index(documents(), f"{index_name}new", dsn=pg_dsn, modes=("bm25",))
+        build_index(documents(), IndexSpec.of(f"{index_name}new", pg_dsn), modes=("bm25",))
     monkeypatch.undo()
-    store = open_index(index_name, dsn=pg_dsn)
+    store = open_index(IndexSpec.of(index_name, pg_dsn))
     assert store.counts() == {"documents": 4, "chunks": 4}
     assert sorted(store.doc_ids) == ["heat", "jets", "shells", "wedge"]
     assert store.row.n_chunks == 4 and store.row.generation == 1
     with pytest.raises(DataError, match="no index named"):
-        open_retriever(f"{index_name}new", dsn=pg_dsn)
+        open_retriever(IndexSpec.of(f"{index_name}new", pg_dsn))
 
 
 def test_a_second_process_sees_adds_and_deletes_on_its_next_query(
     pg_dsn: str, index_name: str, tmp_path: Path
 ) -> None:
-    build_index(documents(), index_name, dsn=pg_dsn, modes=("bm25",))
-    retriever = open_retriever(index_name, mode="bm25", dsn=pg_dsn, k=3)
+    build_index(documents(), IndexSpec.of(index_name, pg_dsn), modes=("bm25",))
+    retriever = open_retriever(IndexSpec.of(index_name, pg_dsn), mode="bm25", k=3)
     assert ranked(retriever, "gyroscopic whirl") == []
     script = textwrap.dedent(
         """
         import sys
+        from orchestrator.retrieval import IndexSpec
         from orchestrator.retrieval.retriever import update_index
         dsn, name, action = sys.argv[1:4]
         doc = {"doc_id": "gyro", "text": "gyroscopic whirl of propellers"}
         if action == "add":
-            update_index(name, [doc], dsn=dsn)
+            update_index(IndexSpec.of(name, dsn), [doc])
         else:
-            update_index(name, delete=["gyro"], dsn=dsn)
+            update_index(IndexSpec.of(name, dsn), delete=["gyro"])
         """
     )
     for action, expected in (("add", ["gyro"]), ("delete", [])):
@@ -185,8 +186,8 @@ def test_lost_connection_is_a_clear_error_then_reads_recover(tmp_path: Path) -> 
     directory = tmp_path / "pg"
     dsn = start_server(directory)
     try:
-        build_index(documents(), "lost", dsn=dsn, modes=("bm25",))
-        retriever = open_retriever("lost", mode="bm25", dsn=dsn, k=1)
+        build_index(documents(), IndexSpec.of("lost", dsn), modes=("bm25",))
+        retriever = open_retriever(IndexSpec.of("lost", dsn), mode="bm25", k=1)
         assert ranked(retriever, "panel flutter")[0][0] == "flutter"
         assert stop_server(directory)
         with pytest.raises(DatabaseError) as caught:
@@ -194,7 +195,7 @@ def test_lost_connection_is_a_clear_error_then_reads_recover(tmp_path: Path) -> 
         assert redact_dsn(dsn) in caught.value.message
         assert "orchestrator db start" in (caught.value.fix or "")
         with pytest.raises(DatabaseError):
-            update_index("lost", delete=["flutter"], dsn=dsn)
+            update_index(IndexSpec.of("lost", dsn), delete=["flutter"])
         assert start_server(directory) == dsn
         assert ranked(retriever, "panel flutter")[0][0] == "flutter"
     finally:

@@ -228,10 +228,11 @@ def test_chat_index_with_dsn_answers_one_line(beir: Path, pg_dsn: str, index_nam
 
 
 def test_agent_knowledge_base_over_dsn(beir: Path, pg_dsn: str, index_name: str) -> None:
-    from orchestrator.cli.agent import _knowledge_retriever
+    from orchestrator.agents.tools.knowledge import open_knowledge_base
+    from orchestrator.retrieval import IndexSpec
 
     invoke("index", str(beir), "--index", index_name, "--dsn", pg_dsn, "--json")
-    retriever = _knowledge_retriever(Path(index_name), pg_dsn)
+    retriever = open_knowledge_base(IndexSpec.of(index_name, pg_dsn)).retriever
     assert retriever.invoke("flutter of panels")[0].metadata["doc_id"] == "flutter"
     # a wrong index fails before the model loads
     assert "no index named 'nokb'" in fails(

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mcp_support import free_port, wait_for_port
+from mcp_support import wait_for_port
+from ready_support import free_port
 
 from orchestrator.scale import CLUSTER_FIX, RayConnectError, connect
 

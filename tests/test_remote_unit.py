@@ -7,7 +7,8 @@ import json
 import warnings
 
 import pytest
-from remote_support import FakeOpenAIServer, free_port
+from ready_support import free_port
+from remote_support import FakeOpenAIServer
 from typer.testing import CliRunner
 
 from orchestrator.agents.grammar import (
@@ -224,7 +225,7 @@ def test_step_modes_follow_the_server() -> None:
 def test_step_mode_of_other_models() -> None:
     fake = ScriptedChatModel(replies=["x"])
     assert resolve_step_mode(fake, "auto", None) == "parser"
-    with pytest.raises(OptionError, match=r"grammar steps need a llama\.cpp model"):
+    with pytest.raises(OptionError, match="ScriptedChatModel does not apply GBNF grammars"):
         resolve_step_mode(fake, "grammar", None)
     assert resolve_step_mode(fake, "auto", False) == "parser"
 

@@ -43,7 +43,7 @@ class _Suite(RetrieversIntegrationTests):
 
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
-        return {"index_dir": str(self.index_path), "mode": self.mode, "rerank": self.rerank}
+        return {"index": str(self.index_path), "mode": self.mode, "rerank": self.rerank}
 
     @property
     def retriever_query_example(self) -> str:

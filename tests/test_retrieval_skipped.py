@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from orchestrator.retrieval import build_index, update_index
+from orchestrator.retrieval import IndexSpec, build_index, update_index
 from orchestrator.retrieval.ingest import Skipped, SkippedFileWarning
 
 CORRUPT = b"%PDF-1.4\nnot really a PDF"
@@ -66,11 +66,11 @@ def test_postgres_build_and_update_report_the_same_way(
     first, second = _folder(tmp_path, "first"), _folder(tmp_path, "second")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        store = build_index([first], index_name, modes=["bm25"], dsn=pg_dsn)
+        store = build_index([first], IndexSpec.of(index_name, pg_dsn), modes=["bm25"])
     _check_reported(caught, store.skipped, first / "first-scan.pdf")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        updated, _, _ = update_index(index_name, [second], dsn=pg_dsn)
+        updated, _, _ = update_index(IndexSpec.of(index_name, pg_dsn), [second])
     _check_reported(caught, updated.skipped, second / "second-scan.pdf")
 
 
@@ -176,7 +176,10 @@ def test_a_file_and_a_folder_without_read_permission_are_skipped_and_named() -> 
         env = {**os.environ, "HOME": top, "HF_HUB_OFFLINE": "1", "ORCHESTRATOR_THREADS": "1"}
         done = subprocess.run(
             [*command, str(folder), str(root / "ix")],
-            capture_output=True, text=True, env=env, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
         )
         (folder / "locked").chmod(0o755)  # so the folder can be removed
         assert done.returncode == 0, done.stderr[-2000:]

@@ -76,13 +76,13 @@ def test_multi_hop_follow_up_shows_a_bounded_number_of_sources() -> None:
 def test_rag_k_sets_the_agentic_passages_per_search() -> None:
     """``rag --strategy agentic -k 8`` searched 3 passages (agentic_rag's default): -k was
     not handed on."""
-    from orchestrator.cli.rag_strategies import strategy_chain
+    from orchestrator.agents.pipelines import strategy_runnable
     from orchestrator.testing import ScriptedChatModel
 
     retrievers = {"docs": (ManyRetriever(k=8), "Documents.")}
     llm = ScriptedChatModel(replies=["unused"])
-    assert [i.k for i in strategy_chain("agentic", llm, retrievers, k=8).indexes] == [8]
-    assert [i.k for i in strategy_chain("agentic", llm, retrievers).indexes] == [3]
+    assert [i.k for i in strategy_runnable("agentic", llm, retrievers, k=8).indexes] == [8]
+    assert [i.k for i in strategy_runnable("agentic", llm, retrievers, k=3).indexes] == [3]
 
 
 def test_explicit_local_backend_with_a_dsn_is_an_error(tmp_path: Path) -> None:

@@ -241,7 +241,7 @@ def test_truncated_file_fails_on_first_use_before_llama_cpp_opens_it(
     import llama_cpp
 
     from orchestrator import ChatLlamaCpp
-    from orchestrator.llama.engine import EngineKey, _load
+    from orchestrator.llama.engine import EngineKey, load_engine
     from orchestrator.llama.info import describe_model
 
     reader = gguf.GGUFReader(embedded_model_path())
@@ -261,4 +261,4 @@ def test_truncated_file_fails_on_first_use_before_llama_cpp_opens_it(
     key = EngineKey(path=str(cut), n_ctx=64, n_gpu_layers=0, n_threads=1, n_batch=8,
                     verbose=False)
     with pytest.raises(ModelLoadError, match="truncated"):
-        _load(key)
+        load_engine(key)

@@ -19,8 +19,10 @@ from pydantic import ValidationError
 
 from orchestrator import ChatLlamaCpp, LlamaCpp
 from orchestrator.errors import ContextOverflowError, OptionError
-from orchestrator.llama.base import EngineError, GenerationTimeoutError, _warn_api_key_ignored
+from orchestrator.llama.base import EngineError, GenerationTimeoutError
 from orchestrator.llama.engine import Sampling, Usage
+from orchestrator.llama.standard_names import warn_api_key_ignored
+from orchestrator.models import DEFAULT_SAMPLING
 from orchestrator.settings import embedded_model_path
 
 
@@ -84,9 +86,9 @@ def test_misspellings_and_other_names_are_still_rejected() -> None:
 @pytest.fixture
 def fresh_warning() -> Iterator[None]:
     """The ignored-key warning as in a new process (it is shown once per process)."""
-    _warn_api_key_ignored.cache_clear()
+    warn_api_key_ignored.cache_clear()
     yield
-    _warn_api_key_ignored.cache_clear()
+    warn_api_key_ignored.cache_clear()
 
 
 @pytest.mark.usefixtures("fresh_warning")
@@ -205,11 +207,13 @@ def test_failures_past_max_retries_are_an_engine_error() -> None:
     assert len(engine.reuse_prefix) == 2
 
 
-def test_no_retry_by_default() -> None:
-    engine = ScriptedEngine(failures=1)
-    with pytest.raises(EngineError):
+def test_two_retries_by_default_as_for_every_model() -> None:
+    """The default is SamplingOptions' (2, as for a served model), not a local one of its own."""
+    assert scripted(ScriptedEngine()).max_retries == DEFAULT_SAMPLING.max_retries == 2
+    engine = ScriptedEngine(failures=3)
+    with pytest.raises(EngineError, match="on all 3 attempt"):
         list(scripted(engine).generate_text([1], {}, [], Usage()))
-    assert len(engine.reuse_prefix) == 1
+    assert len(engine.reuse_prefix) == 3
 
 
 def test_input_errors_are_not_retried() -> None:

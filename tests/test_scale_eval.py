@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from orchestrator.agents.pipelines import RagSpec
 from orchestrator.cli.app import app
-from orchestrator.evals.distributed import RayPlan, RetrieverRecipe, ray_retrieve
+from orchestrator.evals.distributed import RayPlan, ray_retrieve
 from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
 from orchestrator.evals.runner import run_suite
 from orchestrator.evals.suite import load_suite
-from orchestrator.retrieval import load_beir, open_retriever
+from orchestrator.retrieval import IndexSpec, load_beir, open_retriever
 from orchestrator.scale import RaySession, connect
 
 TOPICS = ["shock", "flutter", "nozzle", "buckling", "noise", "ablation", "lift", "heat"]
@@ -64,13 +65,13 @@ def test_retrieval_on_ray_equals_serial_per_query(ray_session: RaySession, beir:
     index = ensure_index([beir])
     retriever = open_retriever(index, mode="hybrid", k=10)
     serial = evaluate_retriever(retriever, data, k=10)
-    recipe = RetrieverRecipe(index=str(index), mode="hybrid", k=10, base=str(beir))
+    spec = RagSpec(indexes=[IndexSpec.of(index)], mode="hybrid", k=10)  # what workers open
     progressed: list[int] = []
     spread = evaluate_retriever(
         retriever,
         data,
         k=10,
-        retrieve=ray_retrieve(RayPlan("local", 2), recipe),
+        retrieve=ray_retrieve(RayPlan("local", 2), spec),
         progress=progressed.append,
     )
     assert list(spread.run) == list(serial.run)  # same queries, same order

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
 from orchestrator.errors import OrchestratorError
-from orchestrator.retrieval import IndexStore, build_index, open_retriever
+from orchestrator.retrieval import IndexSpec, IndexStore, build_index, open_retriever
 from orchestrator.retrieval.dense import SentenceTransformerEmbedder
 from orchestrator.retrieval.ray_embed import RayEmbedder
 from orchestrator.scale import RaySession, connect, map_items
@@ -64,8 +64,8 @@ def _same_index(a: IndexStore, b: IndexStore) -> None:
     assert float(np.abs(a.vectors - b.vectors).max()) <= 1e-6
 
 
-def _results(index: Path | str, **kwargs: object) -> list[list[tuple[str, float]]]:
-    retriever = open_retriever(index, mode="hybrid", k=5, **kwargs)  # type: ignore[arg-type]
+def _results(index: Path | str | IndexSpec) -> list[list[tuple[str, float]]]:
+    retriever = open_retriever(index, mode="hybrid", k=5)
     return [
         [(d.metadata["chunk_id"], round(d.metadata["score"], 5)) for d in retriever.invoke(q)]
         for q in [*QUERIES, "flutter of a panel", "heat transfer in a nozzle"]
@@ -186,4 +186,4 @@ def test_index_ray_into_postgres(
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["chunks"] == len(IndexStore.open(local).chunks)
-    assert _results(local) == _results(index_name, dsn=pg_dsn)
+    assert _results(local) == _results(IndexSpec.of(index_name, pg_dsn))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ import openai
 import pytest
 from mcp.server.fastmcp import FastMCP
 from pydantic import BaseModel, Field
-from server_harness import Server, running_server
+from server_harness import Server
 
 from orchestrator import ChatLlamaCpp
 from orchestrator.llama import structured
@@ -279,18 +278,6 @@ def test_bound_tool_with_nested_model_returns_valid_arguments(source: str) -> No
     assert call["name"] == "ship"
     parcel = call["args"]["parcel"] if source == "fastmcp" else call["args"]
     Parcel.model_validate(parcel)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("serve-refs")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def model_id(server: Server) -> str:
-    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
-    return next(str(c["id"]) for c in cards if c["kind"] == "gguf")
 
 
 @pytest.mark.integration

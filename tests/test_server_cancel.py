@@ -9,7 +9,6 @@ the server reports (outcomes, tokens generated, whether the model is busy), neve
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ready_support import wait_until
 from server_harness import Server, running_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -90,12 +90,11 @@ def counts(server: Server, model: str) -> Counts:
 
 
 def wait_for(server: Server, target: float, **labels: str) -> None:
-    """Poll ``orchestrator_generations_total{labels}`` until it reaches ``target``."""
-    deadline = time.monotonic() + POLL_LIMIT
-    while server.metric("orchestrator_generations_total", **labels) < target:
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.1)
+    """Poll ``orchestrator_generations_total{labels}`` until it reaches ``target`` (a failure
+    naming it at POLL_LIMIT)."""
+    wait_until(lambda: server.metric("orchestrator_generations_total", **labels) >= target,
+               f"orchestrator_generations_total{labels} to reach {target:g}", limit=POLL_LIMIT,
+               interval=0.1)
 
 
 def model_tokens(server: Server) -> float:

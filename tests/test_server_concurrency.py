@@ -4,13 +4,12 @@ its generation (the model is free again at its next token)."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from server_harness import Server, running_server
+from ready_support import wait_until
+from server_harness import Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,25 +20,14 @@ COUNTING = "Numbers from 1 to 1000: 1, 2, 3, 4, 5, 6, 7, 8,"
 POLL_LIMIT = 120.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("serve")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def model_id(server: Server) -> str:
-    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
-    return next(c["id"] for c in cards if c["kind"] == "gguf")
-
-
 def wait_for(server: Server, name: str, target: float, **labels: str) -> float:
-    deadline = time.monotonic() + POLL_LIMIT
-    value = server.metric(name, **labels)
-    while value < target and time.monotonic() < deadline:
-        time.sleep(0.2)
+    """``name{labels}`` once it reaches ``target`` (> 0; a failure naming it at POLL_LIMIT)."""
+
+    def reached() -> float | None:
         value = server.metric(name, **labels)
-    return value
+        return value if value >= target else None
+
+    return wait_until(reached, f"{name}{labels} to reach {target:g}", limit=POLL_LIMIT)
 
 
 def test_eight_concurrent_streams_all_complete_with_the_sequential_answer(

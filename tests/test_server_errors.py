@@ -24,12 +24,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def model_id(server: Server) -> str:
-    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
-    return next(c["id"] for c in cards if c["kind"] == "gguf")
-
-
 def post(server: Server, path: str, body: Any) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(

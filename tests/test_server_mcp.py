@@ -9,14 +9,14 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from mcp_support import server_env
-from server_harness import free_port, running_server, serve_command
+from ready_support import free_port, wait_until
+from server_harness import running_server, serve_command
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
@@ -65,15 +65,6 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
 
 
-def _ended(pid: int, limit: float = 30.0) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.integration
 def test_serve_offers_the_mcp_tool_to_the_agent_and_closes_it(tmp_path: Path) -> None:
     config, pid_file = _config(tmp_path)
@@ -97,7 +88,8 @@ def test_serve_offers_the_mcp_tool_to_the_agent_and_closes_it(tmp_path: Path) ->
             if step["action"] == "reverse":
                 assert step["observation"] == step["action_input"].strip()[::-1]
         assert "agent tools: reverse" in server.log.read_text(errors="replace")
-    assert _ended(pid), "the MCP server outlived orchestrator serve"
+    wait_until(lambda: not _alive(pid), f"the MCP server (pid {pid}) to end with orchestrator "
+               "serve", limit=30.0)
 
 
 def test_a_bad_mcp_config_exits_2_naming_the_file_before_the_model_loads(

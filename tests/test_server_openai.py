@@ -4,7 +4,6 @@ library answers in process (same GGUF, same grammars), with usage in every respo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +11,12 @@ import httpx
 import numpy as np
 import pytest
 from pydantic import BaseModel
-from server_harness import Server, running_server, sse_lines
+from server_harness import Server, sse_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 GREEDY = {"temperature": 0.0, "seed": 0}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("serve")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def model_id(server: Server) -> str:
-    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
-    return next(c["id"] for c in cards if c["kind"] == "gguf")
 
 
 def test_models_lists_the_gguf_model_and_the_pipelines_but_not_rag_without_index(

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from server_harness import Server, running_server
 
@@ -44,12 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, index_dir: Path) -> Iterato
         yield running
 
 
-@pytest.fixture(scope="module")
-def model_id(server: Server) -> str:
-    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
-    return next(c["id"] for c in cards if c["kind"] == "gguf")
-
-
 def ask(server: Server, model: str, text: str, **options: Any) -> Any:
     client: Any = server.client()
     return client.chat.completions.create(
@@ -67,14 +60,13 @@ def test_models_list_rag_when_the_server_has_an_index(server: Server, model_id: 
 def test_rag_answers_like_the_rag_chain_with_sources_and_citations(
     server: Server, index_dir: Path, chat_llm: Any
 ) -> None:
-    from orchestrator.chains.rag import NO_ANSWER, cited_numbers, rag_chain
-    from orchestrator.cli.retrieval import open_rag_retriever
+    from orchestrator.agents.pipelines import build, spec_from_options
+    from orchestrator.chains.rag import NO_ANSWER, cited_numbers
 
     question = "What is Zorblat covered in?"
     reply = ask(server, "rag", question, max_tokens=24, **GREEDY)
-    local = rag_chain(
-        chat_llm.bind(max_tokens=24), open_rag_retriever(index_dir, "hybrid", 4, None)
-    ).invoke(question)
+    spec = spec_from_options("rag", index=index_dir)
+    local = build(spec, llm=chat_llm.bind(max_tokens=24, **GREEDY)).invoke({"question": question})
     extra = reply.model_extra
     assert reply.choices[0].message.content == local["answer"]
     assert [s["doc_id"] for s in extra["sources"]] == [s["doc_id"] for s in local["sources"]]

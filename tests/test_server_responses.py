@@ -8,7 +8,6 @@ import itertools
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 import openai
 import pytest
 from pydantic import BaseModel
-from server_harness import Server, running_server
+from server_harness import Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,18 +34,6 @@ WEATHER = {
     },
     "strict": True,
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("serve-responses")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def model_id(server: Server) -> str:
-    cards = httpx.get(f"{server.v1}/models", timeout=30).json()["data"]
-    return str(next(c["id"] for c in cards if c["kind"] == "gguf"))
 
 
 def chat_text(client: Any, model: str, messages: list[dict[str, Any]], max_tokens: int) -> Any:

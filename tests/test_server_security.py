@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from server_harness import Server, free_port, running_server, serve_command
+from ready_support import free_port
+from server_harness import Server, running_server, serve_command
 
 KEY = "s3cret-key"
 

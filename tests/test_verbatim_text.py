@@ -37,7 +37,7 @@ from verbatim_support import (  # noqa: F401  (the *_fixture names: fixtures)
 from orchestrator.prompts import PromptTemplate, instruction_prompt
 from orchestrator.prompts.chat_formats import BUILTIN_FORMATS, format_from_template, render_chat
 from orchestrator.prompts.few_shot import FewShotPromptTemplate
-from orchestrator.prompts.library import FEW_SHOT_SUFFIX, QA_EXAMPLE, RAG
+from orchestrator.prompts.library import FEW_SHOT_SUFFIX, QA_EXAMPLE
 from orchestrator.prompts.safety import defuse
 
 # ---- no model: the pieces that build prompts -------------------------------------------------
@@ -123,7 +123,7 @@ def test_the_chat_templates_default_system_message_reaches_the_model_as_written(
     PlainAnswer(llm=completion).invoke(HOSTILE)  # a technique (chains)
     ConversationSummaryMemory(llm=completion).save_context({"input": HOSTILE}, {"output": "ok"})
     no_docs = RunnableLambda(lambda q: [])
-    rag_strategy("hyde", completion, no_docs, passage_tokens=8).plan(HOSTILE)  # a strategy
+    rag_strategy("hyde", completion, no_docs, passage_tokens=8).sources.plan(HOSTILE)  # a strategy
     ChatLlamaCpp(model_path=str(hostile_gguf), max_tokens=4, **GREEDY).invoke(HOSTILE)
     assert len(sent) == 4
     for prompt in sent:
@@ -184,13 +184,9 @@ def test_a_template_in_any_format_fills_retrieved_text_as_written(
 def test_a_strategys_follow_up_prompt_shows_earlier_sources_as_written(
     completion_llm: Any, sent: list[str]
 ) -> None:
-    from orchestrator.chains.strategies_hops import MultiHopRAG
+    from orchestrator.chains.strategies import MultiHopSources
 
-    chain = MultiHopRAG(
-        llm=completion_llm,
-        retriever=RunnableLambda(lambda q: []),
-        prompt=PromptTemplate.from_template(RAG),
-    )
+    chain = MultiHopSources(llm=completion_llm, retriever=RunnableLambda(lambda q: []))
     found = [Document(f"Hop one says: {HOSTILE}")]
     chain.follow_up("Where is Zorblat?", found, None)
     assert len(sent) == 1 and f"[1] Hop one says: {as_seen(completion_llm)}" in sent[0]
@@ -296,8 +292,8 @@ def test_few_shot_examples_reach_the_model_as_written(
 def test_a_models_own_reasoning_is_fed_back_as_written(
     completion_llm: Any, sent: list[str]
 ) -> None:
-    from orchestrator.chains.techniques import ChainOfThought
-    from orchestrator.chains.techniques_base import _Calls
+    from orchestrator.chains.techniques import ChainOfThought, ModelCalls
 
-    ChainOfThought(llm=completion_llm, answer_chars=4).answer(_Calls(), "2+2?", HOSTILE, None)
+    cot = ChainOfThought(llm=completion_llm, answer_chars=4)
+    cot.answer(ModelCalls(completion_llm), "2+2?", HOSTILE, None)
     assert len(sent) == 1 and as_seen(completion_llm) in sent[0]

@@ -1,7 +1,7 @@
 """``knowledge_base``: look things up offline in a retrieval index.
 
-Takes any LangChain ``BaseRetriever``; :func:`open_knowledge_base` opens an index directory
-built by ``orchestrator.retrieval.build_index`` (hybrid dense + BM25 search).
+Takes any LangChain ``BaseRetriever``; :func:`open_knowledge_base` opens an index built by
+``orchestrator.retrieval.build_index`` (a folder or a PostgreSQL index; hybrid dense + BM25).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
 from orchestrator.errors import OptionError
+from orchestrator.extras import require
+from orchestrator.retrieval.location import IndexSpec
 
 KNOWLEDGE_BASE_DESCRIPTION = (
     "Looks up facts in the local knowledge base (offline documents). "
@@ -68,37 +70,29 @@ class KnowledgeBaseTool(BaseTool):
 
 
 def open_knowledge_base(
-    index_dir: str | Path, *, k: int = 3, mode: str | None = None, dsn: str | None = None
+    index: IndexSpec | str | Path,
+    *,
+    k: int = 3,
+    mode: str | None = None,
 ) -> KnowledgeBaseTool:
-    """The ``knowledge_base`` tool over an index directory from ``build_index`` (with
-    ``dsn``: the index of that name in PostgreSQL).
+    """The ``knowledge_base`` tool over an index from ``build_index``: an
+    :class:`~orchestrator.retrieval.location.IndexSpec`, or a str/Path (a folder).
 
     ``mode``: ``hybrid`` (dense + BM25), ``dense`` or ``bm25``; by default ``hybrid`` when the
     index has both sides, else the side it was built with.
     """
-    if dsn is not None:
-        from orchestrator.retrieval import open_retriever
-
-        modes = open_retriever(str(index_dir), mode="bm25", k=k, dsn=dsn).modes
-        chosen = mode or ("hybrid" if len(modes) > 1 else modes[0])
-        return KnowledgeBaseTool(
-            retriever=open_retriever(str(index_dir), mode=chosen, k=k, dsn=dsn), k=k
-        )
-    path = Path(index_dir).expanduser()
-    if not path.is_dir():
+    spec = IndexSpec.of(index)
+    if spec.backend == "folder" and not Path(str(spec.path)).expanduser().is_dir():
         raise OptionError(
-            f"knowledge base index {str(path)!r} is not a directory",
+            f"knowledge base index {spec.label!r} is not a directory",
             fix="build one with `orchestrator index` / orchestrator.retrieval.build_index, "
             "then pass --index DIR",
         )
-    try:
-        from orchestrator.retrieval import open_retriever, open_store
-    except ImportError as exc:
-        raise OptionError(
-            f"the retrieval package is not available ({exc})",
-            fix="install the rag extra: pip install 'orchestrator[rag]'",
-        ) from None
+    require("scipy", extra="rag", purpose="the knowledge_base tool (retrieval)")
+    from orchestrator.retrieval.retriever import open_retriever
+    from orchestrator.retrieval.stores import backend_of
+
     if mode is None:
-        built = list(open_store(path).manifest.get("modes", []))
+        built = list(backend_of(spec).manifest(spec).get("modes", []))
         mode = "hybrid" if len(built) > 1 or not built else str(built[0])
-    return KnowledgeBaseTool(retriever=open_retriever(path, mode=mode, k=k), k=k)
+    return KnowledgeBaseTool(retriever=open_retriever(spec, mode=mode, k=k), k=k)

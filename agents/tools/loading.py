@@ -14,6 +14,7 @@ from orchestrator.agents.tools.knowledge import KnowledgeBaseTool, open_knowledg
 from orchestrator.agents.tools.math_tool import CalculatorTool
 from orchestrator.agents.tools.search import DuckDuckGoSearchResults, SearchBackend
 from orchestrator.errors import OptionError, unknown_option
+from orchestrator.retrieval.location import IndexSpec
 
 #: Accepted names (LangChain's included) -> the tool they load.
 KNOWN_TOOLS = {
@@ -31,14 +32,15 @@ def load_tools(
     llm: Runnable[Any, Any] | None = None,
     *,
     retriever: BaseRetriever | None = None,
-    index_dir: str | Path | None = None,
+    index_dir: IndexSpec | str | Path | None = None,
     search_backend: SearchBackend | None = None,
     search_timeout: float = 8.0,
     k: int = 3,
 ) -> list[BaseTool]:
     """Built-in tools by name; unknown names are an error listing the known ones.
 
-    ``knowledge_base`` needs ``retriever=`` or ``index_dir=``; ``search_backend`` replaces
+    ``knowledge_base`` needs ``retriever=`` or ``index_dir=`` (an
+    :class:`~orchestrator.retrieval.location.IndexSpec`, or a folder); ``search_backend`` replaces
     DuckDuckGo (tests use :class:`agents.testing.FakeSearchBackend`).
     """
     if isinstance(tool_names, str):
@@ -66,7 +68,7 @@ def load_tools(
 
 
 def _knowledge_base(
-    retriever: BaseRetriever | None, index_dir: str | Path | None, k: int
+    retriever: BaseRetriever | None, index_dir: IndexSpec | str | Path | None, k: int
 ) -> BaseTool:
     if retriever is not None:
         return KnowledgeBaseTool(retriever=retriever, k=k)

@@ -2,7 +2,7 @@
 
 Input is an arithmetic expression, evaluated by :func:`agents.tools.calculator.calculate`.
 Given an ``llm``, words the calculator cannot read ("what is 3 times 4") are first translated
-into an expression by the model (under a grammar for llama.cpp models); the translation goes
+into an expression by the model (under a grammar where the model honours one); the translation goes
 through the same allowlist as any other input, so model output is never executed as code.
 """
 
@@ -24,6 +24,7 @@ from orchestrator.agents.tools.calculator import (
     evaluate,
     format_number,
 )
+from orchestrator.models import capabilities
 from orchestrator.prompts.templates import safe_values
 
 CALCULATOR_DESCRIPTION = (
@@ -67,13 +68,10 @@ class CalculatorTool(BaseTool):
         return f"{translated} = {result}" if not result.startswith("Calculator") else result
 
     def _translate(self, question: str) -> str:
-        from orchestrator.agents.react import llama_model, remote_model
-
         assert self.llm is not None
-        options: dict[str, Any] = {"stop": ["\n"]}
-        served = remote_model(self.llm)
-        if llama_model(self.llm) is not None or (served is not None and served.accepts_grammar()):
-            options["grammar"] = _TRANSLATE_GBNF
+        # a model that honours grammars writes only an expression; others are parsed as is
+        constraint = capabilities(self.llm).constrain(gbnf=_TRANSLATE_GBNF)
+        options: dict[str, Any] = {"stop": ["\n"], **constraint}
         # the question is the agent's (or a user's) text: defused, so it cannot open a turn
         values = safe_values(self.llm, {"question": question.strip()})
         reply = self.llm.invoke(TRANSLATE_PROMPT.format(**values), **options)

@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "ask",
     "chat",
     "retrieval",
+    "rag",
     "agent",
     "evaluate",
     "serve",

@@ -24,18 +24,14 @@ from orchestrator.cli.common import (
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
-    chat_model,
+    SeedOpt,
+    TemperatureOpt,
     console,
     guarded,
-    model_label,
     print_json,
 )
 from orchestrator.errors import OptionError
 
-TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", min=0.0)]
-SeedOpt = Annotated[
-    int, typer.Option("--seed", help="Sampling seed (-1: random; the techniques' base seed).")
-]
 TECHNIQUES = ("plain", "few-shot", "cot", "self-consistency", "tot")
 
 #: Technique-specific CLI options: flag -> (the technique it belongs to, keyword).
@@ -82,9 +78,11 @@ def ask(
     given: dict[str, float | None] = {"--samples": samples, "--breadth": breadth}
     given.update({"--depth": depth, "--time-limit": time_limit})
     options = _technique_options(name, given, system, temperature, seed)
+    from orchestrator.models import chat_model
+
     llm = chat_model(
-        model,
-        max_tokens,
+        model=model,
+        max_tokens=max_tokens,
         base_url=base_url,
         api_key=api_key,
         temperature=temperature,
@@ -137,6 +135,13 @@ def _technique_options(
     if name in ("self-consistency", "tot"):
         options.update(temperature=temperature, base_seed=max(seed, 0))
     return options
+
+
+def model_label(llm: Any) -> str:
+    """The model as ``--json`` names it (the library's label)."""
+    from orchestrator.models import model_label as label
+
+    return label(llm)
 
 
 def _plain(llm: Any, text: str, system: str | None, as_json: bool) -> None:

@@ -30,11 +30,13 @@ from orchestrator.cli.common import (
     ChatFormatOpt,
     DsnOpt,
     MaxTokensOpt,
+    MinSimilarityOpt,
     ModelOpt,
-    chat_model,
+    ModeOpt,
+    SeedOpt,
+    TemperatureOpt,
     err_console,
     guarded,
-    model_label,
     report_error,
 )
 from orchestrator.errors import OptionError, OrchestratorError
@@ -228,6 +230,8 @@ def run_tty(state: ChatState) -> None:
 
 def _model_name(llm: Any) -> str:
     info = getattr(llm, "info", None)
+    from orchestrator.models import model_label
+
     return str(info.name) if info is not None else model_label(llm)
 
 
@@ -298,8 +302,8 @@ def chat(
         ),
     ] = None,
     n_ctx: Annotated[int | None, typer.Option("--n-ctx", min=16, help="Context window.")] = None,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0)] = 0.7,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random).")] = -1,
+    temperature: TemperatureOpt = 0.7,
+    seed: SeedOpt = -1,
     chat_format: ChatFormatOpt = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
@@ -307,16 +311,11 @@ def chat(
         Path | None,
         typer.Option("--index", help="Chat over the documents of this index (see `index`)."),
     ] = None,
-    mode: Annotated[
-        str, typer.Option("--mode", help="With --index: dense, bm25 or hybrid.")
-    ] = "hybrid",
+    mode: ModeOpt = "hybrid",
     k_sources: Annotated[
         int, typer.Option("--sources", min=1, help="With --index: sources per turn.")
     ] = 3,
-    min_similarity: Annotated[
-        float | None,
-        typer.Option("--min-similarity", help="With --index: drop less similar sources."),
-    ] = None,
+    min_similarity: MinSimilarityOpt = None,
     dsn: DsnOpt = None,
 ) -> None:
     """Chat with the model in the terminal (answers stream; Ctrl-C stops one).
@@ -327,12 +326,13 @@ def chat(
     line out.
     """
     from orchestrator.memory import create_memory, validate_session_id
+    from orchestrator.models import chat_model
 
     if session is not None:
         validate_session_id(session)
     llm = chat_model(
-        model,
-        max_tokens,
+        model=model,
+        max_tokens=max_tokens,
         base_url=base_url,
         api_key=api_key,
         temperature=temperature,
@@ -351,22 +351,22 @@ def chat(
     if index_dir is None:
         run_chat(llm, options)
         return
-    turn = _document_turn(index_dir, mode, k_sources, min_similarity, system, dsn)
+    from orchestrator.agents.pipelines import spec_from_options
+
+    spec = spec_from_options(
+        "rag", index=index_dir, dsn=dsn, mode=mode, k=k_sources, min_similarity=min_similarity
+    )
+    turn = _document_turn(spec, system)
     run_chat(llm, options, build_factory=lambda _system: turn, on_answer=turn_reporter(turn))
 
 
-def _document_turn(
-    index_dir: Path,
-    mode: str,
-    k: int,
-    min_similarity: float | None,
-    system: str | None,
-    dsn: str | None = None,
-) -> Any:
+def _document_turn(spec: Any, system: str | None) -> Any:
+    """The turn of chat over documents: the spec's retriever (the answering floor applies)
+    feeding each message's sources to the chat model."""
+    from orchestrator.agents.pipelines import open_retrievers
     from orchestrator.chains.rag import DocumentTurn
-    from orchestrator.cli.retrieval import open_rag_retriever
 
-    retriever = open_rag_retriever(index_dir, mode, k, min_similarity, dsn=dsn)
+    ((retriever, _),) = open_retrievers(spec).values()
     return DocumentTurn(retriever, system=system)
 
 

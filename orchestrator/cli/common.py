@@ -1,4 +1,6 @@
-"""Shared CLI plumbing: error reporting, model options, JSON output."""
+"""Shared CLI plumbing: the options every command declares (once, here), error reporting,
+JSON output, and the pipeline spec a command runs (its options through the library's one
+``spec_from_options``, or a ``--spec`` file)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -15,26 +18,13 @@ from rich.markup import escape
 
 from orchestrator.errors import OptionError, OrchestratorError
 
+if TYPE_CHECKING:
+    from orchestrator.agents.pipelines.specs import AgentSpec, RagSpec, StorySpec
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Optional dependencies: the top-level module and the extra that installs it.
-EXTRAS = {
-    "faiss": "rag",
-    "sentence_transformers": "rag",
-    "torch": "rag",
-    "Stemmer": "rag",
-    "scipy": "rag",
-    "bm25s": "rag",
-    "ragas": "eval",
-    "matplotlib": "eval",
-    "rapidfuzz": "eval",
-    "sacrebleu": "eval",
-    "rouge_score": "eval",
-    "ddgs": "web",
-}
 
 ModelOpt = Annotated[
     str | None,
@@ -82,6 +72,84 @@ ChatFormatOpt = Annotated[
 ]
 
 
+TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=2.0)]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random).")]
+IndexOpt = Annotated[
+    Path,
+    typer.Option("--index", help="Index directory (with --dsn: the index's name; required)."),
+]
+IndexesOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--index",
+        help="Index directory, or with --dsn its name (required; repeat it for --strategy "
+        "route/agentic).",
+    ),
+]
+ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
+RerankOpt = Annotated[
+    str,
+    typer.Option(
+        "--rerank", help="none | llm (a local GGUF: --model) | a local CrossEncoder directory."
+    ),
+]
+EmbeddingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--embedding",
+        help="The local embedding model folder the index was built with (when not the "
+        "bundled MiniLM: an index never loads a model its manifest names).",
+    ),
+]
+MinSimilarityOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-similarity",
+        help="Drop sources less similar than this (default 0.3 when the index has dense "
+        "vectors; a bm25-only index has no similarity to filter on).",
+    ),
+]
+StrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="plain | rewrite | multi-query | hyde | multi-hop | route | agentic "
+        "(several --index: route or agentic).",
+    ),
+]
+SearchStrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="plain | rewrite | multi-query | hyde: the model (--model, or --base-url) writes "
+        "the queries.",
+    ),
+]
+EvalStrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="plain | rewrite | multi-query | hyde | multi-hop: measure the strategy's "
+        "retrieval (--model writes its queries).",
+    ),
+]
+SpecOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--spec",
+        help="Run the pipeline spec in this YAML/JSON file (from --print-spec); pipeline "
+        "options beside it are an error (edit the file instead); --api-key may be given.",
+    ),
+]
+PrintSpecOpt = Annotated[
+    bool,
+    typer.Option("--print-spec", help="Print the pipeline spec (JSON) instead of running it."),
+]
+
+#: Parameters that are not part of a pipeline: they may be given beside ``--spec``.
+NOT_PIPELINE = frozenset({"spec_file", "show_spec", "as_json", "api_key"})
+
+
 def report_error(exc: OrchestratorError) -> None:
     """Print an expected error and its fix (as text: brackets in it are not markup)."""
     err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
@@ -108,13 +176,6 @@ def guarded(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[dim]interrupted[/]")
             raise typer.Exit(130) from None
-        except ModuleNotFoundError as exc:
-            top = (exc.name or "").split(".")[0]
-            if top not in EXTRAS:
-                raise
-            err_console.print(f"[bold red]error:[/] this command needs {top!r}, not installed")
-            err_console.print(f"[yellow]fix:[/] pip install 'orchestrator\\[{EXTRAS[top]}]'")
-            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -124,85 +185,60 @@ def print_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-def chat_model(
-    model: str | None,
-    max_tokens: int,
+def pipeline_spec(
+    kind: str,
+    spec_file: Path | None,
     *,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    **kwargs: Any,
-) -> Any:
-    """The chat model a command uses: a ChatLlamaCpp on a GGUF, or, when a base URL is given
-    (``--base-url`` or ``$ORCHESTRATOR_BASE_URL``), the named model on that server, checked
-    before use (:func:`orchestrator.remote.remote_chat_model`). Imported lazily so ``--help``
-    stays fast."""
-    from orchestrator.remote import resolve_endpoint
+    context: typer.Context | None = None,
+    inputs: tuple[str, ...] = (),
+    **options: Any,
+) -> RagSpec | AgentSpec | StorySpec:
+    """The spec a command runs: ``--spec FILE`` as written (only ``--api-key`` may join it:
+    a spec file never holds a key; any pipeline option given beside it is an error naming
+    it), else its ``options`` through :func:`spec_from_options`. ``inputs``: the command's
+    parameters that are not pipeline options (the question, output switches); ``context``:
+    the command's, which knows the flags given."""
+    from orchestrator.agents.pipelines import load_spec, spec_from_options
 
-    url, key = resolve_endpoint(base_url, api_key)
-    if url is None:
-        from orchestrator.llama.chat import ChatLlamaCpp
-
-        return ChatLlamaCpp(model_path=model, max_tokens=max_tokens, **kwargs)
-    return remote_model(url, key, model, max_tokens=max_tokens, **kwargs)
-
-
-#: Local-only CLI options, and where their remote counterpart is set instead.
-_LOCAL_ONLY = {
-    "chat_format": ("--chat-format", "the server applies its own chat template"),
-    "n_ctx": ("--n-ctx", "the server sets its context size (llama.cpp: --n_ctx / -c)"),
-}
-
-
-def remote_model(url: str, key: str | None, model: str | None, **kwargs: Any) -> Any:
-    """The served model for a command's options: local-only options set to something are an
-    error naming where to set them instead; seed -1 (random) is left to the server."""
-    from orchestrator.remote import remote_chat_model
-
-    for name, (flag, where) in _LOCAL_ONLY.items():
-        if kwargs.pop(name, None) is not None:
-            raise OptionError(
-                f"{flag} applies to a local GGUF model, not to one served at {url}",
-                fix=f"leave out {flag}: {where}",
-            )
-    if kwargs.get("seed") == -1:
-        kwargs["seed"] = None
-    return remote_chat_model(url, model, key, **kwargs)
-
-
-def check_rerank_local(base_url: str | None, api_key: str | None, rerank: str | None) -> None:
-    """``--rerank llm`` scores next-token probabilities in process, so it needs a local GGUF:
-    with a served model it is an error (before anything loads)."""
-    from orchestrator.remote import resolve_endpoint
-
-    url, _ = resolve_endpoint(base_url, api_key)
-    if url is not None and rerank == "llm":
+    if spec_file is None:
+        return spec_from_options(kind, **options)
+    given = _given_flags(context, NOT_PIPELINE | set(inputs))
+    if given:
         raise OptionError(
-            f"--rerank llm scores with a local GGUF in process; it cannot use the model "
-            f"served at {url}",
-            fix="use --rerank none or a CrossEncoder directory, or leave out --base-url",
+            f"--spec runs {spec_file} as written; {', '.join(given)} cannot change it",
+            fix="edit the file (write one with --print-spec), or leave out --spec",
         )
-
-
-def model_label(llm: Any) -> str:
-    """The model as the CLI names it: the GGUF file's path, or ``NAME at URL``."""
-    from orchestrator.remote import remote_model_of
-
-    served = remote_model_of(llm)
-    return served.label if served is not None else str(llm.info.path)
-
-
-def index_location(index: Any, dsn: str | None) -> tuple[str, str | None]:
-    """The one resolver for ``--index``/``--dsn``: ``(index, dsn)`` as the retrieval API takes
-    them. Without a DSN, ``--index`` is a directory; with one, its text as typed is the name
-    of an index inside that PostgreSQL database. A DSN that is neither a ``postgresql://``
-    URI nor ``key=value`` pairs is an error (a path typed there by mistake is caught)."""
-    if dsn is None:
-        return str(index), None
-    text = dsn.strip()
-    if not (text.startswith(("postgresql://", "postgres://")) or "=" in text):
+    spec = load_spec(spec_file)
+    if spec.kind != kind:
         raise OptionError(
-            "--dsn must be a PostgreSQL connection string",
-            fix="e.g. --dsn postgresql://USER:PASSWORD@HOST:5432/DB (orchestrator db start "
-            "prints one for a local server)",
+            f"{spec_file} is a {spec.kind} spec; this command runs {kind} specs",
+            fix=f"use a spec with kind: {kind}",
         )
-    return str(index), text
+    key = options.get("api_key")
+    return (
+        spec.model_copy(update={"model": spec.model.model_copy(update={"api_key": key})})
+        if key
+        else spec
+    )
+
+
+def _given_flags(context: typer.Context | None, exempt: set[str] | frozenset[str]) -> list[str]:
+    """The command's flags given on the command line or by the environment."""
+    if context is None:
+        return []
+    flags = []
+    for param in context.command.params:
+        name = param.name or ""
+        source = context.get_parameter_source(name)
+        given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+        if given and name not in exempt:
+            flags.append(param.opts[0] if param.opts else name)
+    return flags
+
+
+def print_spec(spec: RagSpec | AgentSpec | StorySpec) -> None:
+    """The spec as JSON on stdout (``--print-spec``): never the API key."""
+    from orchestrator.agents.pipelines import to_dict
+
+    sys.stdout.write(json.dumps(to_dict(spec), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

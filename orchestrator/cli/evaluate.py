@@ -5,9 +5,12 @@
     orchestrator eval SUITE.yaml [--out DIR] [--baseline PREVIOUS.json] [--fail-below map=0.3]
                                  [-m M.gguf]
 
-``--model`` / ``-m`` names the GGUF as in every other command (default: $ORCHESTRATOR_MODEL or
-the embedded model): the model that reranks with ``--rerank llm``, and in RAG the one that
-answers.
+``eval retrieval`` and ``eval rag`` are one-configuration suites: their options name the
+pipeline as ``orchestrator rag``'s do (``--index``/``--dsn``, ``--strategy``, ``--rerank``,
+``--model``/``--base-url``), and the suite runner (``orchestrator.evals.runner``) builds and
+scores it. ``--model`` / ``-m`` names the GGUF as in every other command (default:
+$ORCHESTRATOR_MODEL or the embedded model): the model that reranks with ``--rerank llm``,
+writes a strategy's queries, and in RAG answers.
 
 ``eval`` is a command group whose unknown first argument, when it is a YAML file, runs the
 ``suite`` subcommand on it: ``eval SUITE.yaml`` is ``eval suite SUITE.yaml``.
@@ -26,23 +29,27 @@ from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
     DsnOpt,
+    EvalStrategyOpt,
     JsonOpt,
+    MinSimilarityOpt,
     ModelOpt,
+    ModeOpt,
+    RerankOpt,
+    StrategyOpt,
     console,
     err_console,
     guarded,
-    index_location,
     print_json,
 )
-from orchestrator.cli.rag_strategies import EvalStrategyOpt
 from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
 from orchestrator.errors import DataError, OptionError
 
-ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
-RerankOpt = Annotated[
-    str, typer.Option("--rerank", help="none | llm | a local CrossEncoder directory.")
-]
-MODES = ("dense", "bm25", "hybrid")
+MODES = ("dense", "bm25", "hybrid", "auto")
+MetricsHelp = (
+    "Comma separated: Ragas metrics, the book's citation_recall, citation_precision, fluency, "
+    "perceived_utility, and their non-LLM baselines (citation_recall_lexical, "
+    "citation_precision_lexical, fluency_perplexity); an unknown name lists them all."
+)
 
 
 class EvalGroup(TyperGroup):
@@ -66,11 +73,28 @@ def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        from orchestrator.errors import unknown_option
+def _configuration(index: Path | None, dsn: str | None, **options: Any) -> Any:
+    """The command's pipeline as a suite configuration (``--mode`` checked by name)."""
+    from orchestrator.errors import unknown_option
+    from orchestrator.evals.suite import PipelineConfig
 
-        raise unknown_option(mode, MODES, where="--mode")
+    if options["mode"] not in MODES:
+        raise unknown_option(options["mode"], MODES, where="--mode")
+    if dsn is not None and index is None:
+        raise OptionError(
+            "--dsn needs --index NAME: the index's name in that database",
+            fix="build it: orchestrator index DOCS --index NAME --dsn DSN",
+        )
+    given = {k: v for k, v in options.items() if v is not None}
+    return PipelineConfig(name="cli", index=None if index is None else str(index), dsn=dsn, **given)
+
+
+def _run(suite: Any, as_json: bool, ray: str | None, workers: int | None, **kw: Any) -> Any:
+    """The one configuration's results, run by the suite runner."""
+    from orchestrator.evals.runner import run_suite
+
+    plan = _ray_plan(ray, workers)
+    return run_suite(suite, Path.cwd(), None, progress=not as_json, ray=plan, **kw)
 
 
 def _table(title: str, mean: dict[str, Any]) -> None:
@@ -91,7 +115,12 @@ def retrieval(
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = "none",
     index: Annotated[
-        Path | None, typer.Option("--index", help="Index of the corpus (default: built, cached).")
+        Path | None,
+        typer.Option(
+            "--index",
+            help="Index of the corpus (default: built, cached); with --dsn "
+            "its name in that database (build it first).",
+        ),
     ] = None,
     metrics: Annotated[
         str, typer.Option("--metrics", help="trec_eval measures, comma separated.")
@@ -102,24 +131,20 @@ def retrieval(
         Path | None, typer.Option("--run-file", help="Write the run here (TREC format).")
     ] = None,
     model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
     dsn: DsnOpt = None,
     ray: RayOpt = None,
     ray_workers: RayWorkersOpt = None,
     strategy: EvalStrategyOpt = "plain",
 ) -> None:
-    """Retrieve for every judged query of a BEIR dataset; print trec_eval measures. With
-    --dsn, --index names the corpus's index in that PostgreSQL database (build it first).
+    """Retrieve for every judged query of a BEIR dataset; print trec_eval measures.
     --strategy measures a RAG strategy's retrieval; --model then writes its queries."""
     from orchestrator.chains.strategies import strategy_name
-    from orchestrator.cli.rag_strategies import query_strategy_retriever
     from orchestrator.evals.metrics import parse_measure
-    from orchestrator.evals.retrieval import ensure_index, evaluate_retriever
-    from orchestrator.evals.runner import index_modes, rerank_spec
-    from orchestrator.retrieval import load_beir, open_retriever
-    from orchestrator.retrieval.progress import progress_bar
+    from orchestrator.evals.suite import Suite
 
-    _check_mode(mode)
     check_ray_workers(ray, ray_workers)
     chosen = strategy_name(strategy)
     if model is not None and rerank != "llm" and chosen == "plain":
@@ -127,46 +152,25 @@ def retrieval(
             "--model chooses the GGUF of --rerank llm or --strategy; without them no model is used",
             fix="add --rerank llm or --strategy, or leave out --model",
         )
-    if chosen != "plain" and ray is not None:
-        raise OptionError(
-            "--strategy runs the model in this process; --ray retrieves on Ray workers",
-            fix="leave out --ray to measure a strategy",
-        )
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     for name in names:
         parse_measure(name)
-    data = load_beir(dataset, split)
-    reranker = rerank_spec(Path.cwd(), rerank, model)
-    if dsn is not None and index is None:
-        raise OptionError(
-            "--dsn needs --index NAME: the corpus's index in that database",
-            fix=f"build it: orchestrator index {dataset} --index NAME --dsn DSN",
-        )
-    if dsn is None:
-        target = str(ensure_index([dataset], index, index_modes(mode), progress=not as_json))
-    else:
-        target, dsn = index_location(index, dsn)
-    retriever = open_retriever(target, mode=mode, rerank=reranker, k=k, dsn=dsn)
-    allowed = ("plain", "rewrite", "multi_query", "hyde", "multi_hop")
-    retriever = query_strategy_retriever(retriever, strategy, model, allowed)
-    with progress_bar(not as_json) as task:
-        result = evaluate_retriever(
-            retriever,
-            data,
-            name=mode if chosen == "plain" else f"{mode}+{chosen}",
-            metrics=names,
-            k=k,
-            run_file=run_file,
-            progress=task(f"retrieving ({mode})", len(data.queries)),
-            retrieve=_ray_retrieve(ray, ray_workers, target, mode, k, rerank, model, dsn),
-        )
+    config = _configuration(
+        index, dsn, mode=mode, rerank=rerank, model=model, base_url=base_url, strategy=strategy
+    )
+    suite = Suite(
+        name="eval-retrieval", dataset=str(dataset), split=split, metrics=names, k=k,
+        configurations=[config],
+    )  # fmt: skip
+    results = _run(suite, as_json, ray, ray_workers, models={"api_key": api_key}, run_file=run_file)
+    result = results["configurations"][0]
     if as_json:
-        print_json(result.mean)
+        print_json(result["mean"])
         return
     shown = mode if chosen == "plain" else f"{mode} · {chosen}"
-    _table(f"{dataset} · {shown} · {len(result.per_query)} queries", result.mean)
-    if result.run_file:
-        console.print(f"[dim]run written to {result.run_file}[/]")
+    _table(f"{dataset} · {shown} · {len(result['per_query'])} queries", result["mean"])
+    if result["run_file"]:
+        console.print(f"[dim]run written to {result['run_file']}[/]")
 
 
 @eval_app.command("rag")
@@ -174,20 +178,20 @@ def retrieval(
 def rag(
     dataset: Annotated[Path, typer.Option("--dataset", help="JSONL question set.")],
     index: Annotated[
-        Path | None, typer.Option("--index", help="Index answering samples without response.")
-    ] = None,
-    metrics: Annotated[
-        str,
+        Path | None,
         typer.Option(
-            "--metrics",
-            help="Comma separated: Ragas metrics, the book's citation_recall, "
-            "citation_precision, fluency, perceived_utility, and their non-LLM baselines "
-            "(citation_recall_lexical, citation_precision_lexical, fluency_perplexity); an "
-            "unknown name lists them all.",
+            "--index",
+            help="Index answering samples without response (with --dsn: "
+            "its name in that database).",
         ),
-    ] = "faithfulness,answer_relevancy,context_precision,context_recall",
+    ] = None,
+    metrics: Annotated[str, typer.Option("--metrics", help=MetricsHelp)] = (
+        "faithfulness,answer_relevancy,context_precision,context_recall"
+    ),
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = "none",
+    strategy: StrategyOpt = "plain",
+    min_similarity: MinSimilarityOpt = None,
     model: ModelOpt = None,
     judge_model: Annotated[
         str | None, typer.Option("--judge-model", help="GGUF judging (default: embedded).")
@@ -198,72 +202,39 @@ def rag(
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per sample.")] = 300,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    dsn: DsnOpt = None,
     as_json: JsonOpt = False,
     ray: RayOpt = None,
     ray_workers: RayWorkersOpt = None,
 ) -> None:
-    """Answer (where needed) and score a question set with Ragas on a local judge (with
-    --base-url: --model answers and --judge-model judges on that server, default its model)."""
-    from orchestrator.evals.qa import answer_samples, load_qa
-    from orchestrator.evals.rag import check_metrics, evaluate_rag
-    from orchestrator.evals.runner import rag_components, rag_pipeline
-    from orchestrator.evals.suite import JudgeConfig, PipelineConfig
-    from orchestrator.remote import Endpoint
-    from orchestrator.retrieval.progress import progress_bar
+    """Answer (where needed, as `orchestrator rag` would) and score a question set with Ragas
+    on a local judge (with --base-url: --model answers and --judge-model judges on that
+    server, default its model). --json samples carry the sources they were answered from."""
+    from orchestrator.evals.rag import check_metrics
+    from orchestrator.evals.suite import JudgeConfig, Suite
 
-    _check_mode(mode)
-    served = Endpoint.resolve(base_url, api_key)
+    check_ray_workers(ray, ray_workers)
     chosen = check_metrics([m.strip() for m in metrics.split(",") if m.strip()])
-    samples = load_qa(dataset)
-    unanswered = any(s.response is None or s.retrieved_contexts is None for s in samples)
-    if unanswered and index is None:
-        raise OptionError(
-            f"{dataset}: some samples have no response/retrieved_contexts",
-            fix="give --index DIR so the RAG pipeline answers them",
-        )
-    judge_config = JudgeConfig(model=judge_model, max_tokens=judge_max_tokens)
-    plan = _ray_plan(ray, ray_workers)
-    judge, embeddings = rag_components(chosen, judge_config, served=served)
-    with progress_bar(not as_json) as task:
-        if unanswered:
-            config = PipelineConfig(
-                name="cli",
-                index=str(index),
-                mode=mode,  # type: ignore[arg-type]
-                rerank=rerank,
-                k=k,
-                model=model,
-                max_tokens=max_tokens,
-            )
-            chain, built = rag_pipeline(config, Path.cwd(), served=served)
-            answering = task("answering", len(samples))
-            if plan is not None:
-                from orchestrator.evals.distributed import ray_answer
-
-                samples = ray_answer(
-                    plan, samples, config, built, Path.cwd(), served=served, progress=answering
-                )
-            else:
-                samples = answer_samples(samples, chain, progress=answering)
-        result = evaluate_rag(
-            samples,
-            chosen,
-            judge=judge,
-            embeddings=embeddings,
-            timeout=timeout,
-            progress=task("judging", len(samples)),
-            score_many=_ray_scorer(plan, chosen, judge_config, served, timeout),
-        )
-    payload = result.to_json()
+    config = _configuration(
+        index, dsn, mode=mode, rerank=rerank, strategy=strategy, k=k, model=model,
+        base_url=base_url, max_tokens=max_tokens, min_similarity=min_similarity,
+    )  # fmt: skip
+    judge = JudgeConfig(
+        model=judge_model, base_url=base_url, max_tokens=judge_max_tokens, timeout=timeout
+    )
+    suite = Suite(name="eval-rag", dataset=str(dataset), metrics=chosen, judge=judge,
+                  configurations=[config])  # fmt: skip
+    payload = _run(suite, as_json, ray, ray_workers, models={"api_key": api_key})
+    result = payload["configurations"][0]
     if as_json:
-        print_json({k: payload[k] for k in ("mean", "scored", "judge", "samples", "failed")})
+        print_json({k: result[k] for k in ("mean", "scored", "judge", "samples", "failed")})
         return
-    _table(f"{dataset} · {len(samples)} samples", payload["mean"])
-    for failure in payload["failed"]:
+    _table(f"{dataset} · {len(result['samples'])} samples", result["mean"])
+    for failure in result["failed"]:
         err_console.print(
             f"[yellow]not scored[/] {failure['id']} {failure['metric']}: {failure['reason']}"
         )
-    if judge is not None:
+    if result["judge"] is not None:
         from orchestrator.evals.report import JUDGE_NOTE
 
         console.print(f"[dim]{JUDGE_NOTE}[/]")
@@ -293,8 +264,9 @@ def suite(
         typer.Option(
             "--model",
             "-m",
-            help="GGUF answering (RAG) and reranking (rerank: llm) in every configuration "
-            "(overrides the suite's; default: $ORCHESTRATOR_MODEL or embedded).",
+            help="GGUF answering (RAG), reranking (rerank: llm) and writing a strategy's "
+            "queries in every configuration (overrides the suite's; default: "
+            "$ORCHESTRATOR_MODEL or embedded).",
         ),
     ] = None,
     base_url: BaseUrlOpt = None,
@@ -304,38 +276,35 @@ def suite(
     ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Run a suite (results.json, report.md, report.html); exit 1 on a failed threshold or
-    a regression against the baseline. With --base-url, a RAG suite's --model / --judge-model
-    (and the suite's model names) are names of models on that server."""
+    a regression against the baseline. With --base-url, --model / --judge-model (and the
+    suite's model names) are names of models on that server."""
     from orchestrator.evals.report import write_reports
-    from orchestrator.evals.runner import gate, parse_fail_below, run_suite
+    from orchestrator.evals.runner import gate, model_path, parse_fail_below, run_suite
     from orchestrator.evals.suite import load_suite
-    from orchestrator.remote import Endpoint
 
+    cwd = Path.cwd()
     thresholds = parse_fail_below(fail_below or [])
     previous = _read_baseline(baseline) if baseline else None
     spec, base = load_suite(path)
-    served = Endpoint.resolve(base_url, api_key) if spec.kind == "rag" else None
     if judge_model:
-        chosen_judge = judge_model if served else str(Path(judge_model).resolve())
-        judge = spec.judge.model_copy(update={"model": chosen_judge})
+        judge = spec.judge.model_copy(update={"model": model_path(cwd, judge_model, base_url)})
         spec = spec.model_copy(update={"judge": judge})
     if model:
-        spec = _with_model(spec, path, model, served=served is not None)
+        _check_model_used(spec, path)
+    models = {"model": model_path(cwd, model, base_url), "base_url": base_url}
     results = run_suite(
-        spec, base, out, progress=not as_json, served=served, ray=_ray_plan(ray, ray_workers)
-    )
+        spec, base, out, progress=not as_json, ray=_ray_plan(ray, ray_workers),
+        models={**models, "api_key": api_key},
+    )  # fmt: skip
     failures = gate(results, thresholds=thresholds, baseline=previous, tolerance=tolerance)
     paths = write_reports(results, out, failures)
     if as_json:
+        means = {c["name"]: c["mean"] for c in results["configurations"]}
+        reports = {k: str(v) for k, v in paths.items()}
         print_json(
-            {
-                "suite": results["suite"],
-                "passed": not failures,
-                "failures": failures,
-                "mean": {c["name"]: c["mean"] for c in results["configurations"]},
-                "reports": {k: str(v) for k, v in paths.items()},
-            }
-        )
+            {"suite": results["suite"], "passed": not failures, "failures": failures,
+             "mean": means, "reports": reports}
+        )  # fmt: skip
     else:
         for config in results["configurations"]:
             _table(f"{results['suite']} · {config['name']}", config["mean"])
@@ -359,56 +328,15 @@ def _ray_plan(ray: str | None, workers: int | None) -> Any:
     return plan
 
 
-def _ray_retrieve(
-    ray: str | None,
-    workers: int | None,
-    target: str,
-    mode: str,
-    k: int,
-    rerank: str,
-    model: str | None,
-    dsn: str | None,
-) -> Any:
-    """``eval retrieval --ray``: the Ray stand-in for ``retrieve_run`` (None without it)."""
-    plan = _ray_plan(ray, workers)
-    if plan is None:
-        return None
-    from orchestrator.evals.distributed import RetrieverRecipe, ray_retrieve
-
-    local = dsn is None
-    recipe = RetrieverRecipe(
-        index=str(Path(target).resolve()) if local else target,
-        mode=mode,
-        k=k,
-        rerank=rerank,
-        model=str(Path(model).expanduser().resolve()) if model else None,
-        base=str(Path.cwd()),
-        dsn=dsn,
-    )
-    return ray_retrieve(plan, recipe)
-
-
-def _ray_scorer(plan: Any, metrics: list[str], judge: Any, served: Any, timeout: float) -> Any:
-    """``eval rag --ray``: judging on Ray (None without it)."""
-    if plan is None:
-        return None
-    from orchestrator.evals.distributed import ray_scorer
-
-    return ray_scorer(plan, metrics, judge, Path.cwd(), served=served, timeout=timeout)
-
-
-def _with_model(spec: Any, path: Path, model: str, *, served: bool = False) -> Any:
-    """``spec`` with every configuration's ``model`` set to ``model`` (an absolute path); an
-    error when no configuration would use a model (a retrieval suite without rerank: llm)."""
-    if spec.kind == "retrieval" and not any(c.rerank == "llm" for c in spec.configurations):
+def _check_model_used(spec: Any, path: Path) -> None:
+    """``--model`` on a retrieval suite where no configuration uses a model is an error."""
+    uses = [c for c in spec.configurations if c.rerank == "llm" or c.strategy != "plain"]
+    if spec.kind == "retrieval" and not uses and not any(c.spec for c in spec.configurations):
         raise OptionError(
-            f"{path}: --model chooses the GGUF of rerank: llm, and no configuration reranks "
-            "with the LLM",
+            f"{path}: --model chooses the GGUF of rerank: llm or a strategy, and no "
+            "configuration reranks with the LLM or names a strategy",
             fix="leave out --model, or add rerank: llm to a configuration",
         )
-    chosen = model if served else str(Path(model).expanduser().resolve())
-    configs = [c.model_copy(update={"model": chosen}) for c in spec.configurations]
-    return spec.model_copy(update={"configurations": configs})
 
 
 def _read_baseline(path: Path) -> dict[str, Any]:

@@ -12,14 +12,12 @@ from orchestrator.cli.common import (
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
-    chat_model,
+    SeedOpt,
+    TemperatureOpt,
     console,
     guarded,
     print_json,
 )
-
-TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", min=0.0)]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (-1: random).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,13 +37,20 @@ def story(
     as_json: JsonOpt = False,
 ) -> None:
     """The sequential story chain: summary -> title -> character -> story."""
-    from orchestrator.chains.story import story_chain
+    from orchestrator.agents.pipelines import build, spec_from_options
 
-    llm = chat_model(
-        model, max_tokens, base_url=base_url, api_key=api_key, temperature=temperature, seed=seed
+    spec = spec_from_options(
+        "story",
+        model=model,
+        max_tokens=max_tokens,
+        base_url=base_url,
+        api_key=api_key,
+        temperature=temperature,
+        seed=seed,
     )
+    chain = build(spec)
     with console.status("writing the story...", spinner="dots"):
-        result = story_chain(llm).invoke({"summary": summary})
+        result = chain.invoke({"summary": summary})
     fields = {k: result[k] for k in ("summary", "title", "character", "story")}
     if as_json:
         print_json(fields)

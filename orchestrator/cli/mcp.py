@@ -1,18 +1,31 @@
-"""``mcp``: serve knowledge_base, rag and calculator as MCP tools (stdio, or HTTP with --http)."""
+"""``mcp``: serve knowledge_base, rag and calculator as MCP tools (stdio, or HTTP with --http).
+
+The ``rag`` tool runs the pipeline spec of the options (``spec_from_options("rag", ...)``,
+the index's own search mode: hybrid when it has both sides) or of ``--spec FILE``, built by
+the library as ``orchestrator rag`` builds it.
+"""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.common import MaxTokensOpt, ModelOpt, err_console, guarded
-
-if TYPE_CHECKING:
-    from langchain_core.tools import BaseTool
+from orchestrator.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    DsnOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    PrintSpecOpt,
+    SpecOpt,
+    err_console,
+    guarded,
+    pipeline_spec,
+    print_spec,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,9 +34,13 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def mcp(
+    context: typer.Context,
     index: Annotated[
         Path | None,
-        typer.Option("--index", help="Index directory: adds the knowledge_base and rag tools."),
+        typer.Option(
+            "--index",
+            help="Index directory (with --dsn its name): adds the knowledge_base and rag tools.",
+        ),
     ] = None,
     model: ModelOpt = None,
     http: Annotated[
@@ -44,58 +61,39 @@ def mcp(
     ] = False,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=20, help="Passages per search.")] = 3,
     max_tokens: MaxTokensOpt = 256,
+    dsn: DsnOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    spec_file: SpecOpt = None,
+    show_spec: PrintSpecOpt = False,
 ) -> None:
-    """Serve Orchestrator's tools over MCP: calculator, and with --index knowledge_base and rag
-    (answers with [n] citations; --model answers). Stdio by default, for MCP clients that
-    start the server themselves; --http PORT serves streamable HTTP at http://HOST:PORT/mcp."""
-    from orchestrator.cli.mcp_server import MCPServerOptions, check_host, serve
+    """Serve Orchestrator's tools over MCP: calculator, and with --index (or --spec)
+    knowledge_base and rag (answers with [n] citations; --model, or with --base-url the served
+    model, answers). Stdio by default, for MCP clients that start the server themselves;
+    --http PORT serves streamable HTTP at http://HOST:PORT/mcp."""
     from orchestrator.extras import require
+    from orchestrator.server.mcp_server import MCPServerOptions, check_host, serve
 
-    options = MCPServerOptions(
-        index=index,
-        model=model,
-        k=k,
-        max_tokens=max_tokens,
-        port=http,
-        host=host,
-        allow_remote=allow_remote,
-    )
+    rag: Any = None
+    if index is not None or spec_file is not None or show_spec:
+        rag = pipeline_spec(
+            "rag",
+            spec_file,
+            context=context,
+            inputs=("http", "host", "allow_remote"),
+            index=index,
+            dsn=dsn,
+            mode="auto",
+            k=k,
+            model=model,
+            max_tokens=max_tokens,
+            base_url=base_url,
+            api_key=api_key,
+        )
+    if show_spec and rag is not None:
+        print_spec(rag)
+        return
+    options = MCPServerOptions(rag=rag, port=http, host=host, allow_remote=allow_remote)
     check_host(options)  # before loading anything: a refused bind should be quick
     require("mcp.server.fastmcp", extra="mcp", purpose="orchestrator mcp")
     serve(options, announce=lambda line: err_console.print(f"[dim]{escape(line)}[/]"))
-
-
-def agent_mcp_tools(
-    config: Path, tools: str | None, builtin: tuple[str, ...]
-) -> tuple[list[str], list[BaseTool]]:
-    """``agent``/``serve --mcp-config``: the built-in tool names and the MCP tools to use.
-
-    ``tools`` (``--tools``) may name built-in and MCP tools; ``None`` means every MCP tool. An
-    MCP tool named like a built-in one is prefixed with its server's name. The sessions close
-    when the command ends (or at exit, outside a command).
-    """
-    import click
-
-    from orchestrator.agents.tools.mcp import load_mcp_tools
-    from orchestrator.errors import OptionError
-
-    toolset = load_mcp_tools(config, reserved_names=builtin)
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.call_on_close(toolset.close)
-    if tools is None:
-        return [], list(toolset)
-    offered = {t.name: t for t in toolset}
-    names = [n.strip() for n in tools.split(",") if n.strip()]
-    unknown = [n for n in names if n not in offered and n not in builtin]
-    if unknown or not names:
-        toolset.close()
-        close = difflib.get_close_matches(unknown[0], [*builtin, *offered], 1) if unknown else []
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise OptionError(
-            f"unknown tool(s) {unknown}" if unknown else "--tools is empty",
-            fix=f"{hint}choose from the built-in tools {', '.join(builtin)} or the tools of "
-            f"{config}: {', '.join(sorted(offered))} (or leave out --tools to use every MCP tool)",
-        )
-    chosen = list(dict.fromkeys(names))
-    return [n for n in chosen if n in builtin], [offered[n] for n in chosen if n in offered]

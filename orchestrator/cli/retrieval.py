@@ -1,8 +1,8 @@
-"""``index``, ``search`` and ``rag``: build a persistent index, query it, answer from it."""
+"""``index`` and ``search``: build a persistent index, and query it (``rag`` answers from it:
+``orchestrator.cli.rag``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,91 +13,26 @@ from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
     DsnOpt,
+    EmbeddingOpt,
+    IndexOpt,
     JsonOpt,
-    MaxTokensOpt,
     ModelOpt,
-    chat_model,
-    check_rerank_local,
+    ModeOpt,
+    RerankOpt,
+    SearchStrategyOpt,
     console,
     err_console,
     guarded,
-    index_location,
+    pipeline_spec,
     print_json,
 )
-from orchestrator.cli.rag_strategies import SearchStrategyOpt, StrategyOpt
 from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
 from orchestrator.errors import DataError, OptionError
-
-IndexOpt = Annotated[Path, typer.Option("--index", help="Index directory (required).")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
-RerankOpt = Annotated[
-    str, typer.Option("--rerank", help="none | llm | a local CrossEncoder directory.")
-]
-EmbeddingOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--embedding",
-        help="The local embedding model folder the index was built with (when not the "
-        "bundled MiniLM: an index never loads a model its manifest names).",
-    ),
-]
-#: Cosine below which a retrieved chunk is taken as unrelated to the question (MiniLM scale).
-DEFAULT_MIN_SIMILARITY = 0.3
-
-
-def open_rag_retriever(
-    index_dir: Path,
-    mode: str,
-    k: int,
-    min_similarity: float | None,
-    rerank: Any = "none",
-    embedding: str | None = None,
-    dsn: str | None = None,
-) -> Any:
-    """A retriever for answering: ``min_similarity`` defaults to
-    :data:`DEFAULT_MIN_SIMILARITY` when the index has dense vectors (else no floor). With
-    ``dsn``, ``index_dir`` names an index in that PostgreSQL database."""
-    from orchestrator.retrieval import open_retriever
-
-    target, dsn = index_location(index_dir, dsn)
-    retriever = open_retriever(
-        target,
-        mode=mode,
-        rerank=rerank,
-        k=k,
-        min_similarity=min_similarity,
-        embedding=embedding,
-        dsn=dsn,
-    )
-    if min_similarity is None and retriever.has_vectors:
-        retriever.min_similarity = DEFAULT_MIN_SIMILARITY
-    return retriever
-
-
-def check_model(model: str | None) -> None:
-    """Validate a --model GGUF like every command does, also where nothing generative runs
-    (``index``; ``search`` without ``--rerank llm``), so a wrong path is never ignored."""
-    if model is not None:
-        from orchestrator.gguf_info import read_gguf_info
-        from orchestrator.settings import resolve_model_path
-
-        read_gguf_info(resolve_model_path(model))
-
-
-def reranker_for(rerank: str, model: str | None) -> Any:
-    """The --rerank spec, with --model as the model of the LLM reranker."""
-    check_model(model)
-    if rerank == "llm":
-        from orchestrator.retrieval.rerank import LLMReranker
-
-        return LLMReranker(model_path=model)
-    return rerank
 
 
 def register(app: typer.Typer) -> None:
     app.command("index")(index)
     app.command("search")(search)
-    app.command("rag")(rag)
 
 
 @guarded
@@ -138,30 +73,31 @@ def index(
     """Build an index from text, Markdown, JSONL, PDF, HTML files or a BEIR directory (or
     update one). Every file left out is named on stderr with the reason. With --backend
     postgres --dsn DSN, --index names the index inside that database."""
-    from orchestrator.retrieval import build_index
+    from orchestrator.agents.pipelines.rag import check_model
+    from orchestrator.models import ModelSpec
+    from orchestrator.retrieval import IndexSpec, build_index
+    from orchestrator.retrieval.indexing import check_backend, update_index
     from orchestrator.retrieval.ingest import Skipped
-    from orchestrator.retrieval.retriever import check_backend, update_index
 
-    check_model(model)
-    target, dsn = index_location(index_dir, check_backend(backend, dsn))
+    check_model(ModelSpec(model=model))
+    target = IndexSpec.of(index_dir, check_backend(backend, dsn))
     check_ray_workers(ray, ray_workers)
     embedder: Any = embedding
     if ray is not None:  # embed on Ray Data actors (orchestrator.retrieval.ray_embed)
         from orchestrator.retrieval.ray_embed import ray_embedding
 
         existing = target if update or delete else None
-        embedder = ray_embedding(embedding, ray, workers=ray_workers, index=existing, dsn=dsn)
+        embedder = ray_embedding(embedding, ray, workers=ray_workers, index=existing)
 
     def on_skip(item: Skipped) -> None:  # the library decides; this prints it as it is found
         err_console.print(f"[yellow]skipped[/] {escape(item.path)}: {escape(item.reason)}")
 
     if update or delete:
-        _check_update(index_dir, modes, index_kind, chunk_size, chunk_overlap, dsn)
+        _check_update(target, modes, index_kind, chunk_size, chunk_overlap)
         store, added, removed = update_index(
             target,
             paths or [],
             delete or [],
-            dsn=dsn,
             embedding=embedder,
             progress=not as_json,
             on_skip=on_skip,
@@ -179,7 +115,6 @@ def index(
             chunk_overlap=chunk_overlap,
             progress=not as_json,
             on_skip=on_skip,
-            dsn=dsn,
         )
         added, removed = _counts(store)["chunks"], 0
     _report_index(store, index_dir, added, removed, as_json)
@@ -193,17 +128,13 @@ def _counts(store: Any) -> dict[str, int]:
 
 
 def _check_update(
-    index_dir: Path,
-    modes: str,
-    index_kind: str,
-    chunk_size: int,
-    chunk_overlap: int,
-    dsn: str | None = None,
+    target: Any, modes: str, index_kind: str, chunk_size: int, chunk_overlap: int
 ) -> None:
     """--update/--delete need a finished index and no build option the manifest fixes."""
     from orchestrator.retrieval.storage import has_parts
 
-    if dsn is None and not (index_dir / "manifest.json").exists():
+    index_dir = Path(str(target.path))
+    if target.backend == "folder" and not (index_dir / "manifest.json").exists():
         unfinished = index_dir.is_dir() and has_parts(index_dir)
         raise DataError(
             f"{index_dir} holds "
@@ -267,26 +198,31 @@ def search(
     as_json: JsonOpt = False,
     dsn: DsnOpt = None,
     strategy: SearchStrategyOpt = "plain",
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
 ) -> None:
     """Search the index; with --queries/--run-out, write a document-level TREC run.
-    --model is the GGUF that --rerank llm runs and that writes the --strategy's queries."""
-    from orchestrator.cli.rag_strategies import (
-        query_strategy_retriever,
-        search_trace,
-        trace_lines,
-    )
-    from orchestrator.retrieval import open_retriever
+    --model is the GGUF that --rerank llm runs and that writes the --strategy's queries
+    (with --base-url, the served model writes them)."""
+    from orchestrator.agents.pipelines.rag import check_model
+    from orchestrator.agents.pipelines.search import search_retriever, search_trace
 
-    target, dsn = index_location(index_dir, dsn)
-    retriever = open_retriever(
-        target,
+    spec: Any = pipeline_spec(
+        "rag",
+        None,
+        index=index_dir,
+        dsn=dsn,
         mode=mode,
-        rerank=reranker_for(rerank, model),
+        rerank=rerank,
         k=k or 4,
         embedding=embedding,
-        dsn=dsn,
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        strategy=strategy,
     )
-    retriever = query_strategy_retriever(retriever, strategy, model)
+    check_model(spec.model)
+    retriever = search_retriever(spec)
     if queries is not None or run_out is not None:
         if queries is None or run_out is None or query is not None:
             raise OptionError("a run needs --queries and --run-out, and no QUERY argument")
@@ -299,7 +235,13 @@ def search(
     if as_json:
         print_json({"query": query, **trace, "results": [_result(d) for d in docs]})
         return
+    _show_hits(docs, mode, trace)
+
+
+def _show_hits(docs: list[Any], mode: str, trace: dict[str, Any]) -> None:
     from rich.table import Table
+
+    from orchestrator.cli.rag import trace_lines
 
     table = Table("#", "score", "doc_id", "text", title=f"{mode} search", show_lines=True)
     for n, doc in enumerate(docs, 1):
@@ -337,86 +279,3 @@ def _write_run(retriever: Any, queries: Path, run_out: Path, k: int, tag: str, q
         print_json({"run": str(run_out), "queries": len(wanted), "lines": lines})
     else:
         console.print(f"[green]wrote[/] {lines} lines for {len(wanted)} queries to {run_out}")
-
-
-@guarded
-def rag(
-    question: Annotated[str, typer.Argument(help="The question.")],
-    indexes: Annotated[
-        list[Path],
-        typer.Option(
-            "--index", help="Index directory (required; repeat it for --strategy route/agentic)."
-        ),
-    ],
-    mode: ModeOpt = "hybrid",
-    rerank: RerankOpt = "none",
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Sources to retrieve.")] = 4,
-    min_similarity: Annotated[
-        float | None,
-        typer.Option(
-            "--min-similarity",
-            help="Drop sources less similar than this (default 0.3 when the index has dense "
-            "vectors; a bm25-only index has no similarity to filter on).",
-        ),
-    ] = None,
-    embedding: EmbeddingOpt = None,
-    model: ModelOpt = None,
-    max_tokens: MaxTokensOpt = 256,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
-    as_json: JsonOpt = False,
-    dsn: DsnOpt = None,
-    strategy: StrategyOpt = "plain",
-) -> None:
-    """Answer from the index, citing numbered sources; says so when nothing relevant is found.
-    --model answers (and reranks, with --rerank llm, and writes the --strategy's queries)."""
-    from orchestrator.chains.rag import cited_numbers, rag_chain
-    from orchestrator.cli.rag_strategies import (
-        check_indexes,
-        named_retrievers,
-        strategy_chain,
-        trace_lines,
-        trace_of,
-    )
-    from orchestrator.remote import resolve_endpoint
-
-    check_rerank_local(base_url, api_key, rerank)
-    name = check_indexes(strategy, indexes)
-    served = resolve_endpoint(base_url, api_key)[0] is not None
-    reranker = rerank if served else reranker_for(rerank, model)
-    retrievers = named_retrievers(
-        indexes,
-        lambda index: open_rag_retriever(index, mode, k, min_similarity, reranker, embedding, dsn),
-    )
-    llm = chat_model(model, max_tokens, base_url=base_url, api_key=api_key, temperature=0.0, seed=0)
-    if name == "plain":
-        chain = rag_chain(llm, next(iter(retrievers.values()))[0])
-    else:
-        chain = strategy_chain(name, llm, retrievers, k=k)
-    sources: list[dict[str, Any]] = []
-    trace: dict[str, Any] = {}
-    answer = ""
-    for part in chain.stream({"question": question}):
-        sources = part.get("sources", sources)
-        trace.update(trace_of(part))
-        piece = part.get("answer", "")
-        answer += piece
-        if piece and not as_json:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-    answer = answer.strip()
-    if as_json:
-        print_json(
-            {
-                "answer": answer,
-                "sources": sources,
-                "citations": cited_numbers(answer, len(sources)),
-                **trace,
-            }
-        )
-        return
-    sys.stdout.write("\n")
-    for source in sources:
-        console.print(f"[dim][{source['n']}] {source['doc_id']} ({source['source']})[/]")
-    for line in trace_lines(trace):
-        console.print(f"[dim]{escape(line)}[/]")

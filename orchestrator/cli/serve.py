@@ -8,32 +8,37 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.common import DsnOpt, ModelOpt, err_console, guarded, index_location
+from orchestrator.cli.common import (
+    DsnOpt,
+    ModelOpt,
+    PrintSpecOpt,
+    SpecOpt,
+    err_console,
+    guarded,
+    pipeline_spec,
+    print_spec,
+)
+
+#: serve's options that are not the RAG pipeline's: they may be given beside --spec.
+_NOT_RAG = (
+    "host",
+    "port",
+    "tools",
+    "mcp_config",
+    "store",
+    "max_tokens_limit",
+    "default_max_tokens",
+    "max_body_bytes",
+)
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
-def _tool_names(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-
-
-def _agent_tools(tools: str | None, mcp_config: Path | None) -> tuple[tuple[str, ...], list[Any]]:
-    """The built-in tool names and the MCP tools of ``model: "agent"``, as ``orchestrator
-    agent`` chooses them (same function): the MCP servers start here, before the model loads,
-    and their sessions close when the command (the server) ends."""
-    if mcp_config is None:
-        return _tool_names(tools or "calculator"), []
-    from orchestrator.cli.mcp import agent_mcp_tools
-    from orchestrator.server.config import SERVER_TOOLS
-
-    names, mcp_tools = agent_mcp_tools(mcp_config, tools, SERVER_TOOLS)
-    return tuple(names), list(mcp_tools)
-
-
 @guarded
 def serve(
+    context: typer.Context,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on (loopback unless --api-key).")
     ] = "127.0.0.1",
@@ -80,9 +85,13 @@ def serve(
         int, typer.Option("--max-body-bytes", min=1024, help="Largest request body (else 413).")
     ] = 1_000_000,
     dsn: DsnOpt = None,
+    spec_file: SpecOpt = None,
+    show_spec: PrintSpecOpt = False,
 ) -> None:
     """Serve the model and the pipelines (rag, agent, story) over an OpenAI-compatible API:
-    /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /health, /metrics."""
+    /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /health, /metrics.
+    --spec FILE: model 'rag' runs that RAG spec (and the server serves its model);
+    --print-spec prints the RAG spec of the options and exits."""
     from orchestrator.extras import require
     from orchestrator.server.config import ServerConfig, check_bind
 
@@ -97,15 +106,30 @@ def serve(
     )
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, extra="serve", purpose="orchestrator serve")
-    names, mcp_tools = _agent_tools(tools, mcp_config)
+    from orchestrator.agents.pipelines import spec_from_options
+    from orchestrator.errors import OptionError
+    from orchestrator.models import ModelSpec
+
+    rag: Any = None
+    if index is not None or spec_file is not None:
+        rag = pipeline_spec(
+            "rag", spec_file, context=context, inputs=_NOT_RAG, index=index, dsn=dsn, model=model
+        )
+    if show_spec:
+        if rag is None:
+            raise OptionError("--print-spec prints the RAG spec: add --index", fix="--index DIR")
+        print_spec(rag)
+        return
+    chat = rag.model if spec_file is not None and rag is not None else ModelSpec(model=model)
+    agent = spec_from_options(
+        "agent", tools=tools, index=index, dsn=dsn, mcp_config=mcp_config, model=chat
+    )
     config = ServerConfig(
         host=host,
         port=port,
-        model=model,
-        index=index,
-        dsn=index_location(index, dsn)[1],
-        tools=names,
-        mcp_config=mcp_config,
+        model=chat,
+        rag=rag,
+        agent=agent,
         api_key=api_key or None,
         store=store,
         max_tokens_limit=max_tokens_limit,
@@ -117,7 +141,7 @@ def serve(
     from orchestrator.server.app import create_app, uvicorn_options
     from orchestrator.server.backends import Backends
 
-    backends = Backends(config, mcp_tools)
+    backends = Backends(config, context.call_on_close)
     backends.warm_up()
     app = create_app(config, backends)
     shown = f"[{host}]" if ":" in host else host

@@ -11,7 +11,7 @@ model; options that name a hosted API's endpoint (``base_url``, ...) are errors 
 
 from __future__ import annotations
 
-import functools
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -34,24 +34,39 @@ from orchestrator.llama.engine import (
     get_engine,
     gpu_backend_available,
 )
+from orchestrator.llama.standard_names import standard_names
+from orchestrator.models.capabilities import Capabilities, Way
+from orchestrator.models.options import (
+    DEFAULT_SAMPLING,
+    MaxRetries,
+    MaxTokens,
+    MinP,
+    RepeatPenalty,
+    Temperature,
+    Timeout,
+    TopK,
+    TopP,
+)
 from orchestrator.prompts import BUILTIN_FORMATS
 from orchestrator.settings import DEFAULT_N_CTX_CAP, default_threads, resolve_model_path
 
 
 class CallOptions(BaseModel):
-    """Per-call sampling options, with the same bounds as the constructor's (one definition)."""
+    """Per-call sampling options: the bounds and defaults of
+    :class:`orchestrator.models.SamplingOptions` (one definition), without ``stop`` and
+    ``max_retries``, which are the model's (``stop`` also arrives as LangChain's own argument)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=0.8, ge=0.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    top_k: int = Field(default=40, ge=0)
-    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
-    repeat_penalty: float = Field(default=1.1, gt=0.0)
-    seed: int = -1
+    max_tokens: MaxTokens = DEFAULT_SAMPLING.max_tokens
+    temperature: Temperature = DEFAULT_SAMPLING.temperature
+    top_p: TopP = DEFAULT_SAMPLING.top_p
+    top_k: TopK = DEFAULT_SAMPLING.top_k
+    min_p: MinP = DEFAULT_SAMPLING.min_p
+    repeat_penalty: RepeatPenalty = DEFAULT_SAMPLING.repeat_penalty
+    seed: int = DEFAULT_SAMPLING.seed
     """Sampling seed; -1 draws a random one. Use with ``temperature=0`` for repeatable output."""
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Timeout | None = DEFAULT_SAMPLING.timeout
     """Wall-clock seconds one call may generate for (LangChain's standard ``timeout``). When
     it runs out, generation stops and :class:`GenerationTimeoutError` is raised (a stream has
     already delivered the text so far). ``None``: no limit."""
@@ -70,18 +85,6 @@ class EngineError(OrchestratorError, RuntimeError):
     every attempt ``max_retries`` allowed."""
 
 
-#: Options that point at a hosted API; a local model cannot honour them (it would silently
-#: answer from the local file instead of the endpoint asked for), so they are errors.
-_ENDPOINT_ONLY = (
-    "base_url",
-    "api_base",
-    "openai_api_base",
-    "organization",
-    "openai_organization",
-    "default_headers",
-)
-
-
 class LlamaSettings(CallOptions):
     """Load and sampling options, with the names the book and LangChain's LlamaCpp use.
 
@@ -93,7 +96,8 @@ class LlamaSettings(CallOptions):
     - ``temperature``, ``max_tokens``, ``stop``: sampling as usual (also per call).
     - ``timeout``: wall-clock seconds a call may generate for; past it generation stops and
       :class:`GenerationTimeoutError` is raised (also per call).
-    - ``max_retries`` (>= 0, default 0): how often a generation that failed inside llama.cpp
+    - ``max_retries`` (>= 0, default 2, as for every model: see
+      :mod:`orchestrator.models.options`): how often a generation that failed inside llama.cpp
       before producing any text (a ``RuntimeError`` such as ``llama_decode returned 1``) is
       retried, each time from an empty KV cache. Errors in the input (options, a prompt too
       long for the context) are not retried: they would fail the same way again.
@@ -113,7 +117,7 @@ class LlamaSettings(CallOptions):
 
     model_path: str | None = None
     """GGUF file; ``None``: ``$ORCHESTRATOR_MODEL``, else the embedded SmolLM2-135M."""
-    max_retries: int = Field(default=0, ge=0)
+    max_retries: MaxRetries = DEFAULT_SAMPLING.max_retries
     """Retries of a generation llama.cpp failed before any text came out (see class doc)."""
     n_gpu_layers: int | None = None
     """Layers to offload (-1 = all). Default: all when llama.cpp has a GPU backend, else 0."""
@@ -136,7 +140,7 @@ class LlamaSettings(CallOptions):
     @classmethod
     def _reject_unknown(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            data = _standard_names(data, cls.__name__)
+            data = standard_names(data, cls.__name__)
         reject_unknown_options(data, cls)
         return data
 
@@ -199,6 +203,27 @@ class LlamaSettings(CallOptions):
     def warm_up(self) -> None:
         """Load the model now rather than on the first call."""
         _ = self.engine
+
+    def local_capabilities(self, *, chat: bool, ways: tuple[Way, ...]) -> Capabilities:
+        """The capabilities both local model classes share; each declares ``chat``, the ways
+        its calls take a constraint, and whether ``bind_tools`` gives tool calls (chat)."""
+        return Capabilities(
+            model=self,
+            chat=chat,
+            local=True,
+            label=self.model,
+            native_tools=chat,
+            find_ways=lambda: ways,
+            find_window=lambda: self.engine_key().n_ctx,
+            counter=self.get_num_tokens,
+        )
+
+    def control_token_pattern(self) -> re.Pattern[str] | None:
+        """The regex of this model's own control tokens, which text filled into a prompt must
+        not carry (``orchestrator.prompts.templates`` finds models by this method: a binding
+        forwards it to the model it wraps). Loads the engine if it was not yet."""
+        pattern = getattr(self.engine, "special_pattern", None)
+        return pattern if isinstance(pattern, re.Pattern) else None
 
     def get_num_tokens(self, text: str) -> int:
         """Token count with the model's own tokenizer (used by token-bounded memory)."""
@@ -307,66 +332,6 @@ class LlamaSettings(CallOptions):
             "total_tokens": usage.total_tokens,
             "cached_tokens": usage.cached_tokens,
         }
-
-
-def _standard_names(data: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """LangChain's standard names with their local meaning (the one rule for both model
-    classes): ``model=`` is ``model_path=``, ``api_key=`` is dropped (warning once), and
-    endpoint options are rejected with the reason."""
-    out = dict(data)
-    for name in _ENDPOINT_ONLY:
-        if name in out:
-            raise OptionError(
-                f"{owner} got {name!r}, which points at a hosted API; {owner} runs a local "
-                "GGUF file and calls no endpoint",
-                fix=f"drop {name}=; for a model served elsewhere use "
-                "orchestrator.remote.remote_chat_model(base_url=..., model=..., api_key=...)",
-            )
-    keys = [out.pop(name, None) for name in ("api_key", "openai_api_key")]  # ChatOpenAI's two
-    if any(keys):
-        _warn_api_key_ignored()
-    _one_generation(out.pop("n", 1), owner)
-    if "model_name" in out:  # ChatOpenAI's and LangChain's other name for model=
-        name = out.pop("model_name")
-        if "model" in out and out["model"] != name:
-            raise OptionError(
-                f"{owner} got model={out['model']!r} and model_name={name!r}",
-                fix="pass one of them: both are LangChain's names for model_path=",
-            )
-        out["model"] = name
-    if "model" in out:
-        model = out.pop("model")
-        path = out.get("model_path")
-        if path is not None and model is not None and str(path) != str(model):
-            raise OptionError(
-                f"{owner} got model={model!r} and model_path={path!r}",
-                fix="pass one of them: model= is LangChain's name for model_path=",
-            )
-        out["model_path"] = path if path is not None else model
-    return out
-
-
-def _one_generation(n: Any, owner: str) -> None:
-    """OpenAI's ``n`` (answers per prompt): a local model gives one, so ``n=1`` is accepted
-    and any other value is an error saying how to get several."""
-    if n != 1 or isinstance(n, bool):
-        raise OptionError(
-            f"{owner} got n={n!r}: a local model generates one answer per call",
-            fix="drop n=, and for several answers call .batch([prompt] * n) with temperature "
-            "> 0 and seed=-1 (each call then samples its own)",
-        )
-
-
-@functools.cache
-def _warn_api_key_ignored() -> None:
-    """Warn once per process (cached): a key given to a local model is not used."""
-    warnings.warn(
-        "api_key= is ignored: a local GGUF model (ChatLlamaCpp, LlamaCpp) has nothing to "
-        "authenticate to, and the key is not stored. Drop it to silence this warning (shown "
-        "once per process); for a served model use orchestrator.remote.remote_chat_model",
-        UserWarning,
-        stacklevel=2,
-    )
 
 
 def _is_engine_failure(exc: BaseException) -> bool:

@@ -28,6 +28,7 @@ from orchestrator.llama import structured
 from orchestrator.llama.aio import relay_chunks
 from orchestrator.llama.base import CALL_OPTIONS, LlamaSettings
 from orchestrator.llama.engine import Usage
+from orchestrator.models.capabilities import Capabilities
 from orchestrator.prompts import (
     ChatFormat,
     ChatTemplateError,
@@ -134,6 +135,11 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "orchestrator-chat-llamacpp"
+
+    def model_capabilities(self) -> Capabilities:
+        """A local chat model: ``grammar=`` GBNF, or a JSON schema in ``response_format=``
+        (decoded under the schema's grammar); ``bind_tools`` gives tool calls."""
+        return self.local_capabilities(chat=True, ways=("grammar", "json_schema"))
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

@@ -10,7 +10,6 @@ Prompts are evaluated so that reusing the KV cache never changes an answer: see
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import random
@@ -24,12 +23,19 @@ from typing import Any
 from orchestrator.cancellation import raise_if_cancelled
 from orchestrator.errors import (
     ContextOverflowError,
-    ModelLoadError,
     OptionError,
     OrchestratorError,
 )
-from orchestrator.gguf_info import GGUFInfo, read_gguf_info
+from orchestrator.gguf_info import GGUFInfo
+from orchestrator.llama.gbnf import make_grammar
 from orchestrator.llama.kvcache import AlignedPrefix, prefill_chunk
+from orchestrator.llama.registry import (
+    get_engine,
+    gpu_backend_available,
+    gpu_layers_offloaded,
+    load_engine,
+    release_engines,
+)
 from orchestrator.llama.stops import TextAssembler
 from orchestrator.prompts.safety import defuse
 
@@ -49,7 +55,8 @@ class EngineKey:
 @dataclass(frozen=True)
 class Sampling:
     """Per-call sampling settings, all given: the defaults and bounds are defined once, in
-    ``orchestrator.llama.base.CallOptions``, which builds this."""
+    ``orchestrator.models.SamplingOptions``; ``orchestrator.llama.base.CallOptions`` checks
+    a call's values against them and builds this."""
 
     max_tokens: int
     temperature: float
@@ -308,100 +315,17 @@ def _token_bytes(vocab: Any, token: int, special: bool = False) -> bytes:
         size = -n
 
 
-_ENGINES: dict[EngineKey, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def gpu_backend_available() -> bool:
-    """Whether layers can go to a GPU: llama.cpp says yes only when it was built with a GPU
-    backend and that backend found a device (a CUDA build on a machine without a GPU: no)."""
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def gpu_layers_offloaded(requested: int, n_layers: int, gpu: bool | None = None) -> int:
-    """How many layers llama.cpp puts on the GPU for ``n_gpu_layers=requested`` on a model of
-    ``n_layers`` blocks: none without a GPU backend (``gpu``: detected when None); for a
-    negative request all blocks plus the output layer; else the request, capped at that."""
-    if gpu is None:
-        gpu = gpu_backend_available()
-    if requested == 0 or not gpu:
-        return 0
-    return n_layers + 1 if requested < 0 else min(requested, n_layers + 1)
-
-
-def get_engine(key: EngineKey) -> Engine:
-    """The shared engine for ``key``, loading the model on first use."""
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            engine = _ENGINES[key] = _load(key)
-        return engine
-
-
-def release_engines() -> None:
-    """Drop every cached engine; its memory is freed once no model object refers to it."""
-    with _ENGINES_LOCK:
-        _ENGINES.clear()
-
-
-def _close_at_exit() -> None:
-    """Free llama.cpp contexts while the interpreter is still whole (at shutdown their
-    ``__del__`` would run after llama_cpp's globals are gone and print ignored errors).
-    An engine another thread is still using is left alone."""
-    with _ENGINES_LOCK:
-        engines = list(_ENGINES.values())
-        _ENGINES.clear()
-    for engine in engines:
-        if engine.lock.acquire(blocking=False):
-            with contextlib.suppress(Exception):
-                engine.llama.close()
-
-
-atexit.register(_close_at_exit)
-
-
-def _load(key: EngineKey) -> Engine:
-    import llama_cpp
-
-    from orchestrator.llama import cpu_repack
-
-    cpu_repack.apply()
-    info = read_gguf_info(key.path)
-    offloaded = gpu_layers_offloaded(key.n_gpu_layers, info.n_layers or 0)
-    try:
-        llama = llama_cpp.Llama(
-            model_path=key.path,
-            n_ctx=key.n_ctx,
-            n_gpu_layers=key.n_gpu_layers if gpu_backend_available() else 0,
-            n_threads=key.n_threads,
-            n_threads_batch=key.n_threads,
-            n_batch=min(key.n_batch, key.n_ctx),
-            verbose=key.verbose,
-        )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ModelLoadError(
-            f"llama.cpp could not load {key.path} (architecture {info.architecture!r}): {exc}",
-            fix="check that this llama-cpp-python supports the architecture "
-            "(pip install -U llama-cpp-python) and that the file is a complete GGUF",
-        ) from exc
-    return Engine(key=key, info=info, llama=llama, gpu_layers_offloaded=offloaded)
-
-
-def make_grammar(engine: Engine, gbnf: str) -> Any:
-    """A llama.cpp grammar, checked to parse: llama.cpp would otherwise fail at sampling time."""
-    import llama_cpp
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    grammar = LlamaGrammar.from_string(gbnf, verbose=False)
-    sampler = llama_cpp.llama_sampler_init_grammar(
-        engine.llama._model.vocab, gbnf.encode("utf-8"), b"root"
-    )
-    if not sampler:
-        raise OptionError(
-            "the grammar did not parse in llama.cpp, so decoding would not be constrained",
-            fix="check the GBNF you passed; it needs a 'root' rule",
-        )
-    llama_cpp.llama_sampler_free(sampler)
-    return grammar
+#: Loading, the engine cache and the grammar check live in their own modules; importable
+#: from here as they always were.
+__all__ = [
+    "Engine",
+    "EngineKey",
+    "Sampling",
+    "Usage",
+    "get_engine",
+    "gpu_backend_available",
+    "gpu_layers_offloaded",
+    "load_engine",
+    "make_grammar",
+    "release_engines",
+]

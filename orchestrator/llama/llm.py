@@ -23,6 +23,7 @@ from orchestrator.llama.aio import relay_chunks
 from orchestrator.llama.base import LlamaSettings
 from orchestrator.llama.chat import turn_markers
 from orchestrator.llama.engine import Usage
+from orchestrator.models.capabilities import Capabilities
 
 
 class LlamaCpp(LlamaSettings, BaseLLM):
@@ -40,6 +41,11 @@ class LlamaCpp(LlamaSettings, BaseLLM):
     @property
     def _llm_type(self) -> str:
         return "orchestrator-llamacpp"
+
+    def model_capabilities(self) -> Capabilities:
+        """A local completion model: constrained by ``grammar=`` GBNF only (a JSON schema is
+        turned into its grammar by the caller, see ``Capabilities.constrain``)."""
+        return self.local_capabilities(chat=False, ways=("grammar",))
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

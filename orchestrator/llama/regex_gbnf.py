@@ -25,6 +25,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from orchestrator.llama.gbnf import gbnf_literal
+
 if TYPE_CHECKING:
     import sre_parse as _parser
 else:
@@ -232,14 +234,6 @@ def _class_char(code: int) -> str:
 def _json_text(text: str) -> str:
     """``text`` as it is written inside a JSON string."""
     return json.dumps(text, ensure_ascii=False)[1:-1]
-
-
-def gbnf_literal(text: str) -> str:
-    """A GBNF literal producing ``text`` exactly (backslash, quote and line breaks escaped)."""
-    escaped = (
-        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    )
-    return f'"{escaped}"'
 
 
 def _full() -> Ranges:

@@ -2,8 +2,8 @@
 
 Everything is exported lazily, so ``import orchestrator`` does not pull in FAISS or torch.
 
-    from orchestrator.retrieval import build_index, open_retriever
-    build_index(["docs/"], "my-index")
+    from orchestrator.retrieval import IndexSpec, build_index, open_retriever
+    build_index(["docs/"], "my-index")       # a folder; IndexSpec.of("docs", dsn) for PostgreSQL
     retriever = open_retriever("my-index", mode="hybrid", k=4)
     retriever.invoke("how do I ...?")
 """
@@ -20,9 +20,14 @@ _LAZY = {
     "update_index": "orchestrator.retrieval.retriever",
     "drop_index": "orchestrator.retrieval.retriever",
     "open_store": "orchestrator.retrieval.retriever",
+    "open_index": "orchestrator.retrieval.retriever",
+    "INDEX_BACKENDS": "orchestrator.retrieval.stores",
+    "IndexReader": "orchestrator.retrieval.backend",
+    "IndexWriter": "orchestrator.retrieval.backend",
     "doc_ranking": "orchestrator.retrieval.retriever",
     "IndexRetriever": "orchestrator.retrieval.retriever",
     "IndexStore": "orchestrator.retrieval.index",
+    "IndexSpec": "orchestrator.retrieval.location",
     "load_beir": "orchestrator.retrieval.beir",
     "BeirDataset": "orchestrator.retrieval.beir",
     "load_documents": "orchestrator.retrieval.ingest",

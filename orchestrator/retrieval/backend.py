@@ -1,4 +1,8 @@
-"""What the query pipeline reads from an index, so one :class:`Searcher` serves every backend.
+"""The two faces of an index backend: :class:`IndexReader` (what the query pipeline reads, so
+one :class:`~orchestrator.retrieval.search.Searcher` serves every backend) and
+:class:`IndexWriter` (what building and editing an index does). The backends themselves, and
+the name table that picks one from an :class:`~orchestrator.retrieval.location.IndexSpec`,
+are in :mod:`orchestrator.retrieval.stores`.
 
 The pipeline's rules (fusion, pseudo-relevance feedback, distinct chunks, rerank floors,
 similarity) live once, in :mod:`orchestrator.retrieval.search`; a backend only answers the
@@ -16,14 +20,18 @@ import numpy as np
 
 from orchestrator.retrieval.bm25 import top_hits
 from orchestrator.retrieval.index import IndexStore
-from orchestrator.retrieval.types import Chunk, Embedder, Hit
+from orchestrator.retrieval.ingest import Skipped
+from orchestrator.retrieval.types import Chunk, Embedder, Hit, SourceDocument
 
 T = TypeVar("T")
 
 
 @runtime_checkable
-class SearchBackend(Protocol):
-    """The reads a search needs; every method sees the index's current committed state."""
+class IndexReader(Protocol):
+    """The reads a search needs; every method sees the index's current committed state.
+    Besides the chunks, it answers the scoring questions the shared pipeline asks (keyword
+    and dense candidates, feedback term counts and vectors), which each backend computes its
+    own way (numpy and FAISS, or SQL and pgvector)."""
 
     @property
     def label(self) -> str:
@@ -68,8 +76,66 @@ class SearchBackend(Protocol):
     def chunks_of(self, rows: Sequence[int]) -> list[Chunk]: ...
 
 
+#: The former name of :class:`IndexReader`.
+SearchBackend = IndexReader
+
+
+@runtime_checkable
+class IndexWriter(Protocol):
+    """What building and editing an index does, the same on every backend. Every method but
+    ``add_documents``/``delete_documents`` (folder: kept in memory until ``save``) commits."""
+
+    #: The BM25 idf variants (:data:`~orchestrator.retrieval.bm25.IDF` names) it computes.
+    idf_variants: tuple[str, ...]
+    #: Files the ``build_index``/``update_index`` call that returned this store left out.
+    skipped: tuple[Skipped, ...]
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    @property
+    def embedder(self) -> Embedder | None: ...
+
+    @property
+    def doc_ids(self) -> list[str]: ...
+
+    def counts(self) -> dict[str, int]:
+        """``{"documents": N, "chunks": M}`` as now stored."""
+        ...
+
+    def check_embedder(self) -> None:
+        """Raise if the index's embedding model may not be loaded, before any work."""
+        ...
+
+    def add_documents(self, docs: Sequence[SourceDocument], progress: bool = False) -> int: ...
+
+    def delete_documents(
+        self, doc_ids: Sequence[str] | set[str], *, missing_ok: bool = True
+    ) -> int: ...
+
+    def update(
+        self,
+        add: Sequence[SourceDocument] = (),
+        delete: Sequence[str] = (),
+        *,
+        missing_ok: bool = True,
+        progress: bool = False,
+    ) -> tuple[int, int]:
+        """Delete by id, add (replace by id), commit: (added chunks, removed chunks)."""
+        ...
+
+    def save(self) -> None: ...
+
+    def drop(self) -> None:
+        """Remove the index and everything in it (a missing one is no error)."""
+        ...
+
+
 class LocalBackend:
-    """:class:`SearchBackend` over an in-memory :class:`IndexStore` (FAISS + BM25 folder)."""
+    """:class:`IndexReader` over an in-memory :class:`IndexStore` (FAISS + BM25 folder)."""
 
     def __init__(self, store: IndexStore) -> None:
         self.store = store
@@ -138,7 +204,7 @@ class LocalBackend:
         return [chunks[r] for r in rows]
 
 
-def as_backend(store: Any) -> SearchBackend:
+def as_backend(store: Any) -> IndexReader:
     """The backend for ``store``: a local :class:`IndexStore` is wrapped, a backend kept."""
     if isinstance(store, IndexStore):
         return LocalBackend(store)

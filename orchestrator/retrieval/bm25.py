@@ -12,7 +12,7 @@ weights are recomputed vectorised (no re-tokenisation of the corpus).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,7 +23,32 @@ from orchestrator.errors import OptionError, unknown_option
 from orchestrator.retrieval.analyzer import Analyzer
 from orchestrator.retrieval.types import Hit
 
-IDF_VARIANTS = ("okapi", "lucene")
+
+def lucene_idf(df: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:
+    """Lucene's idf: log(1 + (N - df + .5) / (df + .5)), always positive (0 for unseen terms).
+    The PostgreSQL backend computes the same formula in SQL (``postgres/search.py``)."""
+    return np.where(df > 0, np.log1p((n_docs - df + 0.5) / (df + 0.5)), 0.0)
+
+
+def okapi_idf(df: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:
+    """rank-bm25's idf: log((N - df + .5) / (df + .5)), negatives floored at eps * mean idf."""
+    idf = np.zeros_like(df)
+    present = df > 0
+    if not present.any():
+        return idf
+    raw = np.log(n_docs - df[present] + 0.5) - np.log(df[present] + 0.5)
+    floor = epsilon * (float(raw.sum()) / raw.size)
+    idf[present] = np.where(raw < 0, floor, raw)
+    return idf
+
+
+#: The idf variants by name: ``f(df, n_docs, epsilon) -> idf`` per term column. A backend
+#: declares which names it can compute (``INDEX_BACKENDS[name].idf_variants``).
+IDF: dict[str, Callable[[np.ndarray, int, float], np.ndarray]] = {
+    "okapi": okapi_idf,
+    "lucene": lucene_idf,
+}
+IDF_VARIANTS = tuple(IDF)
 
 
 @dataclass(frozen=True)
@@ -108,10 +133,7 @@ class BM25Index:
         n_docs = counts.shape[0]
         self.doc_len = np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()
         df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
-        if self.params.idf == "okapi":
-            self.idf = _okapi_idf(df, n_docs, self.params.epsilon)
-        else:
-            self.idf = np.where(df > 0, np.log1p((n_docs - df + 0.5) / (df + 0.5)), 0.0)
+        self.idf = IDF[self.params.idf](df, n_docs, self.params.epsilon)
         if n_docs == 0 or counts.nnz == 0:
             self._weights = sp.csc_matrix(counts.shape, dtype=np.float64)
             return
@@ -168,18 +190,6 @@ class BM25Index:
         return cls(analyzer=analyzer, params=params, vocab=vocab, counts=counts)
 
 
-def _okapi_idf(df: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:
-    """rank-bm25's idf: log((N - df + .5) / (df + .5)), negatives floored at eps * mean idf."""
-    idf = np.zeros_like(df)
-    present = df > 0
-    if not present.any():
-        return idf
-    raw = np.log(n_docs - df[present] + 0.5) - np.log(df[present] + 0.5)
-    floor = epsilon * (float(raw.sum()) / raw.size)
-    idf[present] = np.where(raw < 0, floor, raw)
-    return idf
-
-
 def top_hits(scores: np.ndarray, k: int, part: str) -> list[Hit]:
     """The ``k`` highest positive scores as hits, best first (ties by row for determinism)."""
     positive = np.flatnonzero(scores > 0)
@@ -192,4 +202,4 @@ def top_hits(scores: np.ndarray, k: int, part: str) -> list[Hit]:
     return [Hit(int(r), float(scores[r]), {part: float(scores[r])}) for r in positive[order]]
 
 
-__all__ = ["BM25Index", "BM25Params", "top_hits"]
+__all__ = ["IDF", "BM25Index", "BM25Params", "lucene_idf", "okapi_idf", "top_hits"]

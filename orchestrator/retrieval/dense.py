@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from orchestrator.errors import DataError, ModelLoadError, unknown_option
+from orchestrator.retrieval.embedders import LangChainEmbedder as LangChainEmbedder
+from orchestrator.retrieval.embedders import UnavailableEmbedder as UnavailableEmbedder
 from orchestrator.settings import thread_count
 
 log = logging.getLogger(__name__)
@@ -231,43 +233,6 @@ def index_embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(backend="onnx-int8") if exact.engine == "onnx" else exact
 
 
-class UnavailableEmbedder:
-    """Stands in for an embedding model an index's manifest names but that opening an index
-    may not load: only the bundled model, or a model the caller passes, is ever loaded (a
-    manifest is data; honouring a hub id in it would download, and a path in it would load
-    whatever sits there). Keyword search and deletes still work; embedding is an error."""
-
-    def __init__(self, name: str, directory: Path) -> None:
-        self._name, self.directory = name, directory
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def error(self) -> DataError:
-        model = self._name.partition("@")[0]
-        local = Path(model).expanduser().exists()
-        return DataError(
-            f"the index {self.directory} was built with the embedding model {model!r}; opening "
-            f"an index loads only the bundled {DEFAULT_EMBEDDING_MODEL} or a model you pass, "
-            "never one its manifest names",
-            fix=f"pass the same model: --embedding {model} (Python: embedding={model!r})"
-            if local
-            else "rebuild the index with a local model folder (--embedding PATH) and query it "
-            "with the same --embedding PATH, or use --mode bm25",
-        )
-
-    @property
-    def dimension(self) -> int:
-        raise self.error()
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        raise self.error()
-
-    def embed_query(self, text: str) -> np.ndarray:
-        raise self.error()
-
-
 def _torch_threads(threads: int) -> None:
     """Give torch ``threads`` CPU threads (the count chosen for this workload)."""
     import torch
@@ -287,33 +252,6 @@ def _faiss(workload: str | None = "batch-embedding") -> Any:
     if faiss.omp_get_max_threads() != threads:
         faiss.omp_set_num_threads(threads)
     return faiss
-
-
-class LangChainEmbedder:
-    """Adapts a LangChain ``Embeddings`` (e.g. ``HashEmbeddings`` in tests) to ``Embedder``."""
-
-    def __init__(self, embeddings: Any, name: str | None = None) -> None:
-        self.embeddings = embeddings
-        self._name = name or type(embeddings).__name__
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @cached_property
-    def dimension(self) -> int:
-        return int(self.embed_query("dimension probe").shape[0])
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return _normalise(np.asarray(self.embeddings.embed_documents(list(texts)), np.float32))
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return _normalise(np.asarray([self.embeddings.embed_query(text)], np.float32))[0]
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.where(norms == 0, 1.0, norms), dtype=np.float32)
 
 
 def choose_kind(kind: str, n_vectors: int) -> str:

@@ -7,6 +7,7 @@ already indexed replaces its chunks (upsert); only new chunks are embedded.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,19 +17,16 @@ import numpy as np
 from orchestrator.errors import DataError, OptionError
 from orchestrator.retrieval import storage as st
 from orchestrator.retrieval.analyzer import Analyzer, AnalyzerConfig
-from orchestrator.retrieval.bm25 import BM25Index, BM25Params
-from orchestrator.retrieval.dense import (
-    FaissVectorIndex,
-    UnavailableEmbedder,
-    choose_kind,
-    index_embedder,
-)
+from orchestrator.retrieval.bm25 import IDF_VARIANTS, BM25Index, BM25Params
+from orchestrator.retrieval.dense import FaissVectorIndex, choose_kind, index_embedder
 from orchestrator.retrieval.index_rules import (
     MODES,
+    check_embedder,
+    check_idf,
     check_modes,
     check_unique_ids,
     embed_in_batches,
-    embedder_from_name,
+    open_embedder,
 )
 from orchestrator.retrieval.ingest import Chunker, ChunkerConfig, Skipped
 from orchestrator.retrieval.progress import progress_task
@@ -36,7 +34,11 @@ from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
 
 
 class IndexStore:
-    """Chunks, their ids, and the enabled search structures; ``save()`` persists atomically."""
+    """Chunks, their ids, and the enabled search structures; ``save()`` persists atomically.
+    An :class:`~orchestrator.retrieval.backend.IndexWriter` (the folder backend's store)."""
+
+    #: The BM25 idf variants this backend computes: all of them (numpy).
+    idf_variants: tuple[str, ...] = IDF_VARIANTS
 
     def __init__(
         self, directory: Path, manifest: dict[str, Any], embedder: Embedder | None
@@ -87,6 +89,8 @@ class IndexStore:
             )
         chosen = check_modes(modes)
         choose_kind(index_kind, 0)
+        if "bm25" in chosen:
+            check_idf(bm25 or BM25Params(), cls.idf_variants, "folder")
         dense = "dense" in chosen
         embedder = (embedder or index_embedder()) if dense else None
         manifest: dict[str, Any] = {
@@ -118,16 +122,7 @@ class IndexStore:
         path = Path(directory).expanduser()
         stamp = st.stamp(path)
         manifest = st.read_manifest(path)
-        emb = manifest.get("embedding")
-        if emb is not None:
-            if embedder is not None and embedder.name != emb["model"]:
-                raise DataError(
-                    f"{path} was built with embedding model {emb['model']!r}, "
-                    f"not {embedder.name!r}",
-                    fix="query it with the model it was built with, or rebuild the index",
-                )
-            embedder = embedder or embedder_from_name(str(emb["model"]), path)
-        store = cls(path, manifest, embedder)
+        store = cls(path, manifest, open_embedder(manifest, embedder, str(path), path))
         store.stamp = stamp
         store._load(verify)
         return store
@@ -165,6 +160,10 @@ class IndexStore:
             raise DataError(
                 f"{self.directory} is inconsistent: row counts {sizes}", fix=st.REBUILD_FIX
             )
+
+    @property
+    def label(self) -> str:
+        return str(self.directory)
 
     # -- editing ------------------------------------------------------------------------------
 
@@ -204,10 +203,39 @@ class IndexStore:
         return len(new)
 
     def check_embedder(self) -> None:
-        """Raise now if the index's embedding model may not be loaded (see
-        :class:`UnavailableEmbedder`), before any work that would need it."""
-        if isinstance(self.embedder, UnavailableEmbedder):
-            raise self.embedder.error()
+        """Raise now if the index's embedding model may not be loaded, before any work."""
+        check_embedder(self.embedder)
+
+    def update(
+        self,
+        add: Sequence[SourceDocument] = (),
+        delete: Sequence[str] = (),
+        *,
+        missing_ok: bool = True,
+        progress: bool = False,
+    ) -> tuple[int, int]:
+        """Delete documents by id, add (replace) ``add``, and save: (added, removed chunks)."""
+        removed = self.delete_documents(delete, missing_ok=missing_ok)
+        added = self.add_documents(add, progress=progress)
+        self.save()
+        return added, removed
+
+    def counts(self) -> dict[str, int]:
+        """Documents and chunks held."""
+        return {"documents": len(self.doc_ids), "chunks": len(self.chunks)}
+
+    def drop(self) -> None:
+        """Remove the index: its manifest first (readers then see no index), then its part
+        files, and the folder if nothing else is in it. A folder without an index is left."""
+        d = self.directory
+        if not (d / st.MANIFEST).exists():
+            return
+        with st.write_lock(d):
+            (d / st.MANIFEST).unlink()
+            st.remove_stale(d, set())
+        with contextlib.suppress(OSError):
+            (d / st.LOCK_FILE).unlink()
+            d.rmdir()
 
     @property
     def shadowed(self) -> frozenset[int]:
@@ -277,8 +305,7 @@ class IndexStore:
         close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise DataError(
-            f"{self.directory} holds no document with the id "
-            f"{', '.join(map(repr, unknown))}{hint}",
+            f"{self.directory} holds no document with the id {', '.join(map(repr, unknown))}{hint}",
             fix="use the id the document was indexed under: a file's path relative to the "
             "folder you indexed (or as you passed it), or a JSONL line's _id/id",
         )

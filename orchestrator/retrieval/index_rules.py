@@ -5,12 +5,14 @@ per id. One module, so the two backends cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from orchestrator.errors import DataError, OptionError, unknown_option
+from orchestrator.retrieval.bm25 import BM25Params
 from orchestrator.retrieval.dense import (
     DEFAULT_EMBEDDING_MODEL,
     EMBEDDING_BACKENDS,
@@ -42,6 +44,41 @@ def embedder_from_name(name: str, directory: Path) -> Embedder:
     if model == DEFAULT_EMBEDDING_MODEL and backend in ("", *EMBEDDING_BACKENDS):
         return SentenceTransformerEmbedder(model, backend=backend or "auto")
     return UnavailableEmbedder(name, directory)
+
+
+def open_embedder(
+    manifest: Mapping[str, Any], embedder: Embedder | None, where: str, directory: Path
+) -> Embedder | None:
+    """The embedder to open a stored index with: ``embedder`` if it is the model the index was
+    built with (another one is a :class:`DataError`: its vectors would not compare), else the
+    one the manifest names (:func:`embedder_from_name`); ``None`` for a keyword-only index.
+    ``where`` names the index in the error."""
+    emb = manifest.get("embedding")
+    if emb is None:
+        return embedder
+    if embedder is not None and embedder.name != emb["model"]:
+        raise DataError(
+            f"{where} was built with embedding model {emb['model']!r}, not {embedder.name!r}",
+            fix="query it with the model it was built with, or rebuild the index",
+        )
+    return embedder or embedder_from_name(str(emb["model"]), directory)
+
+
+def check_embedder(embedder: Embedder | None) -> None:
+    """Raise now if an index's embedding model may not be loaded (see
+    :class:`UnavailableEmbedder`), before any work that would need it."""
+    if isinstance(embedder, UnavailableEmbedder):
+        raise embedder.error()
+
+
+def check_idf(params: BM25Params, supported: Collection[str], backend: str) -> None:
+    """A backend computes only the BM25 idf variants it declares; another is an OptionError."""
+    if params.idf not in supported:
+        raise OptionError(
+            f"the {backend} backend computes BM25 with the {', '.join(map(repr, supported))} "
+            f"idf, not {params.idf!r}",
+            fix=f"use one of: {', '.join(supported)} (the default is lucene)",
+        )
 
 
 def embed_in_batches(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
@@ -81,8 +118,11 @@ def check_unique_ids(docs: Sequence[SourceDocument]) -> None:
 __all__ = [
     "EMBED_BATCH",
     "MODES",
+    "check_embedder",
+    "check_idf",
     "check_modes",
     "check_unique_ids",
     "embed_in_batches",
     "embedder_from_name",
+    "open_embedder",
 ]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.retrieval.dense import SentenceTransformerEmbedder
+from orchestrator.retrieval.location import IndexSpec
 from orchestrator.retrieval.types import Embedder
 from orchestrator.scale import connect, import_ray, worker_env
 
@@ -159,8 +160,7 @@ def ray_embedding(
     address: str,
     *,
     workers: int | None = None,
-    index: str | Path | None = None,
-    dsn: str | None = None,
+    index: IndexSpec | str | Path | None = None,
 ) -> Embedder | None:
     """What ``index --ray`` hands the index code as ``embedding``: a :class:`RayEmbedder`
     around the embedder the local path would use (``embedding``; for an existing ``index``
@@ -168,11 +168,11 @@ def ray_embedding(
     An embedder that may not be loaded is returned as it is, so the index code raises its
     own error before any work."""
     from orchestrator.retrieval.dense import UnavailableEmbedder, index_embedder
-    from orchestrator.retrieval.retriever import as_embedder
+    from orchestrator.retrieval.embedders import as_embedder
 
     inner = as_embedder(embedding)
     if inner is None and index is not None:
-        inner = _index_embedder(index, dsn)
+        inner = _index_embedder(IndexSpec.of(index))
     if inner is None and index is None:
         inner = index_embedder()
     if inner is None or isinstance(inner, UnavailableEmbedder):
@@ -181,15 +181,10 @@ def ray_embedding(
     return RayEmbedder(inner, address=address, workers=workers)
 
 
-def _index_embedder(index: str | Path, dsn: str | None) -> Embedder | None:
+def _index_embedder(index: IndexSpec) -> Embedder | None:
     """The embedder an existing index was built with (None for a keyword-only index)."""
-    if dsn is not None:
-        from orchestrator.retrieval.postgres.store import PgIndexStore
+    from orchestrator.retrieval.index_rules import open_embedder
+    from orchestrator.retrieval.stores import backend_of
 
-        return PgIndexStore.open(dsn, str(index)).embedder
-    from orchestrator.retrieval.index_rules import embedder_from_name
-    from orchestrator.retrieval.storage import read_manifest
-
-    path = Path(index).expanduser()
-    emb = read_manifest(path).get("embedding")
-    return embedder_from_name(str(emb["model"]), path) if emb else None
+    manifest = backend_of(index).manifest(index)
+    return open_embedder(manifest, None, index.where, Path(index.label))

@@ -1,12 +1,16 @@
 """The models a server answers with, loaded once at start from its :class:`ServerConfig`.
 
-- the GGUF model, as ``ChatLlamaCpp`` (chat) and ``LlamaCpp`` (completions): one engine;
+- the chat model: a local GGUF, as ``ChatLlamaCpp`` (chat) and ``LlamaCpp`` (completions) on
+  one engine, or a served one (``--base-url``: an OpenAI-compatible upstream such as llama.cpp's
+  server), which answers chat and the pipelines; what the model can do is asked of the model
+  layer (:func:`orchestrator.models.capabilities`), never of a local engine;
 - the pipelines ``rag`` (only with an index), ``agent`` and ``story``;
 - the bundled MiniLM for embeddings (when the ``rag`` extra is installed);
 - the SQLite session store, opened on the first request with a ``session_id``.
 
-Model ids: the GGUF file's stem (``SmolLM2-135M-Instruct.Q4_1``), the pipeline names, and the
-embedding model's name (``all-MiniLM-L6-v2``). Requests name a model by id only; no request
+Model ids: the GGUF file's stem (``SmolLM2-135M-Instruct.Q4_1``, kind ``gguf``) or the served
+model's name (kind ``served``), the pipeline names, and the embedding model's name
+(``all-MiniLM-L6-v2``). Requests name a model by id only; no request
 can point the server at a file.
 """
 
@@ -15,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +26,64 @@ from orchestrator.server.config import ServerConfig
 from orchestrator.server.errors import APIError
 from orchestrator.server.pipelines import PIPELINES
 
-#: What each endpoint can answer with.
+
+class RagPipeline:
+    """``model: "rag"``: its spec and retrievers (opened once, at start); each request
+    builds the spec's runnable over them with the server's model, bound to the request's
+    sampling (:func:`orchestrator.server.pipelines.rag_pieces`)."""
+
+    def __init__(self, spec: Any) -> None:
+        from orchestrator.agents.pipelines import open_retrievers
+
+        self.spec = spec
+        self.retrievers = open_retrievers(spec)
+
+
+#: What each endpoint can answer with (``served``: a model behind ``--base-url``).
 ENDPOINT_KINDS = {
-    "chat": ("gguf", *PIPELINES),
+    "chat": ("gguf", "served", *PIPELINES),
     "completion": ("gguf",),
     "embedding": ("embedding",),
+}
+#: Why a kind cannot answer an endpoint, and the fix, where a list of models says too little.
+_LOCAL_ONLY_FIX = {
+    ("served", "completion"): (
+        "text completion (/v1/completions) runs a local GGUF in process; this server's model "
+        "is served at its --base-url",
+        "use /v1/chat/completions with this model, or start orchestrator serve without "
+        "--base-url (a local GGUF) for /v1/completions",
+    ),
 }
 
 
 class Backends:
     """Everything the endpoints generate with (see the module docstring)."""
 
-    def __init__(self, config: ServerConfig, mcp_tools: Sequence[Any] = ()) -> None:
-        """``mcp_tools``: tools of ``--mcp-config`` servers, started (and owned) by the caller
-        before the model loads, so a bad config fails fast."""
-        from orchestrator.llama.chat import ChatLlamaCpp
-        from orchestrator.llama.llm import LlamaCpp
+    def __init__(self, config: ServerConfig, on_close: Any = None) -> None:
+        """The pipelines are built from the config's specs by the library: the agent's tools
+        first (MCP servers started, the knowledge base opened: a bad config fails fast;
+        ``on_close(close)`` registers closing the MCP sessions), then the RAG retrievers,
+        then the model."""
+        from orchestrator.agents.pipelines.agent import agent_parts
+        from orchestrator.models import ModelSpec, capabilities, chat_model, completion_model
 
         self.config = config
+        self.agent = config.agent_spec()
+        self.agent_llm, self.tools = agent_parts(self.agent, on_close)
+        self.rag = RagPipeline(config.rag) if config.rag is not None else None
         limit = config.default_max_tokens
-        self.chat = ChatLlamaCpp(model_path=config.model, max_tokens=limit)
-        self.completion = LlamaCpp(model_path=self.chat.model_path, max_tokens=limit)
-        self.model_id = Path(self.chat.info.path).stem
+        model = (config.model or ModelSpec()).model_copy(update={"max_tokens": limit})
+        chat: Any = chat_model(model)
+        self.chat = chat
+        self.capabilities = capabilities(chat)
+        #: ``LlamaCpp`` on the chat model's GGUF (one engine); ``None`` for a served model.
+        self.completion: Any = None
+        if self.capabilities.local:
+            self.completion = completion_model(model.model_copy(update={"model": chat.model_path}))
+            self.model_id = Path(self.capabilities.label).stem
+        else:
+            self.model_id = str(chat.model_name)
         self.created = int(time.time())
-        self.retriever = self._open_retriever() if config.index is not None else None
-        self.agent_llm = LlamaCpp(
-            model_path=self.chat.model_path, max_tokens=256, temperature=0.0, seed=0
-        )
-        self.tools = self._load_tools() + list(mcp_tools)
         self._embedder: Any = None
         self._embed_lock = threading.Lock()
         self._store: Any = None
@@ -58,36 +91,21 @@ class Backends:
         if config.store is not None:
             self.store()  # a broken store file is refused at start, not on the first request
 
-    def _open_retriever(self) -> Any:
-        from orchestrator.cli.retrieval import open_rag_retriever
+    @property
+    def local(self) -> bool:
+        """Whether the model runs in process on a GGUF (else it is served at a base URL)."""
+        return self.capabilities.local
 
-        assert self.config.index is not None
-        return open_rag_retriever(self.config.index, "hybrid", 4, None, dsn=self.config.dsn)
-
-    def _load_tools(self) -> list[Any]:
-        from orchestrator.agents.tools.loading import load_tools
-
-        if "web_search" in self.config.tools:
-            from orchestrator.agents.tools.search import require_ddgs
-
-            require_ddgs()
-        knowledge = None
-        if self.config.dsn is not None and "knowledge_base" in self.config.tools:
-            from orchestrator.agents.tools.knowledge import open_knowledge_base
-
-            assert self.config.index is not None
-            tool = open_knowledge_base(str(self.config.index), dsn=self.config.dsn)
-            knowledge = tool.retriever
-        return load_tools(
-            list(self.config.tools),
-            llm=self.agent_llm,
-            retriever=knowledge,
-            index_dir=self.config.index,
-        )
+    def engine(self) -> Any:
+        """The local model's llama.cpp engine (for the model's own metrics); a served model
+        has none here (``None``)."""
+        return self.chat.engine if self.local else None
 
     def warm_up(self) -> None:
-        """Load the weights now, so the first request does not wait for them."""
-        self.chat.warm_up()
+        """Load a local model's weights now, so the first request does not wait for them (a
+        served model was checked at its server when it was made)."""
+        if self.local:
+            self.chat.warm_up()
 
     @property
     def embedding_model(self) -> str | None:
@@ -102,8 +120,9 @@ class Backends:
 
     def kinds(self) -> dict[str, str]:
         """Model id -> kind (``gguf``, ``rag``, ``agent``, ``story``, ``embedding``)."""
-        found = {self.model_id: "gguf", "agent": "agent", "story": "story"}
-        if self.retriever is not None:
+        model_kind = "gguf" if self.local else "served"
+        found = {self.model_id: model_kind, "agent": "agent", "story": "story"}
+        if self.rag is not None:
             found["rag"] = "rag"
         if self.embedding_model is not None:
             found[self.embedding_model] = "embedding"
@@ -141,12 +160,14 @@ class Backends:
             )
         if kind not in ENDPOINT_KINDS[endpoint]:
             usable = [m for m, k in kinds.items() if k in ENDPOINT_KINDS[endpoint]]
+            why, fix = _LOCAL_ONLY_FIX.get((kind, endpoint), ("", ""))
             raise APIError(
                 400,
-                f"the model {model!r} ({kind}) cannot answer {endpoint} requests",
+                f"the model {model!r} ({kind}) cannot answer {endpoint} requests"
+                + (f": {why}" if why else ""),
                 param="model",
                 code="model_not_supported",
-                fix=f"use one of: {', '.join(usable)}",
+                fix=fix or f"use one of: {', '.join(usable)}",
             )
         return kind
 

@@ -3,32 +3,32 @@ no request can choose a model file, an index or a session store path."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import OptionError
+from orchestrator.netloc import is_loopback
 
-#: Tool names ``--tools`` accepts (the ones ``orchestrator agent`` offers).
-SERVER_TOOLS = ("calculator", "web_search", "knowledge_base")
+if TYPE_CHECKING:
+    from orchestrator.agents.pipelines import AgentSpec, RagSpec
+    from orchestrator.models import ModelSpec
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Options of ``orchestrator serve``."""
+    """Options of ``orchestrator serve``: the pipelines as specs (see
+    :mod:`orchestrator.agents.pipelines`), built at start."""
 
     host: str = "127.0.0.1"
     port: int = 8000
-    model: str | None = None
-    """GGUF file; ``None``: ``$ORCHESTRATOR_MODEL``, else the embedded SmolLM2."""
-    index: Path | None = None
-    """Index directory for ``model: "rag"`` and the knowledge_base tool."""
-    dsn: str | None = None
-    """PostgreSQL holding the index; ``index`` is then its name in that database."""
-    tools: tuple[str, ...] = ("calculator",)
-    """Built-in tools of ``model: "agent"`` (may be empty with ``mcp_config``)."""
-    mcp_config: Path | None = None
-    """``mcpServers`` file whose tools the agent also gets (started by the caller)."""
+    model: ModelSpec | None = None
+    """The GGUF model; ``None``: ``$ORCHESTRATOR_MODEL``, else the embedded SmolLM2."""
+    rag: RagSpec | None = None
+    """The pipeline behind ``model: "rag"`` (none without an index)."""
+    agent: AgentSpec | None = None
+    """The pipeline behind ``model: "agent"`` (tools, knowledge base, MCP config, limits);
+    ``None``: the calculator over the server's model."""
     api_key: str | None = None
     store: Path | None = None
     """Session store file for ``session_id`` (default: the data dir's sessions.db)."""
@@ -38,7 +38,6 @@ class ServerConfig:
     """Tokens generated when a request does not say (``max_tokens`` absent)."""
     max_body_bytes: int = 1_000_000
     """Largest request body accepted (413 above it)."""
-    agent_max_steps: int = 5
     worker_threads: int = 32
     """Threads that run generations; extra requests wait for the model in them, in order."""
 
@@ -49,25 +48,14 @@ class ServerConfig:
                 f"{self.max_tokens_limit}",
                 fix="lower the default or raise the limit",
             )
-        if not self.tools and self.mcp_config is None:
-            raise OptionError("--tools is empty", fix=f"choose from {', '.join(SERVER_TOOLS)}")
-        for name in self.tools:
-            if name not in SERVER_TOOLS:
-                raise OptionError(
-                    f"unknown tool {name!r}", fix=f"known tools: {', '.join(SERVER_TOOLS)}"
-                )
-        if "knowledge_base" in self.tools and self.index is None:
-            raise OptionError("the knowledge_base tool needs an index", fix="pass --index DIR")
 
+    def agent_spec(self) -> AgentSpec:
+        """:attr:`agent`, or the default agent over the server's model."""
+        if self.agent is not None:
+            return self.agent
+        from orchestrator.agents.pipelines import spec_from_options
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to any interface
+        return spec_from_options("agent", model=self.model)  # type: ignore[return-value]
 
 
 def check_bind(config: ServerConfig) -> None:

@@ -49,13 +49,18 @@ def _finish(tokens: Tokens, fields: dict[str, Any] | None = None) -> Piece:
 
 
 def rag_pieces(
-    chat: Any, retriever: Any, question: str, overrides: Mapping[str, Any], tally: Tally
+    chat: Any, rag: Any, question: str, overrides: Mapping[str, Any], tally: Tally
 ) -> Iterator[Piece]:
-    """``rag_chain`` over the server's index: sources first, then the answer as it comes."""
-    from orchestrator.chains.rag import cited_numbers, rag_chain
+    """The server's RAG spec (``rag``: a :class:`~orchestrator.server.backends.RagPipeline`)
+    built by the library over its open retrievers and the server's model, with the spec's
+    sampling under the request's: sources first, then the answer as it comes."""
+    from orchestrator.agents.pipelines import build
+    from orchestrator.agents.pipelines.rag import answer_model_spec
+    from orchestrator.chains.rag import cited_numbers
 
     usage = UsageTally()
-    chain = rag_chain(_bound(chat, overrides), retriever)
+    sampling = {**answer_model_spec(rag.spec).sampling(), **overrides}
+    chain = build(rag.spec, llm=_bound(chat, sampling), retrievers=rag.retrievers)
     sources: list[dict[str, Any]] = []
     answer: list[str] = []
     with tally.generation(usage) as tokens:
@@ -76,24 +81,20 @@ def rag_pieces(
 
 
 def agent_pieces(
+    spec: Any,
     llm: Any,
     tools: list[Any],
     question: str,
     step_max_tokens: int | None,
-    max_steps: int,
     tally: Tally,
 ) -> Iterator[Piece]:
-    """The ReAct agent with the server's tools; each finished step is one piece."""
-    from orchestrator.agents.executor import AgentExecutor
-    from orchestrator.agents.react import create_react_agent
+    """The server's agent spec over its model and tools (the library's executor); each
+    finished step is one piece. ``step_max_tokens``: the request's ``max_tokens``."""
+    from orchestrator.agents.pipelines.agent import agent_executor
 
     usage = UsageTally()
-    executor = AgentExecutor(
-        agent=create_react_agent(llm, tools, step_max_tokens=step_max_tokens),
-        tools=tools,
-        handle_parsing_errors=True,
-        max_iterations=max_steps,
-    )
+    request = spec.model_copy(update={"step_max_tokens": step_max_tokens})
+    executor = agent_executor(request, llm, tools)
     result: dict[str, Any] = {}
     with tally.generation(usage) as tokens:
         thought = ""
@@ -135,11 +136,11 @@ def story_pieces(
     chat: Any, summary: str, overrides: Mapping[str, Any], tally: Tally
 ) -> Iterator[Piece]:
     """The story chain (summary -> title -> character -> story); one piece at the end."""
-    from orchestrator.chains.story import story_chain
+    from orchestrator.agents.pipelines import StorySpec, build
 
     usage = UsageTally()
     with tally.generation(usage) as tokens:
-        result = story_chain(_bound(chat, overrides)).invoke(
+        result = build(StorySpec(), llm=_bound(chat, overrides)).invoke(
             {"summary": summary}, {"callbacks": [usage]}
         )
     fields = {k: result[k] for k in ("summary", "title", "character", "story")}

@@ -189,17 +189,17 @@ def plan_chat(
             )
     question = last_user_text(body)
     if kind == "rag":
-        opts, retriever = overrides(body, max_tokens), backends.retriever
-        return lambda: pipelines.rag_pieces(backends.chat, retriever, question, opts, tally)
+        opts, rag = overrides(body, max_tokens), backends.rag
+        return lambda: pipelines.rag_pieces(backends.chat, rag, question, opts, tally)
     if kind == "story":
         opts = overrides(body, max_tokens)
         return lambda: pipelines.story_pieces(backends.chat, question, opts, tally)
     llm = backends.agent_llm
     sampling = overrides(body, None)
     agent_llm = llm.bind(**sampling) if sampling else llm
-    steps = backends.config.agent_max_steps
+    spec, tools = backends.agent, backends.tools
     return lambda: pipelines.agent_pieces(
-        agent_llm, backends.tools, question, body.wanted_tokens(), steps, tally
+        spec, agent_llm, tools, question, body.wanted_tokens(), tally
     )
 
 

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from orchestrator.cancellation import CancellationToken, GenerationCancelled
 from orchestrator.llama.aio import iterate_in_thread
+from orchestrator.models import capabilities
 from orchestrator.server import plans
 from orchestrator.server.backends import Backends
 from orchestrator.server.errors import as_api_error
@@ -65,10 +66,12 @@ class ServerState:
     locks: SessionLocks
 
     def __post_init__(self) -> None:
-        self.metrics.watch_model(lambda: self.backends.chat.engine)
+        if self.backends.local:  # a served model's engine is its server's (no busy gauge here)
+            self.metrics.watch_model(self.backends.engine)
 
     def tally(self, model: str, llm: Any) -> Tally:
-        return Tally(self.metrics, model, count_tokens=llm.get_num_tokens)
+        """Token counts the model layer makes for ``llm`` (a served model's: approximate)."""
+        return Tally(self.metrics, model, count_tokens=capabilities(llm).count_tokens)
 
 
 def state_of(request: Request) -> ServerState:
@@ -78,7 +81,8 @@ def state_of(request: Request) -> ServerState:
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness, without auth: the model is loaded and the server answers."""
+    """Liveness, without auth: the model is loaded (or, served, was found at its server) and
+    the server answers."""
     backends = state_of(request).backends
     return {"status": "ok", "model": backends.model_id, "models": list(backends.kinds())}
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from orchestrator.models.options import MaxTokens, MinP, RepeatPenalty, Temperature, TopK, TopP
 from orchestrator.server.errors import printable
 
 #: Fields that never change an answer here; accepted and ignored.
@@ -211,15 +212,16 @@ class Sampling(Closed):
     model: str
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    # bounds: orchestrator.models.SamplingOptions (None: the model's default)
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     # llama.cpp sampling (Orchestrator's own, sent with extra_body)
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    repeat_penalty: float | None = Field(default=None, gt=0.0)
+    top_k: TopK | None = None
+    min_p: MinP | None = None
+    repeat_penalty: RepeatPenalty | None = None
     # accepted, see IGNORED_FIELDS / UNSUPPORTED_DEFAULTS
     user: str | None = None
     metadata: dict[str, Any] | None = None
@@ -252,7 +254,7 @@ class Sampling(Closed):
 
 class ChatCompletionRequest(Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: MaxTokens | None = None
     tools: list[ToolSpec] | None = None
     tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     response_format: ResponseFormat | None = None

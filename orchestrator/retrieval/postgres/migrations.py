@@ -1,4 +1,5 @@
-"""The PostgreSQL schema as an append-only list of migrations.
+"""The PostgreSQL schema as an append-only list of migrations (the rule of
+:mod:`orchestrator.migrations`, which the SQLite session store follows too).
 
 Each migration has a name that sorts after the previous one and runs once, in one transaction
 with the row recording it in ``orchestrator_migrations``; a migration is never edited once
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.migrations import Migration, check_order, pending
 from orchestrator.retrieval.postgres.connection import DatabaseError
 
 TABLE = "orchestrator_migrations"
@@ -65,7 +67,8 @@ CREATE INDEX orch_postings_chunk ON orch_postings (chunk);
 """
 
 #: (name, SQL), oldest first. Append only: never edit or reorder a released entry.
-MIGRATIONS: tuple[tuple[str, str], ...] = (("0001_indexes_chunks_vocab_postings", _INITIAL),)
+MIGRATIONS: tuple[Migration, ...] = (("0001_indexes_chunks_vocab_postings", _INITIAL),)
+check_order(MIGRATIONS)
 
 
 def applied(conn: Any) -> list[str]:
@@ -76,24 +79,19 @@ def applied(conn: Any) -> list[str]:
     return [row[0] for row in conn.execute(f"SELECT name FROM {TABLE} ORDER BY name")]
 
 
-def check_not_newer(names: list[str]) -> None:
-    """Refuse a database migrated by newer code (it lists migrations we do not know)."""
-    known = {name for name, _ in MIGRATIONS}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise DatabaseError(
-            f"the database's Orchestrator schema is newer than this code: it has migration(s) "
-            f"{', '.join(unknown)}, this code knows up to {MIGRATIONS[-1][0]}",
-            fix='upgrade Orchestrator (pip install -U "orchestrator[postgres]") or use another '
-            "database; older code does not write to a newer schema",
-        )
+def check_not_newer(names: list[str]) -> list[Migration]:
+    """Refuse a database migrated by newer code (it lists migrations we do not know); returns
+    the migrations it lacks."""
+    return pending(
+        MIGRATIONS, names, store="the database", error=DatabaseError,
+        fix='upgrade Orchestrator (pip install -U "orchestrator[postgres]") or use another '
+        "database; older code does not write to a newer schema",
+    )
 
 
 def migrate(conn: Any) -> list[str]:
     """Apply the migrations ``conn``'s database lacks; returns the names applied now."""
-    done = applied(conn)
-    check_not_newer(done)
-    if len(done) == len(MIGRATIONS):
+    if not check_not_newer(applied(conn)):
         return []
     ran = []
     with conn.transaction():
@@ -102,11 +100,9 @@ def migrate(conn: Any) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {TABLE} "
             "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = applied(conn)  # another process may have migrated while we waited
-        check_not_newer(done)
-        for name, sql in MIGRATIONS:
-            if name not in done:
-                conn.execute(sql)
-                conn.execute(f"INSERT INTO {TABLE} (name) VALUES (%s)", (name,))
-                ran.append(name)
+        # another process may have migrated while we waited
+        for name, sql in check_not_newer(applied(conn)):
+            conn.execute(sql)
+            conn.execute(f"INSERT INTO {TABLE} (name) VALUES (%s)", (name,))
+            ran.append(name)
     return ran

@@ -19,20 +19,24 @@ import difflib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import DataError, OptionError
+from orchestrator.errors import DataError
 from orchestrator.retrieval.analyzer import Analyzer, AnalyzerConfig
 from orchestrator.retrieval.bm25 import BM25Params
 from orchestrator.retrieval.index_rules import (
     MODES,
+    check_embedder,
+    check_idf,
     check_modes,
     check_unique_ids,
-    embedder_from_name,
+    open_embedder,
 )
 from orchestrator.retrieval.ingest import Chunker, ChunkerConfig, Skipped
+from orchestrator.retrieval.location import check_name
 from orchestrator.retrieval.postgres import writes
 from orchestrator.retrieval.postgres.connection import Database, database
 from orchestrator.retrieval.types import Chunk, Embedder, SourceDocument
@@ -73,17 +77,8 @@ def no_such_index(db: Database, name: str) -> DataError:
         f"the database {db.label} holds no index named {name!r}{hint}; it holds "
         + (", ".join(map(repr, known)) if known else "none"),
         fix=f"build it: orchestrator index PATH... --index {name} --backend postgres "
-        "--dsn DSN (Python: build_index(paths, NAME, dsn=DSN))",
+        "--dsn DSN (Python: build_index(paths, IndexSpec.of(NAME, DSN)))",
     )
-
-
-def check_name(name: str) -> str:
-    name = str(name).strip()
-    if not name or len(name) > 200:
-        raise OptionError(
-            f"index name {name!r} must be 1-200 characters", fix="--index NAME, e.g. docs"
-        )
-    return name
 
 
 @dataclass
@@ -96,7 +91,11 @@ class Batch:
 
 
 class PgIndexStore:
-    """A named index in a PostgreSQL database (see the module doc); every method commits."""
+    """A named index in a PostgreSQL database (see the module doc); every method commits.
+    An :class:`~orchestrator.retrieval.backend.IndexWriter` (the postgres backend's store)."""
+
+    #: The BM25 idf variants this backend computes in SQL (``search._BM25``).
+    idf_variants: tuple[str, ...] = ("lucene",)
 
     def __init__(self, db: Database, row: IndexRow, embedder: Embedder | None) -> None:
         self.db, self.row, self.embedder = db, row, embedder
@@ -131,11 +130,8 @@ class PgIndexStore:
 
         chosen = check_modes(modes)
         params = bm25 or BM25Params()
-        if "bm25" in chosen and params.idf != "lucene":
-            raise OptionError(
-                f"the postgres backend computes BM25 with the 'lucene' idf, not {params.idf!r}",
-                fix="leave the BM25 idf at its default (lucene)",
-            )
+        if "bm25" in chosen:
+            check_idf(params, cls.idf_variants, "postgres")
         embedder = (embedder or index_embedder()) if "dense" in chosen else None
         manifest: dict[str, Any] = {
             "format": FORMAT_NAME,
@@ -155,22 +151,12 @@ class PgIndexStore:
     @classmethod
     def open(cls, dsn: str, name: str, *, embedder: Embedder | None = None) -> PgIndexStore:
         """The index ``name`` in the database at ``dsn``; a missing one is a DataError."""
-        from pathlib import Path
-
         db = database(dsn)
         row = db.read(lambda c: fetch_index(c, check_name(name)))
         if row is None:
             raise no_such_index(db, name)
-        emb = row.manifest.get("embedding")
-        if emb is not None:
-            if embedder is not None and embedder.name != emb["model"]:
-                raise DataError(
-                    f"the index {name!r} in {db.label} was built with embedding model "
-                    f"{emb['model']!r}, not {embedder.name!r}",
-                    fix="query it with the model it was built with, or rebuild the index",
-                )
-            embedder = embedder or embedder_from_name(str(emb["model"]), Path(name))
-        return cls(db, row, embedder)
+        where = f"the index {name!r} in {db.label}"
+        return cls(db, row, open_embedder(row.manifest, embedder, where, Path(name)))
 
     def refresh(self) -> PgIndexStore:
         """This index as now committed (another process may have changed it)."""
@@ -189,7 +175,7 @@ class PgIndexStore:
                 raise DataError(
                     f"the database {self.db.label} already holds an index named {self.name!r}",
                     fix="add to it with --update, pick another --index NAME, or drop it "
-                    "(Python: drop_index(NAME, dsn=DSN))",
+                    "(Python: drop_index(IndexSpec.of(NAME, DSN)))",
                 )
             index_id = writes.insert_index(conn, self.name, self.manifest)
             return writes.apply(conn, index_id, batch)
@@ -256,10 +242,8 @@ class PgIndexStore:
         written for the local index works unchanged)."""
 
     def check_embedder(self) -> None:
-        from orchestrator.retrieval.dense import UnavailableEmbedder
-
-        if isinstance(self.embedder, UnavailableEmbedder):
-            raise self.embedder.error()
+        """Raise now if the index's embedding model may not be loaded, before any work."""
+        check_embedder(self.embedder)
 
     # -- reading ------------------------------------------------------------------------------
 

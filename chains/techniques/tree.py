@@ -25,7 +25,8 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
-from orchestrator.chains.techniques_base import AnswerStep, _Calls, line_gbnf, normalize_answer
+from orchestrator.chains.techniques.answer import AnswerStep, line_gbnf, normalize_answer
+from orchestrator.chains.techniques.base import ModelCalls, Technique
 from orchestrator.prompts.library import TOT_PROPOSE, TOT_RATE
 
 #: The rating scales: the prompt's wording, the grammar, and the score of each rating.
@@ -43,7 +44,7 @@ RATINGS: dict[str, tuple[str, str, Callable[[str], float]]] = {
 }
 
 
-class TreeOfThought(AnswerStep):
+class TreeOfThought(Technique, AnswerStep):
     """Beam search over model-proposed, model-rated thoughts (see the module docstring).
 
     Returns ``answer``, ``reasoning`` (the best path's thoughts, numbered), ``best_path``,
@@ -70,8 +71,10 @@ class TreeOfThought(AnswerStep):
     clock: Callable[[], float] = Field(default=time.monotonic, exclude=True)
     """Seconds from an arbitrary start (tests pass a fake one)."""
 
-    def _run(self, question: str, config: RunnableConfig | None, calls: _Calls) -> dict[str, Any]:
-        search = _Search(self, question, config, calls)
+    def run(
+        self, question: str, calls: ModelCalls, config: RunnableConfig | None
+    ) -> dict[str, Any]:
+        search = BeamSearch(self, question, config, calls)
         best, stop_reason = search.run()
         reasoning = _numbered(best)
         answer = self.answer(calls, question, reasoning, config, temperature=0.0)
@@ -85,11 +88,15 @@ class TreeOfThought(AnswerStep):
         }
 
 
-class _Search:
+class BeamSearch:
     """One breadth-first search with a beam; ``thoughts`` records every proposal."""
 
     def __init__(
-        self, tot: TreeOfThought, question: str, config: RunnableConfig | None, calls: _Calls
+        self,
+        tot: TreeOfThought,
+        question: str,
+        config: RunnableConfig | None,
+        calls: ModelCalls,
     ) -> None:
         self.tot, self.question, self.config, self.calls = tot, question, config, calls
         self.thoughts: list[dict[str, Any]] = []
@@ -147,12 +154,11 @@ class _Search:
 
     def propose(self, path: tuple[str, ...]) -> str:
         seed, self.next_seed = self.next_seed, self.next_seed + 1
-        return self.tot.call(
-            self.calls,
+        return self.calls.ask(
             TOT_PROPOSE,
             {"question": self.question, "steps": _numbered(path) or "(none yet)"},
             self.config,
-            grammar=f"root ::= {line_gbnf(self.tot.thought_chars)}",
+            gbnf=f"root ::= {line_gbnf(self.tot.thought_chars)}",
             max_tokens=self.tot.thought_chars + 4,
             seed=seed,
             temperature=self.tot.temperature,
@@ -168,12 +174,11 @@ class _Search:
         for path, record in zip(candidates, records, strict=True):
             if self.out_of_time():
                 break
-            reply = self.tot.call(
-                self.calls,
+            reply = self.calls.ask(
                 TOT_RATE,
                 {"question": self.question, "steps": _numbered(path), "scale": scale},
                 self.config,
-                grammar=grammar,
+                gbnf=grammar,
                 max_tokens=8,
                 temperature=0.0,
             )

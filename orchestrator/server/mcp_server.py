@@ -16,23 +16,23 @@ authentication, so another host is refused unless ``allow_remote`` says the call
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
 from orchestrator.errors import OptionError
+from orchestrator.netloc import is_loopback
 
 if TYPE_CHECKING:
     from mcp.server.fastmcp import FastMCP
 
+    from orchestrator.agents.pipelines import RagSpec
     from orchestrator.agents.tools.knowledge import KnowledgeBaseTool
 
 SERVER_NAME = "orchestrator"
@@ -49,25 +49,14 @@ RAG_DESCRIPTION = (
 
 @dataclass(frozen=True)
 class MCPServerOptions:
-    """What ``orchestrator mcp`` serves, and where (``port=None``: stdio)."""
+    """What ``orchestrator mcp`` serves, and where (``port=None``: stdio). ``rag``: the
+    pipeline spec behind the ``rag`` tool (its index is also ``knowledge_base``'s, searched
+    for ``rag.k`` passages); ``None``: the calculator only."""
 
-    index: Path | None = None
-    model: str | None = None
-    k: int = 3
-    max_tokens: int = 256
+    rag: RagSpec | None = None
     port: int | None = None
     host: str = "127.0.0.1"
     allow_remote: bool = False
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (``localhost`` counts; other names do not)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(options: MCPServerOptions) -> None:
@@ -85,18 +74,21 @@ class ToolBackend:
     """The work behind the MCP tools, in plain synchronous Python."""
 
     def __init__(self, options: MCPServerOptions) -> None:
+        """The index opens now (a bad one fails before any client connects); a local GGUF's
+        header is read now, its weights on the first ``rag`` call."""
         self.options = options
         self.knowledge: KnowledgeBaseTool | None = None
         self._rag: Any = None
         self._rag_lock = threading.Lock()
-        if options.model is not None:
-            from orchestrator.cli.retrieval import check_model
-
-            check_model(options.model)  # a wrong --model fails now, not on the first rag call
-        if options.index is not None:
+        spec = options.rag
+        if spec is not None:
+            from orchestrator.agents.pipelines.rag import check_model, search_mode
             from orchestrator.agents.tools.knowledge import open_knowledge_base
 
-            self.knowledge = open_knowledge_base(options.index, k=options.k)
+            check_model(spec.model)
+            index = spec.indexes[0]
+            mode = search_mode(spec, index)
+            self.knowledge = open_knowledge_base(index, k=spec.k, mode=mode)
 
     def calculator(self, expression: str) -> str:
         from mcp.server.fastmcp.exceptions import ToolError
@@ -124,28 +116,19 @@ class ToolBackend:
         return "\n".join(lines)
 
     def _rag_chain(self) -> Any:
+        """The spec's pipeline, built by the library on the first call (then kept)."""
         with self._rag_lock:
             if self._rag is None:
-                self._rag = self._build_rag()
+                from orchestrator.agents.pipelines import build
+
+                assert self.options.rag is not None  # the rag tool is served with a spec
+                self._rag = build(self.options.rag)
             return self._rag
-
-    def _build_rag(self) -> Any:
-        from orchestrator.chains.rag import rag_chain
-        from orchestrator.cli.common import chat_model
-        from orchestrator.cli.retrieval import open_rag_retriever
-        from orchestrator.retrieval import open_store
-
-        assert self.options.index is not None
-        built = [str(m) for m in open_store(self.options.index).manifest.get("modes", [])]
-        mode = "hybrid" if len(built) != 1 else built[0]
-        retriever = open_rag_retriever(self.options.index, mode, self.options.k, None)
-        llm = chat_model(self.options.model, self.options.max_tokens, temperature=0.0, seed=0)
-        return rag_chain(llm, retriever)
 
 
 def served_tools(options: MCPServerOptions) -> list[str]:
     """The tools a server with ``options`` offers."""
-    return ["calculator"] if options.index is None else ["knowledge_base", "rag", "calculator"]
+    return ["calculator"] if options.rag is None else ["knowledge_base", "rag", "calculator"]
 
 
 def build_server(options: MCPServerOptions) -> FastMCP:

@@ -1,0 +1,106 @@
+"""Building an :class:`~orchestrator.agents.pipelines.specs.AgentSpec`: the model, the tools
+(built-in, a knowledge base over a folder or PostgreSQL index, MCP servers' tools) and the
+ReAct executor. The one place tools are assembled, for ``orchestrator agent`` and
+``orchestrator serve``'s ``agent`` model.
+
+Order matters for the user: what can fail fast does so before the model loads (an MCP config
+whose servers do not start, ``web_search`` without its extra, an index that does not open).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from orchestrator.agents.pipelines.specs import BUILTIN_TOOLS, AgentSpec
+from orchestrator.errors import OptionError
+
+#: Agent steps are greedy and repeatable unless the spec's model says otherwise.
+STEP_SAMPLING = {"temperature": 0.0, "seed": 0, "max_tokens": 256}
+
+
+def mcp_tools(spec: AgentSpec, on_close: Any = None) -> tuple[list[str], list[Any]]:
+    """The built-in tool names and the MCP tools the spec chooses. Names may be built-in or
+    MCP tools; ``tools: None`` means every MCP tool. An MCP tool named like a built-in one is
+    prefixed with its server's name. ``on_close(close)`` registers the sessions' closing (a
+    command's end); else they close at exit."""
+    if spec.mcp_config is None:
+        return list(spec.tools if spec.tools is not None else ["calculator"]), []
+    from orchestrator.agents.tools.mcp import load_mcp_tools
+
+    toolset = load_mcp_tools(spec.mcp_config, reserved_names=BUILTIN_TOOLS)
+    if on_close is not None:
+        on_close(toolset.close)
+    if spec.tools is None:
+        return [], list(toolset)
+    offered = {t.name: t for t in toolset}
+    names = list(dict.fromkeys(spec.tools))
+    unknown = [n for n in names if n not in offered and n not in BUILTIN_TOOLS]
+    if unknown or not names:
+        toolset.close()
+        choices = [*BUILTIN_TOOLS, *offered]
+        close = difflib.get_close_matches(unknown[0], choices, 1) if unknown else []
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise OptionError(
+            f"unknown tool(s) {unknown}" if unknown else "--tools is empty",
+            fix=f"{hint}choose from the built-in tools {', '.join(BUILTIN_TOOLS)} or the tools "
+            f"of {spec.mcp_config}: {', '.join(sorted(offered))} (or leave out --tools to use "
+            "every MCP tool)",
+        )
+    return [n for n in names if n in BUILTIN_TOOLS], [offered[n] for n in names if n in offered]
+
+
+def agent_model(spec: AgentSpec) -> Any:
+    """The agent's model: a local GGUF as written (completion) or with its chat template
+    (chat), or a served model (chat only); :data:`STEP_SAMPLING` fills what the spec leaves
+    unset."""
+    from orchestrator.models import language_model
+
+    unset = {k: v for k, v in STEP_SAMPLING.items() if getattr(spec.model, k) is None}
+    return language_model(spec.model.model_copy(update=unset) if unset else spec.model)
+
+
+def agent_parts(spec: AgentSpec, on_close: Any = None) -> tuple[Any, list[Any]]:
+    """``(llm, tools)``: what can fail fast first (the tool names, MCP servers started,
+    ``web_search``'s extra, the knowledge base's index opened: folder or PostgreSQL), then
+    the model, then the built-in tools (the calculator gets the agent's model)."""
+    names, extra = mcp_tools(spec, on_close)
+    if "web_search" in names:
+        from orchestrator.agents.tools.search import require_ddgs
+
+        require_ddgs()
+    knowledge = None
+    if "knowledge_base" in names:
+        if spec.index is None:  # an MCP config's --tools named it
+            raise OptionError("the knowledge_base tool needs an index", fix="pass --index DIR")
+        from orchestrator.agents.tools.knowledge import open_knowledge_base
+
+        knowledge = open_knowledge_base(spec.index).retriever
+    llm = agent_model(spec)
+    from orchestrator.agents.tools.loading import load_tools
+
+    return llm, load_tools(names, llm=llm, retriever=knowledge) + extra
+
+
+def agent_executor(spec: AgentSpec, llm: Any, tools: list[Any], **options: Any) -> Any:
+    """The :class:`~orchestrator.agents.executor.AgentExecutor` over made parts; ``options``:
+    its presentation ones (``verbose``, ``console``)."""
+    from orchestrator.agents.executor import AgentExecutor
+    from orchestrator.agents.react import create_react_agent
+
+    return AgentExecutor(
+        agent=create_react_agent(
+            llm, tools, step_max_tokens=spec.step_max_tokens, step_mode=spec.step_mode
+        ),
+        tools=tools,
+        handle_parsing_errors=True,
+        max_iterations=spec.max_iterations,
+        max_execution_time=spec.max_execution_time,
+        **options,
+    )
+
+
+def build_agent(spec: AgentSpec, *, on_close: Any = None, **options: Any) -> Any:
+    """The agent a spec names: ``invoke({"input": ...})`` / ``stream`` as the executor's."""
+    llm, tools = agent_parts(spec, on_close)
+    return agent_executor(spec, llm, tools, **options)

@@ -1,0 +1,138 @@
+"""``rag``: answer from one or more indexes with a RAG strategy, citing numbered sources.
+
+The command parses its options into a pipeline spec (``spec_from_options("rag", ...)``) and
+runs it with the library's ``build``: the same spec ``serve``'s ``rag`` model, ``mcp``'s
+``rag`` tool and ``eval rag`` build. ``--print-spec`` prints that spec as JSON (never the API
+key); ``--spec FILE`` runs one as written: a pipeline option beside it is an error (the file
+is the whole pipeline), only ``--api-key`` may join it, since no spec file holds a key.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from orchestrator.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    DsnOpt,
+    EmbeddingOpt,
+    IndexesOpt,
+    JsonOpt,
+    MaxTokensOpt,
+    MinSimilarityOpt,
+    ModelOpt,
+    ModeOpt,
+    PrintSpecOpt,
+    RerankOpt,
+    SpecOpt,
+    StrategyOpt,
+    console,
+    guarded,
+    pipeline_spec,
+    print_json,
+    print_spec,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rag")(rag)
+
+
+@guarded
+def rag(
+    context: typer.Context,
+    question: Annotated[str | None, typer.Argument(help="The question.")] = None,
+    indexes: IndexesOpt = None,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = "none",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Sources to retrieve.")] = 4,
+    min_similarity: MinSimilarityOpt = None,
+    embedding: EmbeddingOpt = None,
+    model: ModelOpt = None,
+    max_tokens: MaxTokensOpt = 256,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+    dsn: DsnOpt = None,
+    strategy: StrategyOpt = "plain",
+    spec_file: SpecOpt = None,
+    show_spec: PrintSpecOpt = False,
+) -> None:
+    """Answer from the index, citing numbered sources; says so when nothing relevant is found.
+    --model answers (and reranks, with --rerank llm, and writes the --strategy's queries)."""
+    spec = pipeline_spec(
+        "rag",
+        spec_file,
+        context=context,
+        inputs=("question",),
+        index=indexes or None,
+        dsn=dsn,
+        mode=mode,
+        rerank=rerank,
+        k=k,
+        min_similarity=min_similarity,
+        embedding=embedding,
+        model=model,
+        max_tokens=max_tokens,
+        base_url=base_url,
+        api_key=api_key,
+        strategy=strategy,
+    )
+    if show_spec:
+        print_spec(spec)
+        return
+    if question is None:
+        from orchestrator.errors import OptionError
+
+        raise OptionError("no question given", fix='orchestrator rag "QUESTION" --index DIR')
+    from orchestrator.agents.pipelines import build
+
+    answer(build(spec), question, as_json)
+
+
+def answer(chain: Any, question: str, as_json: bool) -> None:
+    """Stream the answer (text) or print one JSON object; the sources and the strategy's
+    trace after it."""
+    from orchestrator.agents.pipelines import trace_of
+    from orchestrator.chains.rag import cited_numbers
+
+    sources: list[dict[str, Any]] = []
+    trace: dict[str, Any] = {}
+    text = ""
+    for part in chain.stream({"question": question}):
+        sources = part.get("sources", sources)
+        trace.update(trace_of(part))
+        piece = part.get("answer", "")
+        text += piece
+        if piece and not as_json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    text = text.strip()
+    if as_json:
+        citations = cited_numbers(text, len(sources))
+        print_json({"answer": text, "sources": sources, "citations": citations, **trace})
+        return
+    sys.stdout.write("\n")
+    for source in sources:
+        console.print(f"[dim][{source['n']}] {source['doc_id']} ({source['source']})[/]")
+    for line in trace_lines(trace):
+        console.print(f"[dim]{escape(line)}[/]")
+
+
+def trace_lines(trace: dict[str, Any]) -> list[str]:
+    """A strategy's trace as short lines for the terminal."""
+    lines = []
+    if trace.get("route"):
+        lines.append(f"route: {', '.join(trace['route'])}")
+    for n, query in enumerate(trace.get("queries") or [], 1):
+        lines.append(f"query {n}: {query}")
+    if trace.get("hypothetical"):
+        passage = " ".join(str(trace["hypothetical"]).split())
+        lines.append(f"hypothetical answer (the dense query): {passage}")
+    if trace.get("stop_reason"):
+        lines.append(f"hops: {len(trace.get('hops') or [])}, stopped: {trace['stop_reason']}")
+    return lines
