@@ -6,7 +6,7 @@
 ``cranfield``: MAP and nDCG@10 of ``plain`` (the hybrid pipeline), ``rewrite``,
 ``multi_query`` and ``hyde`` on the same judged queries (the first ``--queries`` in file order;
 0 = all 225), in one run, through the evaluator (``orchestrator.evals.retrieval`` with
-``strategy_retriever``, i.e. what ``orchestrator eval retrieval --strategy`` reports), plus
+``StrategyRetriever``, i.e. what ``orchestrator eval retrieval --strategy`` reports), plus
 seconds per query (model calls included) and how many queries each strategy won or lost
 against plain on average precision.
 
@@ -45,7 +45,9 @@ def chat_llm() -> Any:
 
 
 def cranfield(n_queries: int, strategies: tuple[str, ...] = STRATEGIES) -> None:
-    from orchestrator.evals.retrieval import evaluate_retriever, strategy_retriever
+    from orchestrator.agents.pipelines.search import StrategyRetriever
+    from orchestrator.chains.strategies import rag_strategy
+    from orchestrator.evals.retrieval import evaluate_retriever
     from orchestrator.retrieval import load_beir, open_retriever
 
     data = load_beir(CRANFIELD)
@@ -69,7 +71,7 @@ def cranfield(n_queries: int, strategies: tuple[str, ...] = STRATEGIES) -> None:
     plain_ap: dict[str, float] = {}
     samples: dict[str, Any] = {}
     for name in strategies:
-        retriever = strategy_retriever(base, name, llm)
+        retriever = base if name == "plain" else StrategyRetriever(rag_strategy(name, llm, base))
         started = time.perf_counter()
         result = evaluate_retriever(
             retriever, subset, name=name, metrics=["map", "ndcg_cut_10"], k=100

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import DataError, OptionError
+from orchestrator.errors import DataError
 from orchestrator.evals.metrics import evaluate_run, precision_recall_points
 from orchestrator.evals.trec import write_run
 
@@ -64,22 +64,6 @@ def spec_retriever(spec: Any) -> Any:
     from orchestrator.agents.pipelines.search import search_retriever
 
     return search_retriever(spec, strategies=MEASURED_STRATEGIES)
-
-
-def strategy_retriever(retriever: Any, strategy: str, llm: Any, **options: Any) -> Any:
-    """``retriever`` as the named RAG strategy sees it (``plain``: ``retriever`` itself)."""
-    from orchestrator.agents.pipelines.search import StrategyRetriever
-    from orchestrator.chains.strategies import rag_strategy, strategy_name
-
-    name = strategy_name(strategy)
-    if name not in MEASURED_STRATEGIES:
-        raise OptionError(
-            f"the {name!r} strategy chooses between several indexes; this evaluates one",
-            fix="measure plain, rewrite, multi-query, hyde or multi-hop",
-        )
-    if name == "plain":
-        return retriever
-    return StrategyRetriever(rag_strategy(strategy, llm, retriever, **options))
 
 
 def retrieve_run(

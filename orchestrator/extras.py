@@ -13,6 +13,23 @@ from types import ModuleType
 
 from orchestrator.errors import OrchestratorError
 
+#: Optional packages (top-level module) and the extra that installs each: the one table behind
+#: :func:`require` and :func:`missing_extra`.
+EXTRAS = {
+    **dict.fromkeys(
+        ("faiss", "sentence_transformers", "torch", "onnxruntime", "onnx", "tokenizers"), "rag"
+    ),
+    **dict.fromkeys(("Stemmer", "scipy", "bm25s", "pypdf", "trafilatura"), "rag"),
+    **dict.fromkeys(("ragas", "matplotlib", "rapidfuzz", "sacrebleu", "rouge_score"), "eval"),
+    **dict.fromkeys(("pytrec_eval", "sentencex"), "eval"),
+    **dict.fromkeys(("fastapi", "uvicorn", "prometheus_client"), "serve"),
+    **dict.fromkeys(("mcp", "langchain_mcp_adapters"), "mcp"),
+    **dict.fromkeys(("psycopg", "pgvector", "pgserver"), "postgres"),
+    "ddgs": "web",
+    "langchain_openai": "remote",
+    "ray": "scale",
+}
+
 
 class MissingDependencyError(OrchestratorError, ImportError):
     """An optional package is not installed; ``fix`` names the extra that brings it."""
@@ -38,3 +55,15 @@ def require(module: str, *, extra: str, purpose: str) -> ModuleType:
         if missing and (module == missing or module.startswith(missing + ".")):
             raise MissingDependencyError(module, extra, purpose) from exc
         raise
+
+
+def missing_extra(
+    exc: ModuleNotFoundError, purpose: str = "this command"
+) -> MissingDependencyError:
+    """``exc`` as the :class:`MissingDependencyError` naming the extra, when the missing module
+    is one of :data:`EXTRAS` (an import that bypassed :func:`require`); else ``exc`` is re-raised
+    (a missing module of ours or of a required dependency is a bug, not an extra to install)."""
+    top = (exc.name or "").split(".")[0]
+    if top not in EXTRAS:
+        raise exc
+    return MissingDependencyError(top, EXTRAS[top], purpose)

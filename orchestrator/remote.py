@@ -58,6 +58,9 @@ API_KEY_ENV = "ORCHESTRATOR_API_KEY"
 NO_API_KEY = "no-key"
 #: Seconds the ``/models`` check may take (a server that is up answers at once).
 CHECK_TIMEOUT = 10.0
+#: llama.cpp's sampling options, which the ``openai`` client has no argument for: a served
+#: model sends them in the request body (its server and vLLM read them there).
+BODY_SAMPLING = ("top_k", "min_p", "repeat_penalty")
 #: Characters per token for approximate counts (English text with BPE vocabularies).
 CHARS_PER_TOKEN = 4
 TOKEN_COUNT_NOTE = (
@@ -117,8 +120,7 @@ class RemoteOptions(BaseModel):
 
     def body_extras(self) -> dict[str, Any]:
         """llama.cpp's sampling options, for the request body."""
-        names = ("top_k", "min_p", "repeat_penalty")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in BODY_SAMPLING if getattr(self, n) is not None}
 
 
 def resolve_endpoint(
@@ -332,6 +334,7 @@ def approx_tokens(text: str) -> int:
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
+    "BODY_SAMPLING",
     "TOKEN_COUNT_NOTE",
     "Endpoint",
     "RemoteModelError",

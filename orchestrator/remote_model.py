@@ -17,6 +17,9 @@ What differs from ``ChatOpenAI``, and why:
   server and model for the process.
 - Token counts are approximate (``ChatOpenAI`` would fetch tiktoken's tables from the network
   and count with OpenAI's vocabulary); the first count warns once.
+- llama.cpp's sampling options (``top_k``, ``min_p``, ``repeat_penalty``), given to the
+  constructor or per call (``bind``/``invoke``), travel in the request body, which is where
+  its server (and vLLM) reads them; the ``openai`` client has no arguments for them.
 - ``openai`` errors become :class:`orchestrator.remote.RemoteModelError` naming the URL.
 """
 
@@ -40,6 +43,7 @@ from orchestrator.errors import OptionError
 from orchestrator.llama.structured import response_format_schema
 from orchestrator.models.capabilities import Capabilities, Way
 from orchestrator.remote import (
+    BODY_SAMPLING,
     TOKEN_COUNT_NOTE,
     Constraints,
     RemoteModelError,
@@ -198,14 +202,32 @@ class RemoteChatModel(ChatOpenAI):
     ) -> dict[str, Any]:
         grammar = kwargs.pop("grammar", None)
         fmt = kwargs.pop("response_format", None)
+        # llama.cpp's sampling options per call (a spec's sampling bound to the model) go in
+        # the body as the constructor's do: the openai client refuses them as arguments
+        per_call = {n: kwargs.pop(n) for n in BODY_SAMPLING if n in kwargs}
+        self._check_retries(kwargs.pop("max_retries", None))
         payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)
         if "max_completion_tokens" in payload:
             payload["max_tokens"] = payload.pop("max_completion_tokens")
-        extra = {**self.body_extras, **dict(payload.get("extra_body") or {})}
+        extra = {
+            **self.body_extras,
+            **{n: v for n, v in per_call.items() if v is not None},
+            **dict(payload.get("extra_body") or {}),
+        }
         extra.update(self._constraint_body(grammar, fmt))
         if extra:
             payload["extra_body"] = extra
         return payload
+
+    def _check_retries(self, retries: int | None) -> None:
+        """``max_retries`` per call (a spec's options bound to the model built from it): the
+        model's own is accepted; the client's retries are fixed when the model is made."""
+        if retries is not None and retries != self.max_retries:
+            raise OptionError(
+                f"max_retries={retries} per call; this served model retries "
+                f"{self.max_retries} times",
+                fix="set max_retries when the model is made (chat_model(..., max_retries=N))",
+            )
 
     def _constraint_body(self, grammar: Any, fmt: Any) -> dict[str, Any]:
         if grammar is not None and fmt is not None:

@@ -19,7 +19,6 @@ from orchestrator.chains import RAG_STRATEGIES, RAGChain, rag_strategy
 from orchestrator.chains.rag import NO_ANSWER
 from orchestrator.chains.strategies import QUERY_PATTERN, STRATEGY_NAMES, strategy_name
 from orchestrator.errors import DataError, OptionError
-from orchestrator.evals.retrieval import strategy_retriever
 from orchestrator.retrieval.fusion import rrf_fusion
 from orchestrator.testing import HashEmbeddings, ScriptedChatModel, ScriptedLLM
 
@@ -296,18 +295,14 @@ def test_nothing_found_answers_without_calling_the_model_again() -> None:
 
 def test_eval_wrapper_applies_the_strategy_before_search() -> None:
     base = WordRetriever()
-    assert strategy_retriever(base, "plain", JsonChat()) is base
     llm = ScriptedChatModel(
         replies=['{"search_query": "thin shells"}', '{"search_query": "hypersonic heat"}']
     )
-    wrapped = strategy_retriever(base, "rewrite", llm)
-    assert isinstance(wrapped, StrategyRetriever)
+    wrapped = StrategyRetriever(rag_strategy("rewrite", llm, base))
     results = wrapped.search_many(["q one", "q two"], 1)
     assert [[d.metadata["doc_id"] for d in docs] for docs in results] == [["shell"], ["heat"]]
     assert base.batches == [["thin shells", "hypersonic heat"]]  # one batch for both
     assert wrapped.traces["q two"] == {"queries": ["hypersonic heat"]}
-    with pytest.raises(OptionError, match="several indexes"):
-        strategy_retriever(base, "route", llm)
 
 
 def test_cli_names_indexes_by_folder_and_describes_them_from_the_manifest(tmp_path: Path) -> None:

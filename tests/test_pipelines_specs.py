@@ -213,3 +213,53 @@ def test_options_beside_a_spec_file_are_an_error(tmp_path: Path) -> None:
     dump_spec(StorySpec(), story)
     wrong = runner.invoke(app, ["rag", "q", "--spec", str(story)])
     assert wrong.exit_code == 2 and "is a story spec" in " ".join(wrong.output.split())
+
+
+@pytest.mark.parametrize("command", ["serve", "mcp"])
+def test_serve_and_mcp_print_the_strategy_and_rerank(command: str, tmp_path: Path) -> None:
+    """serve's model 'rag' and mcp's rag tool take --strategy and --rerank as `rag` does (the
+    printed spec carries them; nothing is loaded)."""
+    args = ["--index", str(tmp_path / "docs"), "--strategy", "multi-query", "--rerank", "none"]
+    printed = runner.invoke(app, [command, *args, "-k", "2", "--print-spec"])
+    assert printed.exit_code == 0, printed.output
+    spec = from_dict(json.loads(printed.output))
+    assert isinstance(spec, RagSpec)
+    assert (spec.strategy, spec.rerank, spec.k) == ("multi_query", "none", 2)
+    assert spec == spec_from_options(
+        "rag", index=tmp_path / "docs", strategy="multi-query", rerank="none", k=2,
+        mode=spec.mode, max_tokens=spec.model.max_tokens,
+    )
+
+
+def test_serve_rag_options_without_an_index_are_an_error() -> None:
+    result = runner.invoke(app, ["serve", "--strategy", "hyde", "--print-spec"])
+    assert result.exit_code == 2
+    assert "--strategy shape model 'rag', which needs an index" in " ".join(result.output.split())
+
+
+def test_chat_over_documents_takes_rerank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chat --index passes --rerank into its spec (the document turn's retriever); without
+    --index it is an error, as its other document options are."""
+    import orchestrator.agents.pipelines as pipelines
+    import orchestrator.cli.chat as chat_cli
+
+    opened: list[Any] = []
+    monkeypatch.setattr(
+        pipelines, "open_retrievers", lambda spec: opened.append(spec) or {"d": (None, "")}
+    )
+    monkeypatch.setattr(chat_cli, "run_chat", lambda *args, **kwargs: None)
+    result = runner.invoke(app, ["chat", "--index", "docs", "--rerank", "llm"])
+    assert result.exit_code == 0, result.output
+    assert opened[0].rerank == "llm" and opened[0].k == 3  # chat's --sources default
+    alone = runner.invoke(app, ["chat", "--rerank", "llm"])
+    assert alone.exit_code == 2 and "--rerank" in alone.output
+
+
+def test_search_measures_only_the_strategies_that_search_one_index(tmp_path: Path) -> None:
+    from orchestrator.agents.pipelines.search import search_retriever
+    from orchestrator.evals.retrieval import MEASURED_STRATEGIES
+
+    spec = spec_from_options("rag", index=tmp_path / "docs", strategy="route")
+    for strategies in (MEASURED_STRATEGIES, ("plain",)):
+        with pytest.raises(OptionError, match="does not apply here"):
+            search_retriever(spec, strategies=strategies)

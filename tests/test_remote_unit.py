@@ -151,6 +151,24 @@ def test_max_tokens_and_llama_options_travel_by_their_own_names() -> None:
     assert second["max_tokens"] == 3
 
 
+def test_llama_options_per_call_travel_in_the_body() -> None:
+    """A spec's sampling bound per call (as serve's rag binds it) reaches the body; the openai
+    client has no argument for these and would refuse them."""
+    with FakeOpenAIServer() as fake:
+        model = remote_chat_model(fake.base_url, "served-model", top_k=5)
+        bound = model.bind(top_k=20, min_p=0.1, repeat_penalty=1.2, temperature=0.0)
+        assert bound.invoke("hi").content == "plain words"
+        model.invoke("hi", min_p=None, extra_body={"repeat_penalty": 1.3})
+        model.invoke("hi", max_retries=model.max_retries)  # the model's own: accepted
+        with pytest.raises(OptionError, match="max_retries"):
+            model.invoke("hi", max_retries=model.max_retries + 1)
+    first, second, third = fake.requests
+    assert "max_retries" not in third
+    assert (first["top_k"], first["min_p"], first["repeat_penalty"]) == (20, 0.1, 1.2)
+    assert first["temperature"] == 0.0
+    assert second["top_k"] == 5 and second["repeat_penalty"] == 1.3 and "min_p" not in second
+
+
 def test_grammar_server_gets_grammars_for_schemas_too() -> None:
     with FakeOpenAIServer(honours={"grammar"}) as fake:
         model = remote_chat_model(fake.base_url, "served-model")

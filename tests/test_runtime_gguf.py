@@ -218,10 +218,10 @@ def test_engine_and_describe_model_count_offload_the_same_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from orchestrator import ChatLlamaCpp
-    from orchestrator.llama import base, engine, info
+    from orchestrator.llama import base, engine, info, registry
 
     path = build_tiny_phi3(tmp_path / "tiny.gguf")  # 2 blocks
-    for module in (base, engine, info):  # as if this build had a GPU backend
+    for module in (base, engine, info, registry):  # as if this build had a GPU backend
         monkeypatch.setattr(module, "gpu_backend_available", lambda: True)
     llm = ChatLlamaCpp(model_path=str(path), n_gpu_layers=-1)
     described = info.describe_model(str(path), n_gpu_layers=-1)

@@ -95,12 +95,12 @@ def test_serve_offers_the_mcp_tool_to_the_agent_and_closes_it(tmp_path: Path) ->
 def test_a_bad_mcp_config_exits_2_naming_the_file_before_the_model_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.server.backends as backends
+    from orchestrator.llama import registry
 
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model loaded before the MCP config was checked")
 
-    monkeypatch.setattr(backends.Backends, "__init__", no_model)
+    monkeypatch.setattr(registry, "load_engine", no_model)
     bad = tmp_path / "broken-mcp.json"
     bad.write_text('{"mcpServers": {"text": {"args": ["x"]}}}', encoding="utf-8")
     result = CliRunner().invoke(app, ["serve", "--port", "1", "--mcp-config", str(bad)])

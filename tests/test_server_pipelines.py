@@ -184,3 +184,30 @@ def test_session_requests_must_send_only_the_new_message(server: Server, model_i
     with pytest.raises(BadRequestError) as pipeline:
         ask(server, "story", "Hi", extra_body={"session_id": "s3"})
     assert pipeline.value.body["param"] == "session_id"
+
+
+def test_rag_pieces_carry_the_strategy_trace(index_dir: Path, chat_llm: Any) -> None:
+    """A strategy's trace (here multi-query's queries) reaches the response's fields, before
+    the answer, as `orchestrator rag --json` prints it (in process: the server's own code)."""
+    from orchestrator.agents.pipelines import spec_from_options
+    from orchestrator.server.backends import RagPipeline
+    from orchestrator.server.generation import Tally
+    from orchestrator.server.metrics import Metrics
+    from orchestrator.server.pipelines import rag_pieces
+
+    spec = spec_from_options(
+        "rag", index=index_dir, strategy="multi-query", strategy_options={"n_queries": 1}
+    )
+    question = "What is Zorblat covered in?"
+    tally = Tally(Metrics.create(), "rag")
+    pieces = list(
+        rag_pieces(chat_llm, RagPipeline(spec), question, {"max_tokens": 12, **GREEDY}, tally)
+    )
+    fields: dict[str, Any] = {}
+    for piece in pieces:
+        fields.update(piece.fields or {})
+    assert fields["strategy"] == "multi_query"
+    assert fields["queries"][0] == question and len(fields["queries"]) == 2
+    first_trace = next(i for i, p in enumerate(pieces) if "queries" in (p.fields or {}))
+    first_text = next(i for i, p in enumerate(pieces) if p.text)
+    assert first_trace < first_text and fields["sources"]

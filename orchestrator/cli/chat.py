@@ -33,6 +33,7 @@ from orchestrator.cli.common import (
     MinSimilarityOpt,
     ModelOpt,
     ModeOpt,
+    RerankOpt,
     SeedOpt,
     TemperatureOpt,
     err_console,
@@ -316,6 +317,7 @@ def chat(
         int, typer.Option("--sources", min=1, help="With --index: sources per turn.")
     ] = 3,
     min_similarity: MinSimilarityOpt = None,
+    rerank: RerankOpt = "none",
     dsn: DsnOpt = None,
 ) -> None:
     """Chat with the model in the terminal (answers stream; Ctrl-C stops one).
@@ -343,9 +345,11 @@ def chat(
     # check the memory options before anything is opened or loaded
     create_memory(memory, llm=llm, k=k, max_token_limit=memory_tokens)
     options = ChatOptions(memory, k, memory_tokens, session, system, store)
-    if index_dir is None and (mode, k_sources, min_similarity, dsn) != ("hybrid", 3, None, None):
+    rag_options = (mode, k_sources, min_similarity, rerank, dsn)
+    if index_dir is None and rag_options != ("hybrid", 3, None, "none", None):
         raise OptionError(
-            "--mode, --sources, --min-similarity and --dsn only apply to chat over documents",
+            "--mode, --sources, --min-similarity, --rerank and --dsn only apply to chat over "
+            "documents",
             fix="add --index DIR, or leave those options out",
         )
     if index_dir is None:
@@ -354,7 +358,15 @@ def chat(
     from orchestrator.agents.pipelines import spec_from_options
 
     spec = spec_from_options(
-        "rag", index=index_dir, dsn=dsn, mode=mode, k=k_sources, min_similarity=min_similarity
+        "rag",
+        index=index_dir,
+        dsn=dsn,
+        mode=mode,
+        k=k_sources,
+        min_similarity=min_similarity,
+        rerank=rerank,
+        model=model,  # the GGUF that --rerank llm scores with
+        base_url=base_url,
     )
     turn = _document_turn(spec, system)
     run_chat(llm, options, build_factory=lambda _system: turn, on_answer=turn_reporter(turn))

@@ -176,6 +176,11 @@ def guarded(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[dim]interrupted[/]")
             raise typer.Exit(130) from None
+        except ModuleNotFoundError as exc:
+            from orchestrator.extras import missing_extra
+
+            report_error(missing_extra(exc))
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -35,10 +35,12 @@ from orchestrator.cli.common import (
     ModelOpt,
     ModeOpt,
     RerankOpt,
+    SpecOpt,
     StrategyOpt,
     console,
     err_console,
     guarded,
+    pipeline_spec,
     print_json,
 )
 from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
@@ -173,9 +175,15 @@ def retrieval(
         console.print(f"[dim]run written to {result['run_file']}[/]")
 
 
+#: ``eval rag``'s options that are not the pipeline's: they may be given beside ``--spec``.
+_RAG_INPUTS = ("dataset", "metrics", "judge_model", "judge_max_tokens", "timeout", "ray",
+               "ray_workers")  # fmt: skip
+
+
 @eval_app.command("rag")
 @guarded
 def rag(
+    context: typer.Context,
     dataset: Annotated[Path, typer.Option("--dataset", help="JSONL question set.")],
     index: Annotated[
         Path | None,
@@ -206,19 +214,25 @@ def rag(
     as_json: JsonOpt = False,
     ray: RayOpt = None,
     ray_workers: RayWorkersOpt = None,
+    spec_file: SpecOpt = None,
 ) -> None:
     """Answer (where needed, as `orchestrator rag` would) and score a question set with Ragas
     on a local judge (with --base-url: --model answers and --judge-model judges on that
-    server, default its model). --json samples carry the sources they were answered from."""
+    server, default its model). --json samples carry the sources they were answered from.
+    --spec FILE answers with that RAG spec, as `orchestrator rag --spec FILE` does."""
     from orchestrator.evals.rag import check_metrics
-    from orchestrator.evals.suite import JudgeConfig, Suite
+    from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite
 
     check_ray_workers(ray, ray_workers)
     chosen = check_metrics([m.strip() for m in metrics.split(",") if m.strip()])
-    config = _configuration(
-        index, dsn, mode=mode, rerank=rerank, strategy=strategy, k=k, model=model,
-        base_url=base_url, max_tokens=max_tokens, min_similarity=min_similarity,
-    )  # fmt: skip
+    if spec_file is not None:  # checked as `rag --spec` checks it (no pipeline option beside it)
+        pipeline_spec("rag", spec_file, context=context, inputs=_RAG_INPUTS)
+        config = PipelineConfig(name="cli", spec=str(spec_file.resolve()))
+    else:
+        config = _configuration(
+            index, dsn, mode=mode, rerank=rerank, strategy=strategy, k=k, model=model,
+            base_url=base_url, max_tokens=max_tokens, min_similarity=min_similarity,
+        )  # fmt: skip
     judge = JudgeConfig(
         model=judge_model, base_url=base_url, max_tokens=judge_max_tokens, timeout=timeout
     )

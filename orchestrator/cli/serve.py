@@ -9,10 +9,14 @@ import typer
 from rich.markup import escape
 
 from orchestrator.cli.common import (
+    BaseUrlOpt,
     DsnOpt,
     ModelOpt,
+    ModeOpt,
     PrintSpecOpt,
+    RerankOpt,
     SpecOpt,
+    StrategyOpt,
     err_console,
     guarded,
     pipeline_spec,
@@ -29,7 +33,10 @@ _NOT_RAG = (
     "max_tokens_limit",
     "default_max_tokens",
     "max_body_bytes",
+    "upstream_api_key",
 )
+#: serve's options that only model 'rag' reads.
+_RAG_ONLY = ("mode", "k", "strategy", "rerank")
 
 
 def register(app: typer.Typer) -> None:
@@ -85,13 +92,29 @@ def serve(
         int, typer.Option("--max-body-bytes", min=1024, help="Largest request body (else 413).")
     ] = 1_000_000,
     dsn: DsnOpt = None,
+    mode: ModeOpt = "hybrid",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Sources model 'rag' retrieves.")] = 4,
+    strategy: StrategyOpt = "plain",
+    rerank: RerankOpt = "none",
+    base_url: BaseUrlOpt = None,
+    upstream_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--upstream-api-key",
+            help="The API key of the --base-url server, if it wants one (--api-key is this "
+            "server's own key, and is never sent upstream).",
+            show_default=False,
+        ),
+    ] = None,
     spec_file: SpecOpt = None,
     show_spec: PrintSpecOpt = False,
 ) -> None:
     """Serve the model and the pipelines (rag, agent, story) over an OpenAI-compatible API:
     /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /health, /metrics.
-    --spec FILE: model 'rag' runs that RAG spec (and the server serves its model);
-    --print-spec prints the RAG spec of the options and exits."""
+    --base-url URL fronts a served model (llama.cpp's server, vLLM, Ollama) for chat and the
+    pipelines (/v1/completions needs a local GGUF); --mode, -k, --strategy and --rerank shape
+    model 'rag' as they shape `orchestrator rag`; --spec FILE: model 'rag' runs that RAG
+    spec (and the server serves its model); --print-spec prints the RAG spec and exits."""
     from orchestrator.extras import require
     from orchestrator.server.config import ServerConfig, check_bind
 
@@ -110,17 +133,22 @@ def serve(
     from orchestrator.errors import OptionError
     from orchestrator.models import ModelSpec
 
-    rag: Any = None
-    if index is not None or spec_file is not None:
-        rag = pipeline_spec(
-            "rag", spec_file, context=context, inputs=_NOT_RAG, index=index, dsn=dsn, model=model
+    if upstream_api_key and not base_url and spec_file is None:
+        raise OptionError(
+            "--upstream-api-key is the key of a served model, and no --base-url was given",
+            fix="add --base-url URL, or leave out --upstream-api-key",
         )
+    models: dict[str, Any] = {"model": model, "base_url": base_url, "api_key": upstream_api_key}
+    rag_options = {"mode": mode, "k": k, "strategy": strategy, "rerank": rerank}
+    rag = _rag_spec(context, spec_file, index=index, dsn=dsn, **models, **rag_options)
     if show_spec:
         if rag is None:
             raise OptionError("--print-spec prints the RAG spec: add --index", fix="--index DIR")
         print_spec(rag)
         return
-    chat = rag.model if spec_file is not None and rag is not None else ModelSpec(model=model)
+    chat = _upstream_key(rag.model if rag is not None else ModelSpec(**models))
+    if rag is not None:
+        rag = rag.model_copy(update={"model": chat})
     agent = spec_from_options(
         "agent", tools=tools, index=index, dsn=dsn, mcp_config=mcp_config, model=chat
     )
@@ -152,3 +180,40 @@ def serve(
         + ("" if config.api_key else " [dim](no API key: loopback only)[/]")
     )
     uvicorn.run(app, **uvicorn_options(config))
+
+
+def _rag_spec(
+    context: typer.Context, spec_file: Path | None, *, index: Path | None, **options: Any
+) -> Any:
+    """Model 'rag''s spec: ``--spec FILE``, or the options with ``--index``; ``None`` without
+    either, when a RAG option given (which would do nothing) is an error."""
+    from orchestrator.errors import OptionError
+
+    if index is not None or spec_file is not None:
+        return pipeline_spec(
+            "rag", spec_file, context=context, inputs=_NOT_RAG, index=index, **options
+        )
+    given = [
+        param.opts[0]
+        for param in context.command.params
+        if param.name in _RAG_ONLY
+        and getattr(context.get_parameter_source(param.name), "name", "") == "COMMANDLINE"
+    ]
+    if given:
+        raise OptionError(
+            f"{', '.join(given)} shape model 'rag', which needs an index",
+            fix="add --index DIR (or --spec FILE), or leave out " + ", ".join(given),
+        )
+    return None
+
+
+def _upstream_key(model: Any) -> Any:
+    """A served model's spec with an explicit key: ``--upstream-api-key``, else none.
+    ``$ORCHESTRATOR_API_KEY`` is this server's own key here (``--api-key``), so it must not
+    reach the upstream as the model layer's default would send it."""
+    from orchestrator.agents.pipelines.rag import served
+    from orchestrator.remote import NO_API_KEY
+
+    if model.api_key or not served(model):
+        return model
+    return model.model_copy(update={"api_key": NO_API_KEY})

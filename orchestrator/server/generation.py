@@ -1,8 +1,9 @@
-"""What the endpoints stream: every answer, from the GGUF model or a pipeline, is an iterator
+"""What the endpoints stream: every answer, from the model or a pipeline, is an iterator
 of :class:`Piece` s run in one worker thread (``orchestrator.llama.aio.iterate_in_thread``).
 
-The iterators here are plain synchronous generators over the in-process API (``ChatLlamaCpp``,
-``LlamaCpp``, the chains), so the server answers exactly what the library answers. They hold
+The iterators here are plain synchronous generators over the library's models
+(``ChatLlamaCpp`` and ``LlamaCpp`` in process, or a served chat model) and chains, so the
+server answers exactly what the library answers. They hold
 the engine's lock only while they generate. They run inside the request's cancellation scope
 (:mod:`orchestrator.cancellation`): when the client goes away the model stops at its next
 token and a chain at its next step, raising ``GenerationCancelled`` up through the generator.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, get_buffer_string
 from langchain_core.outputs import LLMResult
 
 from orchestrator.cancellation import GenerationCancelled
@@ -116,7 +117,8 @@ def _copy(source: Tokens, target: Tokens) -> None:
 def chat_pieces(
     llm: Any, messages: Sequence[BaseMessage], call: Mapping[str, Any], tally: Tally
 ) -> Iterator[Piece]:
-    """A ``ChatLlamaCpp`` stream as pieces; tool calls come whole, in one piece."""
+    """A chat model's stream (local or served) as pieces; tool calls come whole, in one
+    piece."""
     calls: list[dict[str, Any]] = []
     finish: str | None = None
     chunks = llm.stream(list(messages), **call)
@@ -133,10 +135,20 @@ def chat_pieces(
                 tokens.completion = int(usage.get("output_tokens", 0))
                 tokens.cached = int(usage.get("input_token_details", {}).get("cache_read", 0))
             finish = chunk.response_metadata.get("finish_reason") or finish
+        if not (tokens.prompt or tokens.completion):
+            _count_unreported(tokens, messages, tally)
     if calls:
         yield Piece(tool_calls=calls)
     reason = "tool_calls" if calls else FINISH_REASONS.get(finish or "stop", "stop")
     yield Piece(finish_reason=reason, usage=tokens)
+
+
+def _count_unreported(tokens: Tokens, messages: Sequence[BaseMessage], tally: Tally) -> None:
+    """Usage a served model's stream did not report (llama.cpp's Python server sends none),
+    counted by the model layer's counter: approximate for a served model, and said so once."""
+    if tally.count_tokens is not None:
+        tokens.prompt = tally.count_tokens(get_buffer_string(list(messages)))
+        tokens.completion = tally.count_tokens("".join(tally.text))
 
 
 def _tool_call(chunk: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,7 +163,8 @@ def completion_pieces(
     llm: Any, prompt: str, overrides: Mapping[str, Any], stop: Sequence[str], tally: Tally
 ) -> Generator[Piece, None, None]:
     """A ``LlamaCpp`` generation for ``prompt`` as written, counted token by token (so even a
-    cancelled one reports exactly how many tokens it generated)."""
+    cancelled one reports exactly how many tokens it generated). Local only: the route
+    refuses a served model first (``Backends.resolve``)."""
     usage = Usage()
     with tally.generation() as tokens:
         try:

@@ -105,15 +105,29 @@ class ToolBackend:
         assert self.knowledge is not None
         return str(self.knowledge.invoke(query))
 
-    def rag(self, question: str) -> str:
+    def rag(self, question: str) -> Any:
+        """The answer and its sources as text, and as structured content the fields
+        ``orchestrator rag --json`` prints (``answer``, ``sources`` with their passages,
+        ``citations``, the strategy's trace), so a client can check what it was answered from."""
+        from mcp.types import CallToolResult, TextContent
+
+        from orchestrator.agents.pipelines import trace_of
+        from orchestrator.chains.rag import cited_numbers
+
         result = self._rag_chain().invoke({"question": question})
-        lines = [result["answer"].strip()]
-        if result["sources"]:
+        answer, sources = result["answer"].strip(), list(result["sources"])
+        lines = [answer]
+        if sources:
             lines.append("\nSources:")
-            lines.extend(
-                f"[{s['n']}] {s['doc_id']} ({s['source']})" for s in result["sources"]
-            )
-        return "\n".join(lines)
+            lines.extend(f"[{s['n']}] {s['doc_id']} ({s['source']})" for s in sources)
+        structured = {
+            "answer": answer,
+            "sources": sources,
+            "citations": cited_numbers(answer, len(sources)),
+            **trace_of(result),
+        }
+        text = TextContent(type="text", text="\n".join(lines))
+        return CallToolResult(content=[text], structuredContent=structured)
 
     def _rag_chain(self) -> Any:
         """The spec's pipeline, built by the library on the first call (then kept)."""
@@ -166,7 +180,7 @@ def build_server(options: MCPServerOptions) -> FastMCP:
     ) -> str:
         return await anyio.to_thread.run_sync(backend.knowledge_base, query)
 
-    async def rag(question: Annotated[str, Field(description="the question to answer")]) -> str:
+    async def rag(question: Annotated[str, Field(description="the question to answer")]) -> Any:
         return await anyio.to_thread.run_sync(backend.rag, question)
 
     server.add_tool(

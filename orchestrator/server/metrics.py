@@ -114,7 +114,8 @@ class Metrics:
         )
 
     def watch_model(self, engine: Callable[[], Any]) -> None:
-        """Also report what the GGUF model itself is doing (``engine``: its engine)."""
+        """Also report what a local GGUF model itself is doing (``engine``: its llama.cpp
+        engine). A served model's work is its server's to report: not watched."""
         self.registry.register(_ModelCollector(engine))
 
     def tokens(self, model: str, prompt: int, completion: int) -> None:

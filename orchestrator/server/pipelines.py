@@ -4,7 +4,10 @@ Each reads the last user message of the request and runs the same chain the CLI 
 (``orchestrator rag``, ``orchestrator agent``, ``orchestrator story``); what the chain returns
 besides the answer goes into extra response fields:
 
-- ``rag``: the answer cites ``[n]``; ``sources`` (the numbered sources) and ``citations``;
+- ``rag``: the answer cites ``[n]``; ``sources`` (the numbered sources), ``citations`` and
+  the strategy's trace as ``orchestrator rag --json`` prints it (``strategy``, ``queries``,
+  ``hypothetical``, ``hops``, ``stop_reason``, ``route``: those the strategy reports; none
+  for ``plain``);
 - ``agent``: ``steps`` (thought, action, action_input, observation), ``stopped_because`` and
   ``tools`` (the names of the tools it could call); a stream sends each step as it happens in
   a ``step`` field;
@@ -53,8 +56,9 @@ def rag_pieces(
 ) -> Iterator[Piece]:
     """The server's RAG spec (``rag``: a :class:`~orchestrator.server.backends.RagPipeline`)
     built by the library over its open retrievers and the server's model, with the spec's
-    sampling under the request's: sources first, then the answer as it comes."""
-    from orchestrator.agents.pipelines import build
+    sampling under the request's: the strategy's trace and the sources as they come (before
+    the answer), then the answer."""
+    from orchestrator.agents.pipelines import build, trace_of
     from orchestrator.agents.pipelines.rag import answer_model_spec
     from orchestrator.chains.rag import cited_numbers
 
@@ -67,9 +71,11 @@ def rag_pieces(
         parts = chain.stream({"question": question}, {"callbacks": [usage]})
         with _closing(parts):
             for part in parts:
+                fields = trace_of(part)
                 if "sources" in part:
-                    sources = part["sources"]
-                    yield Piece(fields={"sources": sources})
+                    sources = fields["sources"] = part["sources"]
+                if fields:
+                    yield Piece(fields=fields)
                 piece = part.get("answer", "")
                 if piece:
                     text = piece.lstrip() if not answer else piece

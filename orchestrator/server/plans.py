@@ -42,7 +42,9 @@ def bad(message: str, param: str | None, fix: str, code: str = "invalid_value") 
 
 
 def overrides(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
-    """The request's sampling options as ``ChatLlamaCpp`` / ``LlamaCpp`` call options."""
+    """The request's sampling options as call options of the server's model: every model
+    takes them all by name (a served model sends llama.cpp's ``top_k``, ``min_p`` and
+    ``repeat_penalty`` in the request body itself: ``orchestrator.remote.BODY_SAMPLING``)."""
     found = {name: getattr(body, name) for name in _SAMPLING if getattr(body, name) is not None}
     if max_tokens is not None:
         found["max_tokens"] = max_tokens
@@ -176,20 +178,27 @@ def plan_chat(
     locks: SessionLocks,
     tally: Tally,
 ) -> Make:
-    """The generator answering a chat request with the GGUF model or a pipeline."""
+    """The generator answering a chat request with the server's model (a GGUF, or served)
+    or a pipeline. Model ``rag`` answers within its spec's ``max_tokens`` unless the request
+    asks for another."""
     max_tokens = check_request(body, backends.config, body.wanted_tokens())
-    if kind == "gguf":
-        return _plan_gguf(body, backends, locks, tally, max_tokens)
+    if kind in ("gguf", "served"):
+        return _plan_model(body, backends, locks, tally, max_tokens)
     for name in ("session_id", "tools", "response_format", "stop"):
         if getattr(body, name):
             raise bad(
-                f"{name} applies to the GGUF model, not the {kind} pipeline",
+                f"{name} applies to the model, not the {kind} pipeline",
                 name,
                 f"leave {name} out, or use the model {backends.model_id!r}",
             )
     question = last_user_text(body)
     if kind == "rag":
-        opts, rag = overrides(body, max_tokens), backends.rag
+        rag = backends.rag
+        assert rag is not None  # resolve() knows "rag" only with a spec
+        if body.wanted_tokens() is None and rag.spec.model.max_tokens is not None:
+            # the spec's own budget, as `orchestrator rag --spec` answers (within the limit)
+            max_tokens = min(rag.spec.model.max_tokens, backends.config.max_tokens_limit)
+        opts = overrides(body, max_tokens)
         return lambda: pipelines.rag_pieces(backends.chat, rag, question, opts, tally)
     if kind == "story":
         opts = overrides(body, max_tokens)
@@ -203,7 +212,7 @@ def plan_chat(
     )
 
 
-def _plan_gguf(
+def _plan_model(
     body: ChatCompletionRequest,
     backends: Backends,
     locks: SessionLocks,
