@@ -211,10 +211,9 @@ def index_modes(config: PipelineConfig | str) -> tuple[str, ...]:
 
 def model_path(base: Path, model: str | None, base_url: str | None) -> str | None:
     """A local GGUF made absolute against ``base``; a served model's name stays a name."""
-    from orchestrator.agents.pipelines.rag import served
-    from orchestrator.models import ModelSpec
+    from orchestrator.models import ModelSpec, is_served
 
-    return model if served(ModelSpec(base_url=base_url)) else resolve(base, model)
+    return model if is_served(ModelSpec(base_url=base_url)) else resolve(base, model)
 
 
 def pipeline_spec(

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, overload
 
-from orchestrator.agents.pipelines.rag import served
 from orchestrator.agents.pipelines.specs import SPEC_KINDS, AgentSpec, RagSpec, StorySpec
 from orchestrator.errors import OptionError, unknown_option
-from orchestrator.models import ModelSpec
+from orchestrator.models import ModelSpec, is_served
 from orchestrator.retrieval import IndexSpec
 
 Spec: TypeAlias = RagSpec | AgentSpec | StorySpec
@@ -67,10 +66,10 @@ def _agent(options: dict[str, Any]) -> dict[str, Any]:
         options["max_tokens"] = steps
     model = model_from_options(options)
     if mode is None:
-        mode = "chat" if served(model) else "completion"
+        mode = "chat" if is_served(model) else "completion"
     if mode not in ("completion", "chat"):
         raise OptionError(f"unknown --mode {mode!r}", fix="use --mode completion or --mode chat")
-    if mode == "completion" and served(model):
+    if mode == "completion" and is_served(model):
         raise OptionError(
             "--mode completion needs a local GGUF; a served model is a chat model",
             fix="leave out --mode (or use --mode chat) with --base-url",

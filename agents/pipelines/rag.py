@@ -22,7 +22,7 @@ from orchestrator.agents.pipelines.strategies import (
     strategy_runnable,
 )
 from orchestrator.errors import OptionError
-from orchestrator.models import ModelSpec
+from orchestrator.models import ModelSpec, is_served
 from orchestrator.retrieval import IndexSpec
 
 #: Cosine below which a retrieved chunk is taken as unrelated to the question (MiniLM scale).
@@ -37,18 +37,11 @@ def answer_model_spec(spec: RagSpec) -> ModelSpec:
     return spec.model.model_copy(update=unset) if unset else spec.model
 
 
-def served(model: ModelSpec) -> bool:
-    """Whether ``model`` is a served one (its ``base_url``, or ``$ORCHESTRATOR_BASE_URL``)."""
-    from orchestrator.remote import Endpoint
-
-    return Endpoint.resolve(model.base_url, model.api_key) is not None
-
-
 def check_model(model: ModelSpec) -> None:
     """Read a local GGUF's header now (no weights load), so a wrong path fails at start also
     where the model is used late or not at all (an index build, a search, an MCP server
     that loads it on the first call); a served model is checked when it is made."""
-    if model.model is not None and not served(model):
+    if model.model is not None and not is_served(model):
         from orchestrator.gguf_info import read_gguf_info
         from orchestrator.settings import resolve_model_path
 
@@ -60,7 +53,7 @@ def reranker(spec: RagSpec) -> Any:
     (a served model cannot score passages in process: an :class:`OptionError`)."""
     if spec.rerank != "llm":
         return spec.rerank
-    if served(spec.model):
+    if is_served(spec.model):
         raise OptionError(
             "--rerank llm scores with a local GGUF in process; it cannot use a served model",
             fix="use --rerank none or a CrossEncoder directory, or leave out --base-url",

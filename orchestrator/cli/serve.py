@@ -211,9 +211,9 @@ def _upstream_key(model: Any) -> Any:
     """A served model's spec with an explicit key: ``--upstream-api-key``, else none.
     ``$ORCHESTRATOR_API_KEY`` is this server's own key here (``--api-key``), so it must not
     reach the upstream as the model layer's default would send it."""
-    from orchestrator.agents.pipelines.rag import served
+    from orchestrator.models import is_served
     from orchestrator.remote import NO_API_KEY
 
-    if model.api_key or not served(model):
+    if model.api_key or not is_served(model):
         return model
     return model.model_copy(update={"api_key": NO_API_KEY})

@@ -16,7 +16,13 @@ from orchestrator.models.capabilities import (
     capabilities,
     model_label,
 )
-from orchestrator.models.factory import chat_model, completion_model, language_model
+from orchestrator.models.factory import (
+    chat_model,
+    completion_model,
+    endpoint_of,
+    is_served,
+    language_model,
+)
 from orchestrator.models.options import DEFAULT_SAMPLING, SAMPLING_FIELDS, SamplingOptions
 from orchestrator.models.spec import LOCAL_ONLY, ModelSpec
 
@@ -32,6 +38,8 @@ __all__ = [
     "capabilities",
     "chat_model",
     "completion_model",
+    "endpoint_of",
+    "is_served",
     "language_model",
     "model_label",
 ]

@@ -26,6 +26,19 @@ def resolve_spec(spec: ModelSpec | None, fields: dict[str, Any]) -> ModelSpec:
     return ModelSpec.model_validate({**spec.model_dump(), **fields}) if fields else spec
 
 
+def endpoint_of(spec: ModelSpec) -> Any:
+    """The served endpoint ``spec`` names (its ``base_url``, else ``$ORCHESTRATOR_BASE_URL``;
+    the key likewise), or ``None`` for a local GGUF: the one local-or-served rule."""
+    from orchestrator.remote import Endpoint
+
+    return Endpoint.resolve(spec.base_url, spec.api_key)
+
+
+def is_served(spec: ModelSpec) -> bool:
+    """Whether ``spec`` is a served model (see :func:`endpoint_of`)."""
+    return endpoint_of(spec) is not None
+
+
 def chat_model(spec: ModelSpec | None = None, /, **fields: Any) -> BaseChatModel:
     """The chat model ``spec`` (and/or ``fields``, :class:`ModelSpec`'s) names: local or served.
 
@@ -33,9 +46,7 @@ def chat_model(spec: ModelSpec | None = None, /, **fields: Any) -> BaseChatModel
     ``OptionError`` saying where the server sets them; ``seed=-1`` (random) is left to the
     server."""
     spec = resolve_spec(spec, fields)
-    from orchestrator.remote import Endpoint
-
-    endpoint = Endpoint.resolve(spec.base_url, spec.api_key)
+    endpoint = endpoint_of(spec)
     if endpoint is None:
         from orchestrator.llama.chat import ChatLlamaCpp
 
@@ -57,9 +68,7 @@ def completion_model(spec: ModelSpec | None = None, /, **fields: Any) -> BaseLLM
     """A completion model (``LlamaCpp``) on a local GGUF; a served model is an error (the
     servers this project talks to are used as chat models)."""
     spec = resolve_spec(spec, fields)
-    from orchestrator.remote import Endpoint
-
-    endpoint = Endpoint.resolve(spec.base_url, spec.api_key)
+    endpoint = endpoint_of(spec)
     if endpoint is not None:
         raise OptionError(
             f"a completion model needs a local GGUF; the model served at {endpoint.base_url} "
