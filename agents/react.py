@@ -12,7 +12,8 @@ any other model gets the tolerant parser and, in the executor, the parse-error f
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal
 
 from langchain_core.agents import AgentAction, AgentFinish
@@ -164,22 +165,19 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
     ) -> str:
         """The model's text for the next step (only the first action is kept by the parser)."""
         prompt = self.render(inputs, steps)
-        mode = self.resolved_step_mode
-        caps = capabilities(self.llm)
-        if mode == "json_schema":
-            options = caps.constrain(schema=step_schema(self.tool_names))
-            return step_from_json(self._complete(prompt, options, deadline, config))
-        options = {}
-        if mode == "grammar":
-            prefix = caps.chat or not prompt.to_string().rstrip().endswith("Thought:")
+
+        def gbnf() -> str:
+            chat = capabilities(self.llm).chat
+            prefix = chat or not prompt.to_string().rstrip().endswith("Thought:")
             rules = {
                 t.name: str(t.metadata[INPUT_GBNF_KEY])
                 for t in self.tools
                 if t.metadata and t.metadata.get(INPUT_GBNF_KEY)
             }
-            gbnf = step_grammar(self.tool_names, thought_prefix=prefix, input_rules=rules)
-            options = caps.constrain(gbnf=gbnf)
-        return self._complete(prompt, options, deadline, config)
+            return step_grammar(self.tool_names, thought_prefix=prefix, input_rules=rules)
+
+        schema = partial(step_schema, self.tool_names)
+        return self._constrained(prompt, schema, gbnf, step_from_json, deadline, config)
 
     def generate_final(
         self,
@@ -193,14 +191,29 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         note = STOP_NOTES.get(reason, "I must answer now from what I found.")
         lead = "" if steps else " "
         prompt = self.render(inputs, steps, tail=f"{lead}{note}\n{FINAL_ANSWER}")
-        caps = capabilities(self.llm)
-        if self.resolved_step_mode == "json_schema":
-            options = caps.constrain(schema=final_schema())
-            return final_answer_from_json(self._complete(prompt, options, None, config))
-        options = {}
-        if self.uses_grammar:
-            options = caps.constrain(gbnf=final_grammar(answer_prefix=False))
-        return self._complete(prompt, options, None, config)
+        gbnf = partial(final_grammar, answer_prefix=False)
+        return self._constrained(prompt, final_schema, gbnf, final_answer_from_json, None, config)
+
+    def _constrained(
+        self,
+        prompt: PromptValue,
+        schema: Callable[[], Mapping[str, Any]],
+        gbnf: Callable[[], str],
+        decode: Callable[[str], str],
+        deadline: float | None,
+        config: RunnableConfig | None,
+    ) -> str:
+        """The reply under the resolved step mode: the mode says which constraint (a JSON
+        ``schema`` or a ``gbnf`` grammar, each built only when used) is offered, and
+        :meth:`Capabilities.constrain` turns it into call arguments; ``decode`` turns a JSON
+        reply back into ReAct text."""
+        mode = self.resolved_step_mode
+        options = capabilities(self.llm).constrain(
+            schema=schema() if mode == "json_schema" else None,
+            gbnf=gbnf() if mode == "grammar" else None,
+        )
+        text = self._complete(prompt, options, deadline, config)
+        return decode(text) if mode == "json_schema" else text
 
     def parse(self, text: str) -> AgentAction | AgentFinish:
         return parse_step(text, self.tool_names)

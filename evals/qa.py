@@ -31,6 +31,9 @@ class QASample:
     reference_contexts: list[str] | None = None
     where: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    trace: dict[str, Any] = field(default_factory=dict)
+    """The strategy's record (``strategy``, ``queries``, ...) as ``orchestrator rag --json``
+    prints it, when a pipeline answered the sample."""
 
     def to_ragas(self) -> dict[str, Any]:
         """The fields of a Ragas ``SingleTurnSample`` (absent ones left out)."""
@@ -124,6 +127,8 @@ def answer_samples(
     ``chain.invoke({"question": q})`` must return ``{"answer": str, "sources": [{"text"}]}``
     (``chains.rag.rag_chain``). Samples that already carry both are left as they are.
     """
+    from orchestrator.agents.pipelines import trace_of
+
     out = []
     for sample in samples:
         if sample.response is None or sample.retrieved_contexts is None:
@@ -136,6 +141,7 @@ def answer_samples(
                 if sample.retrieved_contexts is not None
                 else [str(s["text"]) for s in sources],
                 sources=sources,
+                trace=trace_of(result),
             )
         out.append(sample)
         if progress:

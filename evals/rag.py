@@ -341,6 +341,7 @@ def _describe(sample: QASample) -> dict[str, Any]:
         "reference": sample.reference,
         "retrieved_contexts": sample.retrieved_contexts,
         **({"sources": sample.sources} if sample.sources else {}),
+        **sample.trace,  # the strategy's queries etc., as `orchestrator rag --json` has them
     }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import DataError, OptionError
-from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, resolve
+from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, check_dataset, resolve
 from orchestrator.retrieval.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class _SuiteRun:
         self.suite, self.base, self.task, self.progress = suite, base, task, progress
         self.ray, self.models = ray, models
         self.dataset = resolve(base, suite.dataset) or suite.dataset
+        check_dataset(self.dataset, suite.kind)
         from orchestrator.agents.pipelines.rag import check_model
 
         for config in suite.configurations:  # a wrong GGUF fails before any index is built
@@ -158,6 +159,8 @@ class _SuiteRun:
         from orchestrator.evals.rag import evaluate_rag
 
         answered, settings = self.samples, config.model_dump(exclude_none=True, exclude={"name"})
+        if not isinstance(config.spec, str | None):
+            settings = spec_settings(config.spec)
         if any(s.response is None or s.retrieved_contexts is None for s in self.samples):
             documents = [resolve(self.base, d) or d for d in self.suite.documents]
             if not (documents or config.index or config.spec):
@@ -204,8 +207,12 @@ class _SuiteRun:
 
 
 def index_modes(config: PipelineConfig | str) -> tuple[str, ...]:
-    """The index parts a configuration's (or a retrieval mode's) search needs."""
+    """The index parts a configuration's (or a retrieval mode's) search needs (a mode left
+    unset is the RagSpec's default)."""
+    from orchestrator.agents.pipelines import RagSpec
+
     mode = config if isinstance(config, str) else config.mode
+    mode = mode or RagSpec.model_fields["mode"].default
     return {"dense": ("dense",), "bm25": ("bm25",)}.get(mode, ("dense", "bm25"))
 
 
@@ -229,7 +236,9 @@ def pipeline_spec(
     model (as in :func:`run_suite`); ``fields`` set the spec's own (``k`` in retrieval)."""
     from orchestrator.agents.pipelines import RagSpec, load_spec, spec_from_options
 
-    if config.spec is not None:
+    if isinstance(config.spec, RagSpec):  # an eval command's own spec, built as `rag` builds it
+        spec = config.spec.model_copy(update=fields)
+    elif config.spec is not None:
         loaded = load_spec(resolve(base, config.spec) or config.spec)
         if not isinstance(loaded, RagSpec):
             raise DataError(
@@ -263,13 +272,14 @@ def pipeline_spec(
 
 
 def spec_settings(spec: RagSpec) -> dict[str, Any]:
-    """The spec as ``results.json`` records it (a database's password left out)."""
+    """The spec as ``results.json`` records it (a database's password left out; a DSN
+    written as ``${VAR}`` stays so)."""
     from orchestrator.agents.pipelines import to_dict
     from orchestrator.retrieval.postgres.connection import redact_dsn
 
     data = to_dict(spec)
     for index in data["indexes"]:
-        if index.get("dsn"):
+        if index.get("dsn") and "${" not in index["dsn"]:
             index["dsn"] = redact_dsn(index["dsn"])
     return data
 

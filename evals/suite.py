@@ -33,15 +33,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    InstanceOf,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from orchestrator.agents.pipelines.specs import RagSpec, SearchMode
 from orchestrator.errors import DataError, OrchestratorError
 from orchestrator.evals.metrics import parse_measure
-
-Mode = Literal["dense", "bm25", "hybrid", "auto"]
 
 
 class _Strict(BaseModel):
@@ -52,33 +52,46 @@ class PipelineConfig(_Strict):
     """One pipeline to evaluate; a suite compares several side by side. The keys are those of
     ``orchestrator rag`` (and of :class:`~orchestrator.agents.pipelines.RagSpec`), so a suite
     can gate any pipeline a command runs; ``spec`` names a spec file instead
-    (``orchestrator rag ... --print-spec``). ``dsn`` may be ``${VARIABLE}`` (read from the
-    environment, so a password stays out of the file); ``$ORCHESTRATOR_API_KEY`` is the key
-    of a served model."""
+    (``orchestrator rag ... --print-spec``; the eval commands pass the spec itself). A key
+    left out is ``None``: the RagSpec's default applies (one set of defaults, so a suite scores
+    the pipeline ``orchestrator rag`` runs with the same options). ``dsn`` may be
+    ``${VARIABLE}`` (read from the environment, so a password stays out of the file);
+    ``$ORCHESTRATOR_API_KEY`` is the key of a served model."""
 
     name: str = Field(min_length=1, pattern=r"^[\w.\-]+$")
-    spec: str | None = Field(default=None, description="a RAG spec file (YAML or JSON)")
+    spec: str | InstanceOf[RagSpec] | None = Field(
+        default=None, description="a RAG spec file (YAML or JSON)"
+    )
     index: str | None = Field(default=None, description="index folder; with dsn, its name")
     dsn: str | None = Field(default=None, description="PostgreSQL database holding the index")
-    mode: Mode = "hybrid"
-    strategy: str = "plain"
-    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    mode: SearchMode | None = None
+    strategy: str | None = None
+    strategy_options: dict[str, Any] | None = None
     rerank: str | None = None
     min_similarity: float | None = Field(
         default=None, description="answering floor (default: the library's, as `rag`)"
     )
     embedding: str | None = None
-    k: int = Field(default=4, ge=1, description="chunks given to the model (RAG)")
+    k: int | None = Field(default=None, ge=1, description="chunks given to the model (RAG)")
     model: str | None = Field(default=None, description="GGUF answering the questions (RAG)")
     base_url: str | None = Field(default=None, description="the model's server (served model)")
     prompt: str | None = Field(default=None, description="prompt name or template (RAG)")
-    max_tokens: int = Field(default=160, ge=1)
-    options: dict[str, Any] = Field(default_factory=dict, description="open_retriever options")
+    max_tokens: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] | None = Field(default=None, description="open_retriever options")
 
     @field_validator("dsn")
     @classmethod
     def _environment(cls, value: str | None) -> str | None:
-        return None if value is None else os.path.expandvars(value)
+        """Check now that each ``${VAR}`` is set (an error at this file:line naming it); kept
+        as written, so the index spec expands it and results never hold the password."""
+        from orchestrator.retrieval.location import expand_dsn
+
+        try:
+            if value is not None:
+                expand_dsn(value)
+        except OrchestratorError as exc:
+            raise ValueError(f"{exc.message} ({exc.fix})") from None
+        return value
 
     @model_validator(mode="after")
     def _spec_alone(self) -> PipelineConfig:
@@ -213,7 +226,8 @@ def _check_strategies(suite: Suite, file: Path, node: yaml.Node | None) -> None:
 
     for i, config in enumerate(suite.configurations):
         try:
-            strategy_name(config.strategy)
+            if config.strategy is not None:
+                strategy_name(config.strategy)
         except OrchestratorError as exc:
             line = _node_line(node, ("configurations", i, "strategy"))
             raise DataError(f"{file}:{line}: {exc.message}", fix=exc.fix) from None
@@ -238,6 +252,26 @@ def _check_metric_names(suite: Suite, file: Path, node: yaml.Node | None) -> Non
                 f"{file}:{line}: threshold on {name!r}, which is not among the suite's metrics",
                 fix=f"add {name!r} to metrics, or use one of {suite.metrics}",
             )
+
+
+def check_dataset(dataset: str | Path, kind: Literal["retrieval", "rag"]) -> None:
+    """A retrieval evaluation reads a BEIR folder, a RAG one a JSONL question set: the other
+    is a :class:`DataError` naming the command that reads it (not a crash further on)."""
+    path = Path(dataset)
+    if kind == "retrieval" and not path.is_dir():
+        what = "a JSONL question set" if path.suffix == ".jsonl" else "not a folder"
+        raise DataError(
+            f"{path} is {what}; retrieval is measured on a BEIR folder (corpus.jsonl, "
+            "queries.jsonl, qrels/)",
+            fix="pass a BEIR folder as --dataset (dataset: in a suite), or score a question "
+            "set with `orchestrator eval rag --dataset FILE.jsonl --index DIR`",
+        )
+    if kind == "rag" and path.is_dir():
+        raise DataError(
+            f"{path} is a folder; RAG answers are scored on a JSONL question set",
+            fix="pass a .jsonl question set as --dataset, or measure a BEIR folder's "
+            "retrieval with `orchestrator eval retrieval --dataset DIR`",
+        )
 
 
 def resolve(base: Path, value: str | None) -> str | None:

@@ -31,10 +31,30 @@ CREATE TABLE summaries (session TEXT PRIMARY KEY, text TEXT NOT NULL,
     covered INTEGER NOT NULL, updated REAL NOT NULL)
 """
 
-#: Oldest first; statements separated by ";". Append only: never edit a released entry.
+#: Oldest first; statements end with ";" (see :func:`statements`). Append only: never edit a
+#: released entry.
 MIGRATIONS: tuple[Migration, ...] = (("0001_messages_summaries", _MESSAGES_SUMMARIES),)
 check_order(MIGRATIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(sql: str) -> list[str]:
+    """``sql``'s statements, cut only where SQLite says one is complete
+    (:func:`sqlite3.complete_statement`): a ``;`` inside a string literal, a quoted name, a
+    comment or a trigger's ``BEGIN ... END`` does not end a statement. Each is then run with
+    ``execute`` inside the migration's transaction (``executescript`` would commit first)."""
+    found: list[str] = []
+    current = ""
+    for piece in sql.split(";"):
+        current += piece
+        if sqlite3.complete_statement(current + ";"):
+            found.append(current.strip())
+            current = ""
+        else:
+            current += ";"
+    # the last statement may lack its ";"; an unfinished one fails in execute, naming itself
+    found.append(current.removesuffix(";").strip())
+    return [statement for statement in found if statement]
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -84,7 +104,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> list[str]:
         done = applied(conn)
         todo = pending(MIGRATIONS, done, store=f"the session store {path}", fix=_NEWER_FIX)
         for _name, sql in todo:
-            for statement in filter(None, (s.strip() for s in sql.split(";"))):
+            for statement in statements(sql):
                 conn.execute(statement)
         conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied REAL)")
         conn.executemany(

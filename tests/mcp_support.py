@@ -81,7 +81,8 @@ def orchestrator_command(*args: str) -> list[str]:
 
 
 def stdio_config(index: Path, name: str = "orch") -> dict[str, Any]:
-    command, *args = orchestrator_command("mcp", "--index", str(index))
+    # a BM25-only index: the spec's default mode (hybrid, as `rag`'s) needs both sides
+    command, *args = orchestrator_command("mcp", "--index", str(index), "--mode", "bm25")
     return {"mcpServers": {name: {"command": command, "args": args, "env": server_env()}}}
 
 

@@ -274,6 +274,18 @@ def test_answering_fills_response_and_contexts_and_builds_a_ragas_dataset(tmp_pa
     assert len(dataset) == 2 and dataset[0].user_input == "When?"
 
 
+def test_answered_samples_carry_the_strategy_trace_as_rag_json_prints_it() -> None:
+    """``eval rag --json`` samples hold what ``orchestrator rag --json`` prints beside the
+    answer (the strategy and its queries), so a low score can be traced to its queries."""
+    trace = {"strategy": "multi_query", "queries": ["When?", "What year was it built?"]}
+    chain = RunnableLambda(
+        lambda q: {"answer": "In 1889.", "sources": [{"n": 1, "text": EIFFEL}], **trace}
+    )
+    samples = answer_samples([QASample(id="a", user_input="When?", reference="1889")], chain)
+    row = evaluate_rag(samples, ["rouge"]).to_json()["samples"][0]
+    assert {k: row[k] for k in trace} == trace and row["response"] == "In 1889."
+
+
 def test_cli_rag_json_with_non_llm_metrics(tmp_path: Path) -> None:
     path = _qa_file(
         tmp_path,

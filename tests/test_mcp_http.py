@@ -23,7 +23,8 @@ runner = CliRunner()
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     index = build_kb_index(tmp_path_factory.mktemp("mcp-http"))
     port = free_port()
-    command = orchestrator_command("mcp", "--index", str(index), "--http", str(port))
+    bm25 = ("--index", str(index), "--mode", "bm25")  # a BM25-only index
+    command = orchestrator_command("mcp", *bm25, "--http", str(port))
     process = subprocess.Popen(
         command, env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -86,4 +87,5 @@ def test_loopback_rules() -> None:
 def test_a_bad_index_fails_before_serving(tmp_path: Path) -> None:
     result = runner.invoke(app, ["mcp", "--index", str(tmp_path / "missing")])
     assert result.exit_code == 2
-    assert "is not an index directory" in " ".join(result.output.split())
+    text = " ".join(result.output.split())
+    assert "missing' is not a" in text and "orchestrator index" in text  # the fix

@@ -92,6 +92,31 @@ def test_a_later_migration_runs_once_and_keeps_the_rows(
         assert store.read("SELECT title FROM titles") == [("Old talk",)]
 
 
+def test_a_semicolon_inside_a_statement_does_not_split_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A string literal or a trigger body holding ';' stays one statement, and the migration
+    still runs in one transaction with its row."""
+    later = (
+        "0002_notes",
+        "CREATE TABLE notes (text TEXT NOT NULL);\n"
+        "INSERT INTO notes VALUES ('first; second');\n"
+        "CREATE TRIGGER notes_echo AFTER INSERT ON notes WHEN NEW.text NOT LIKE 'echo%'\n"
+        "BEGIN INSERT INTO notes VALUES ('echo; ' || NEW.text); END;",
+    )
+    assert len(sqlite_schema.statements(later[1])) == 3
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", (*sqlite_schema.MIGRATIONS, later))
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.write([("INSERT INTO notes VALUES ('third')", ())])
+        assert store.read("SELECT text FROM notes ORDER BY rowid") == [
+            ("first; second",),
+            ("third",),
+            ("echo; third",),
+        ]
+    assert recorded(path) == [FIRST, "0002_notes"]
+
+
 def test_a_failing_migration_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

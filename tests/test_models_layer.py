@@ -33,6 +33,7 @@ from orchestrator.models import (
 from orchestrator.prompts.templates import PromptTemplate, model_in, model_of
 from orchestrator.remote import BASE_URL_ENV, RemoteOptions
 from orchestrator.remote_model import RemoteChatModel
+from orchestrator.server.responses_api import ResponseRequest
 from orchestrator.server.schemas import ChatCompletionRequest
 from orchestrator.settings import embedded_model_path
 from orchestrator.testing import ScriptedChatModel, ScriptedLLM
@@ -174,7 +175,18 @@ def _server(field: str, value: Any) -> None:
     ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "hi"}], **{field: value})
 
 
-SIDES = {"local": _local, "local per call": _local_call, "remote": _remote, "server": _server}
+def _responses(field: str, value: Any) -> None:
+    name = "max_output_tokens" if field == "max_tokens" else field
+    ResponseRequest(model="m", input="hi", **{name: value})
+
+
+SIDES = {
+    "local": _local,
+    "local per call": _local_call,
+    "remote": _remote,
+    "server": _server,
+    "server responses": _responses,
+}
 OUT_OF_RANGE = [
     ("max_tokens", 0),
     ("temperature", -0.1),

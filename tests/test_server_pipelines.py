@@ -211,3 +211,30 @@ def test_rag_pieces_carry_the_strategy_trace(index_dir: Path, chat_llm: Any) -> 
     first_trace = next(i for i, p in enumerate(pieces) if "queries" in (p.fields or {}))
     first_text = next(i for i, p in enumerate(pieces) if p.text)
     assert first_trace < first_text and fields["sources"]
+
+
+@pytest.mark.parametrize("kind", ["story", "rag"])
+def test_a_pipeline_answer_cut_at_max_tokens_finishes_with_length(
+    kind: str, index_dir: Path, chat_llm: Any
+) -> None:
+    """As OpenAI does: ``length`` when the answer hit max_tokens, ``stop`` when it ended
+    (in process: the server's own code)."""
+    from orchestrator.agents.pipelines import spec_from_options
+    from orchestrator.server.backends import RagPipeline
+    from orchestrator.server.generation import Tally
+    from orchestrator.server.metrics import Metrics
+    from orchestrator.server.pipelines import rag_pieces, story_pieces
+
+    def finish(max_tokens: int) -> str | None:
+        tally = Tally(Metrics.create(), kind)
+        options = {"max_tokens": max_tokens, **GREEDY}
+        if kind == "story":
+            pieces = story_pieces(chat_llm, "a robot that paints", options, tally)
+        else:
+            rag = RagPipeline(spec_from_options("rag", index=index_dir))
+            pieces = rag_pieces(chat_llm, rag, "What is Zorblat covered in?", options, tally)
+        return list(pieces)[-1].finish_reason
+
+    assert finish(2) == "length"
+    if kind == "rag":  # a short answer ends by itself
+        assert finish(64) == "stop"

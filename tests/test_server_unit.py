@@ -148,6 +148,22 @@ def test_usage_tally_adds_chat_completion_and_llm_output_usage() -> None:
     assert tally.tokens == Tokens(prompt=20, completion=7, cached=7)
 
 
+def test_usage_tally_keeps_the_last_calls_finish_reason_in_openai_terms() -> None:
+    """A pipeline's finish_reason is that of its last model call (the answer's): ``length``
+    when it hit max_tokens, whether a chat model or a completion model reports it."""
+    tally = UsageTally()
+    assert tally.finish_reason == "stop"  # no model call (RAG with nothing retrieved)
+    cut = AIMessage("x", response_metadata={"finish_reason": "length"})
+    tally.on_llm_end(LLMResult(generations=[[ChatGeneration(message=cut)]]))
+    assert tally.finish_reason == "length"
+    info = {"finish_reason": "stop"}
+    tally.on_llm_end(LLMResult(generations=[[Generation(text="y", generation_info=info)]]))
+    assert tally.finish_reason == "stop"
+    timed_out = {"finish_reason": "timeout"}
+    tally.on_llm_end(LLMResult(generations=[[Generation(text="z", generation_info=timed_out)]]))
+    assert tally.finish_reason == "length"
+
+
 def test_a_generation_closed_early_is_counted_as_cancelled_from_its_text() -> None:
     metrics = Metrics.create()
     tally = Tally(metrics, "m", count_tokens=lambda text: len(text.split()))

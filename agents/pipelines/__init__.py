@@ -26,6 +26,7 @@ from orchestrator.agents.pipelines.specs import (
     dump_spec,
     from_dict,
     load_spec,
+    resolve_paths,
     to_dict,
 )
 from orchestrator.agents.pipelines.strategies import strategy_runnable, trace_of
@@ -42,6 +43,7 @@ __all__ = [
     "from_dict",
     "load_spec",
     "open_retrievers",
+    "resolve_paths",
     "spec_from_options",
     "strategy_runnable",
     "to_dict",

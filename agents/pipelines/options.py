@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, overload
 
+from pydantic import ValidationError
+
+from orchestrator.agents.pipelines.checks import spec_error
 from orchestrator.agents.pipelines.specs import SPEC_KINDS, AgentSpec, RagSpec, StorySpec
 from orchestrator.errors import OptionError, unknown_option
-from orchestrator.models import ModelSpec, is_served
+from orchestrator.models import ModelSpec, endpoint_of, is_served
 from orchestrator.retrieval import IndexSpec
 
 Spec: TypeAlias = RagSpec | AgentSpec | StorySpec
@@ -36,10 +39,21 @@ def model_from_options(options: dict[str, Any], **fixed: Any) -> ModelSpec:
     fields = {k: options.pop(k) for k in list(options) if k in _model_fields()}
     fields = {k: v for k, v in {**fields, **fixed}.items() if v is not None}
     if isinstance(given, ModelSpec):
-        return given.model_copy(update=fields) if fields else given
-    if given is not None:
-        fields["model"] = str(given)
-    return ModelSpec(**fields)
+        spec = given.model_copy(update=fields) if fields else given
+    else:
+        if given is not None:
+            fields["model"] = str(given)
+        spec = ModelSpec(**fields)
+    return with_served_url(spec)
+
+
+def with_served_url(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with ``$ORCHESTRATOR_BASE_URL`` written into ``base_url`` where it leaves it
+    unset, so the spec (and ``--print-spec``) says which model runs."""
+    if spec.base_url is not None:
+        return spec
+    endpoint = endpoint_of(ModelSpec())  # the variable alone (a key without a URL errs later)
+    return spec if endpoint is None else spec.model_copy(update={"base_url": endpoint.base_url})
 
 
 def index_specs(index: IndexArg | Sequence[IndexArg] | None, dsn: str | None) -> list[IndexSpec]:
@@ -117,4 +131,7 @@ def spec_from_options(kind: str, **options: Any) -> Spec:
             raise unknown_option(name, accepted, where=f"a {kind} pipeline")
         if value is not None:
             fields[name] = value
-    return cls(**{k: v for k, v in fields.items() if v is not None})
+    try:
+        return cls(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise spec_error(exc, fix="see --help") from None

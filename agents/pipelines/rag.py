@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.agents.pipelines.checks import check_rerank
 from orchestrator.agents.pipelines.specs import RagSpec
 from orchestrator.agents.pipelines.strategies import (
     Retrievers,
@@ -53,11 +54,7 @@ def reranker(spec: RagSpec) -> Any:
     (a served model cannot score passages in process: an :class:`OptionError`)."""
     if spec.rerank != "llm":
         return spec.rerank
-    if is_served(spec.model):
-        raise OptionError(
-            "--rerank llm scores with a local GGUF in process; it cannot use a served model",
-            fix="use --rerank none or a CrossEncoder directory, or leave out --base-url",
-        )
+    check_rerank(spec.rerank, spec.model)  # again: a spec's model may be replaced after it is made
     from orchestrator.retrieval.rerank import LLMReranker
 
     return LLMReranker(model_path=spec.model.model)

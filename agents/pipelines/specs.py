@@ -14,19 +14,40 @@ the same pipeline wherever it runs.
     k: 4
 
 A model's ``api_key`` is never written by :func:`to_dict` (so never printed or dumped); give
-it with ``--api-key`` or ``$ORCHESTRATOR_API_KEY`` when running a spec file.
+it with ``--api-key`` or ``$ORCHESTRATOR_API_KEY`` when running a spec file. Nor is a
+database password: an index's ``dsn`` is written as given when it is ``${VAR}`` (read from the
+environment when the spec is made), else without its password, which libpq then reads from
+``PGPASSWORD`` or ``~/.pgpass`` (:class:`~orchestrator.retrieval.IndexSpec`).
+
+Relative paths in a spec file (index folders, a local GGUF, the embedding and CrossEncoder
+folders, ``mcp_config``) are relative to the file's folder (:func:`load_spec`), as in suites;
+``--print-spec`` writes them absolute, so a printed spec runs from anywhere.
+
+A model without ``base_url`` is the local GGUF unless ``$ORCHESTRATOR_BASE_URL`` is set: the
+model layer's one rule (:func:`orchestrator.models.endpoint_of`), for spec files as for flags.
+``--print-spec`` writes the variable's URL into ``model.base_url``, so a printed spec says
+which model it runs; a hand-written spec that leaves ``base_url`` out follows the variable.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.errors import DataError, OptionError, reject_unknown_options
-from orchestrator.models import ModelSpec
+from orchestrator.agents.pipelines.checks import (
+    check_rerank,
+    check_search_options,
+    in_file,
+    spec_error,
+)
+from orchestrator.errors import DataError, OptionError
+from orchestrator.models import ModelSpec, is_served
 from orchestrator.retrieval import IndexSpec
 
 SearchMode = Literal["dense", "bm25", "hybrid", "auto"]
@@ -39,6 +60,20 @@ BUILTIN_TOOLS = ("calculator", "web_search", "knowledge_base")
 _NESTED: dict[str, type[BaseModel]] = {"model": ModelSpec, "index": IndexSpec, "indexes": IndexSpec}
 
 
+def _reject_unknown(data: Any, model: type[BaseModel], path: str = "") -> None:
+    """The first key of ``data`` that ``model`` lacks, as an error naming its key path."""
+    if not isinstance(data, Mapping):
+        return
+    known = sorted(model.model_fields)
+    for name in data:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1)
+            raise OptionError(
+                f"unknown key {name!r}" + (f" in {path}" if path else ""),
+                fix=f"did you mean {close[0]!r}?" if close else f"the keys are: {', '.join(known)}",
+            )
+
+
 class _Spec(BaseModel):
     """Closed and frozen; unknown keys (also inside ``model`` / ``index``) name the closest."""
 
@@ -47,12 +82,15 @@ class _Spec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _closed(cls, data: Any) -> Any:
-        reject_unknown_options(data, cls)
+        _reject_unknown(data, cls)
         if isinstance(data, dict):
             for name, nested in _NESTED.items():
                 value = data.get(name) if name in cls.model_fields else None
-                for item in value if isinstance(value, list) else [value]:
-                    reject_unknown_options(item, nested)
+                if isinstance(value, list):
+                    for i, item in enumerate(value):
+                        _reject_unknown(item, nested, f"{name}.{i}")
+                else:
+                    _reject_unknown(value, nested, name)
         return data
 
 
@@ -73,8 +111,8 @@ class RagSpec(_Spec):
     rerank: str = "none"
     """``none``, ``llm`` (the answering model scores passages; a local GGUF only) or a local
     CrossEncoder directory."""
-    min_similarity: float | None = None
-    """Drop sources less similar than this; ``None``: the library's floor
+    min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Drop sources less similar (cosine, -1..1) than this; ``None``: the library's floor
     (:data:`~orchestrator.agents.pipelines.rag.DEFAULT_MIN_SIMILARITY`) when the index has
     dense vectors (a bm25-only index has no similarity to filter on)."""
     embedding: str | None = None
@@ -90,6 +128,17 @@ class RagSpec(_Spec):
         from orchestrator.agents.pipelines.strategies import strategy_name
 
         return strategy_name(value)
+
+    @model_validator(mode="after")
+    def _options(self) -> RagSpec:
+        """The strategy's and the retriever's options, and the reranker, checked now (a typo
+        is an error when the spec is made, naming ``strategy_options.NAME``)."""
+        from orchestrator.agents.pipelines.strategies import check_strategy_options
+
+        check_strategy_options(self.strategy, self.strategy_options)
+        check_search_options(self.search_options)
+        check_rerank(self.rerank, self.model)
+        return self
 
     @model_validator(mode="after")
     def _indexes(self) -> RagSpec:
@@ -188,7 +237,47 @@ def from_dict(data: Any, *, where: str = "the spec") -> RagSpec | AgentSpec | St
             f"{where} has kind {kind!r}; the kinds are: {', '.join(SPEC_KINDS)}",
             fix="add kind: rag (or agent, story)",
         )
-    return cls.model_validate(data)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error(exc, where, fix=f"edit {where}") from None
+    except OptionError as exc:
+        raise in_file(exc, where) from None
+
+
+def _absolute(base: Path, value: str) -> str:
+    path = Path(value).expanduser()  # symbolic links kept (a model's name shows)
+    return os.path.abspath(path if path.is_absolute() else base / path)
+
+
+def _index_at(index: IndexSpec, base: Path) -> IndexSpec:
+    if index.backend != "folder" or index.path is None:
+        return index
+    return index.model_copy(update={"path": _absolute(base, index.path)})
+
+
+def resolve_paths(
+    spec: RagSpec | AgentSpec | StorySpec, base: str | Path
+) -> RagSpec | AgentSpec | StorySpec:
+    """``spec`` with its relative paths made absolute against ``base`` (a spec file's folder,
+    or the working directory for flags): index folders, a local GGUF, the embedding and
+    CrossEncoder folders and ``mcp_config``. A served model's name stays a name."""
+    root = Path(base)
+    update: dict[str, Any] = {}
+    if spec.model.model is not None and not is_served(spec.model):
+        update["model"] = spec.model.model_copy(update={"model": _absolute(root, spec.model.model)})
+    if isinstance(spec, RagSpec):
+        update["indexes"] = [_index_at(index, root) for index in spec.indexes]
+        if spec.embedding is not None:
+            update["embedding"] = _absolute(root, spec.embedding)
+        if spec.rerank not in ("none", "llm"):
+            update["rerank"] = _absolute(root, spec.rerank)
+    elif isinstance(spec, AgentSpec):
+        if spec.index is not None:
+            update["index"] = _index_at(spec.index, root)
+        if spec.mcp_config is not None:
+            update["mcp_config"] = _absolute(root, spec.mcp_config)
+    return spec.model_copy(update=update)
 
 
 def dump_spec(spec: RagSpec | AgentSpec | StorySpec, path: str | Path | None = None) -> str:
@@ -206,7 +295,9 @@ def dump_spec(spec: RagSpec | AgentSpec | StorySpec, path: str | Path | None = N
 
 
 def load_spec(path: str | Path) -> RagSpec | AgentSpec | StorySpec:
-    """A spec from a YAML or JSON file (JSON is YAML: one reader for both)."""
+    """A spec from a YAML or JSON file (JSON is YAML: one reader for both); its relative
+    paths are relative to the file's folder (:func:`resolve_paths`); an error in it names the
+    file and the key."""
     import yaml
 
     file = Path(path).expanduser()
@@ -219,4 +310,5 @@ def load_spec(path: str | Path) -> RagSpec | AgentSpec | StorySpec:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise DataError(f"{file} is not valid YAML or JSON: {exc}", fix="fix the file") from None
-    return from_dict(data, where=str(file))
+    spec = from_dict(data, where=str(file))
+    return resolve_paths(spec, Path(os.path.abspath(file)).parent)

@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.chains.strategies import (
+    BUILT_FIELDS,
     MULTI_INDEX_STRATEGIES,
     QUERY_STRATEGIES,
     RAG_STRATEGIES,
+    check_options,
     strategy_name,
 )
+from orchestrator.chains.strategies import check_strategy_options as check_chain_options
+from orchestrator.errors import OptionError
 from orchestrator.retrieval import IndexSpec
 
 __all__ = [
@@ -25,6 +29,7 @@ __all__ = [
     "QUERY_STRATEGIES",
     "RAG_STRATEGIES",
     "TRACE_KEYS",
+    "check_strategy_options",
     "index_description",
     "index_name",
     "strategy_name",
@@ -37,6 +42,33 @@ TRACE_KEYS = ("strategy", "queries", "hypothetical", "hops", "stop_reason", "rou
 
 Retrievers = Mapping[str, tuple[Any, str]]
 """``{name: (retriever, description)}``: the indexes a pipeline answers from."""
+
+
+#: Options a RAG spec sets as its own fields, so never inside ``strategy_options``.
+SPEC_OWN_OPTIONS = ("k", "min_similarity", "prompt")
+
+
+def check_strategy_options(
+    name: str, options: Mapping[str, Any], *, where: str = "strategy_options"
+) -> dict[str, Any]:
+    """The options of strategy ``name`` (any, ``agentic`` included) checked by name and value,
+    with errors naming ``where.option`` (see :func:`orchestrator.chains.strategies.
+    check_options`); the spec's own fields (:data:`SPEC_OWN_OPTIONS`) are refused here."""
+    for own in SPEC_OWN_OPTIONS:
+        if own in options:
+            raise OptionError(
+                f"{where}.{own}: {own} is a field of the spec itself",
+                fix=f"write {own} at the top level of the spec (or give its flag)",
+            )
+    key = strategy_name(name)
+    if key != "agentic":
+        return check_chain_options(key, options, where=where)
+    from orchestrator.agents.agentic_rag import AgenticRAG, KnowledgeIndex
+
+    fields = {n: f for n, f in AgenticRAG.model_fields.items() if n not in BUILT_FIELDS}
+    fields.pop("indexes", None)
+    fields["max_chars"] = KnowledgeIndex.model_fields["max_chars"]
+    return check_options(options, fields, owner="the agentic strategy", where=where)
 
 
 def index_name(index: IndexSpec | str | Path) -> str:

@@ -39,11 +39,13 @@ Measured on Cranfield and a two-hop set with the embedded 135M model (docs/bench
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any
 
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable
+from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from orchestrator.chains.rag import RAGChain, rag_prompt
 from orchestrator.chains.sources import Sources
@@ -52,7 +54,7 @@ from orchestrator.chains.strategies.multi_hop import STOP_REASONS, MultiHopSourc
 from orchestrator.chains.strategies.queries import QUERY_PATTERN
 from orchestrator.chains.strategies.rewrite import MultiQuerySources, RewriteSources
 from orchestrator.chains.strategies.route import RouteSources
-from orchestrator.errors import OptionError, reject_unknown_options
+from orchestrator.errors import OptionError
 
 #: The sources step of each strategy, by name.
 RAG_STRATEGIES: dict[str, type[Sources]] = {
@@ -72,6 +74,8 @@ MULTI_INDEX_STRATEGIES = ("route", "agentic")
 STRATEGY_NAMES = (*RAG_STRATEGIES, "agentic")
 #: Options of the RAG chain itself (the rest are the sources step's).
 CHAIN_OPTIONS = ("k", "min_score", "min_similarity", "no_answer")
+#: Fields of a sources step or chain that the builder sets, never options.
+BUILT_FIELDS = frozenset({"name", "llm", "retriever", "routes", "sources", "prompt", "trace"})
 
 
 def strategy_name(name: str, known: Collection[str] = STRATEGY_NAMES) -> str:
@@ -86,6 +90,57 @@ def strategy_name(name: str, known: Collection[str] = STRATEGY_NAMES) -> str:
         f"unknown RAG strategy {name!r}; the strategies are: {names}",
         fix=f"did you mean {close[0].replace('_', '-')!r}?" if close else f"use one of: {names}",
     )
+
+
+def check_options(
+    options: Mapping[str, Any],
+    fields: Mapping[str, FieldInfo],
+    *,
+    owner: str,
+    where: str | None = None,
+) -> dict[str, Any]:
+    """``options`` checked against pydantic ``fields`` (name and value) and returned parsed:
+    an unknown name is an :class:`OptionError` naming ``where.name`` (e.g.
+    ``strategy_options.n_querys``) and the closest option of ``owner``; a bad value names it
+    with pydantic's reason. So a pipeline spec is refused when it is made, not when it runs."""
+    checked: dict[str, Any] = {}
+    for name, value in options.items():
+        label = f"{where}.{name}" if where else repr(name)
+        field = fields.get(str(name))
+        if field is None:
+            close = difflib.get_close_matches(str(name), list(fields), n=1)
+            known = ", ".join(sorted(fields)) or "none"
+            raise OptionError(
+                f"{label}: {owner} has no option {name!r}",
+                fix=f"did you mean {close[0]!r}?" if close else f"its options: {known}",
+            )
+        try:
+            kind = field.annotation
+            typed = Annotated[kind, *field.metadata] if field.metadata else kind
+            checked[name] = TypeAdapter(typed).validate_python(value)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise OptionError(
+                f"{label}: {reason} (got {value!r})", fix=f"see {owner}'s options"
+            ) from None
+    return checked
+
+
+def strategy_option_fields(name: str) -> dict[str, FieldInfo]:
+    """The options a chains strategy takes: its sources step's own fields and the RAG chain's
+    (:data:`CHAIN_OPTIONS`)."""
+    step = RAG_STRATEGIES[strategy_name(name, RAG_STRATEGIES)]
+    own = {n: f for n, f in step.model_fields.items() if n not in BUILT_FIELDS}
+    return {**own, **{n: RAGChain.model_fields[n] for n in CHAIN_OPTIONS}}
+
+
+def check_strategy_options(
+    name: str, options: Mapping[str, Any], *, where: str | None = None
+) -> dict[str, Any]:
+    """``options`` of the chains strategy ``name`` checked (see :func:`check_options`)."""
+    key = strategy_name(name, RAG_STRATEGIES)
+    owner = f"the {key.replace('_', '-')} strategy"
+    return check_options(options, strategy_option_fields(key), owner=owner, where=where)
 
 
 def rag_strategy(
@@ -112,7 +167,7 @@ def rag_strategy(
     for fixed in ("llm", "retriever", "routes", "sources"):
         if fixed in options:
             raise OptionError(f"rag_strategy sets {fixed!r} itself", fix=f"leave out {fixed}=")
-    reject_unknown_options(options, step, extra=CHAIN_OPTIONS)
+    check_strategy_options(key, options)
     chain = {o: options.pop(o) for o in CHAIN_OPTIONS if o in options}
     sources = step.over(llm, retrievers, **options)
     return RAGChain(llm=llm, sources=sources, prompt=rag_prompt(prompt), trace=True, **chain)
@@ -131,6 +186,8 @@ __all__ = [
     "RewriteSources",
     "RouteSources",
     "Sources",
+    "check_options",
+    "check_strategy_options",
     "rag_strategy",
     "strategy_name",
 ]

@@ -13,10 +13,14 @@ from orchestrator.cli.common import (
     DsnOpt,
     JsonOpt,
     ModelOpt,
+    PrintSpecOpt,
     SeedOpt,
+    SpecOpt,
     console,
     guarded,
+    pipeline_spec,
     print_json,
+    print_spec,
 )
 
 ToolsOpt = Annotated[
@@ -37,7 +41,10 @@ AgentIndexOpt = Annotated[
         "--index", help="Index for the knowledge_base tool (a directory; with --dsn its name)."
     ),
 ]
-StepsOpt = Annotated[int, typer.Option("--max-steps", min=1, help="Most tool steps.")]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option("--max-steps", min=1, help="Most tool steps (default: 5).", show_default=False),
+]
 TimeOpt = Annotated[
     float | None, typer.Option("--max-time", min=1.0, help="Most seconds for the whole run.")
 ]
@@ -67,11 +74,11 @@ def register(app: typer.Typer) -> None:
 @guarded
 def agent(
     context: typer.Context,
-    question: Annotated[str, typer.Argument(help="The question for the agent.")],
+    question: Annotated[str | None, typer.Argument(help="The question for the agent.")] = None,
     tools: ToolsOpt = None,
     index: AgentIndexOpt = None,
     mcp_config: McpConfigOpt = None,
-    max_steps: StepsOpt = 5,
+    max_steps: StepsOpt = None,
     max_time: TimeOpt = None,
     model: ModelOpt = None,
     mode: ModelKindOpt = None,
@@ -82,12 +89,18 @@ def agent(
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
     dsn: DsnOpt = None,
+    spec_file: SpecOpt = None,
+    show_spec: PrintSpecOpt = False,
 ) -> None:
-    """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer)."""
-    from orchestrator.agents.pipelines import build, spec_from_options
+    """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer).
+    --print-spec prints the agent spec (JSON); --spec FILE runs one as written."""
+    from orchestrator.agents.pipelines import build
 
-    spec = spec_from_options(
+    spec = pipeline_spec(
         "agent",
+        spec_file,
+        context=context,
+        inputs=("question", "trace"),
         tools=tools,
         index=index,
         dsn=dsn,
@@ -101,6 +114,13 @@ def agent(
         base_url=base_url,
         api_key=api_key,
     )
+    if show_spec:
+        print_spec(spec)
+        return
+    if question is None:
+        from orchestrator.errors import OptionError
+
+        raise OptionError("no question given", fix='orchestrator agent "QUESTION" [--tools ...]')
     executor = build(spec, on_close=context.call_on_close, verbose=not as_json, console=console)
     result = executor.invoke({"input": question})
     if trace is not None and executor.last_trace is not None:

@@ -64,7 +64,7 @@ def ask(
         float | None, typer.Option("--time-limit", min=0.001, help="tot: search seconds (60).")
     ] = None,
     model: ModelOpt = None,
-    max_tokens: MaxTokensOpt = 256,
+    max_tokens: MaxTokensOpt = None,
     temperature: TemperatureOpt = 0.7,
     seed: SeedOpt = -1,
     system: Annotated[str | None, typer.Option("--system", help="System prompt (plain).")] = None,

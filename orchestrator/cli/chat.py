@@ -286,7 +286,7 @@ def chat(
         typer.Option("--memory", help="buffer, window, summary, tokens or summary-buffer."),
     ] = "buffer",
     k: Annotated[int | None, typer.Option("--k", help="Exchanges the window memory keeps.")] = None,
-    max_tokens: MaxTokensOpt = 256,
+    max_tokens: MaxTokensOpt = None,
     session: Annotated[
         str | None, typer.Option("--session", help="Store the chat as this session (resumes it).")
     ] = None,
@@ -312,12 +312,13 @@ def chat(
         Path | None,
         typer.Option("--index", help="Chat over the documents of this index (see `index`)."),
     ] = None,
-    mode: ModeOpt = "hybrid",
+    mode: ModeOpt = None,
     k_sources: Annotated[
-        int, typer.Option("--sources", min=1, help="With --index: sources per turn.")
-    ] = 3,
+        int | None,
+        typer.Option("--sources", min=1, help="With --index: rag's -k (default: 4)."),
+    ] = None,
     min_similarity: MinSimilarityOpt = None,
-    rerank: RerankOpt = "none",
+    rerank: RerankOpt = None,
     dsn: DsnOpt = None,
 ) -> None:
     """Chat with the model in the terminal (answers stream; Ctrl-C stops one).
@@ -346,7 +347,7 @@ def chat(
     create_memory(memory, llm=llm, k=k, max_token_limit=memory_tokens)
     options = ChatOptions(memory, k, memory_tokens, session, system, store)
     rag_options = (mode, k_sources, min_similarity, rerank, dsn)
-    if index_dir is None and rag_options != ("hybrid", 3, None, "none", None):
+    if index_dir is None and any(option is not None for option in rag_options):
         raise OptionError(
             "--mode, --sources, --min-similarity, --rerank and --dsn only apply to chat over "
             "documents",

@@ -61,7 +61,16 @@ DsnOpt = Annotated[
         show_default=False,
     ),
 ]
-MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens to generate.")]
+MaxTokensOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        min=1,
+        help="Tokens to generate (default: 256 for a local GGUF; with --base-url, the "
+        "server's own).",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ChatFormatOpt = Annotated[
     str | None,
@@ -86,11 +95,28 @@ IndexesOpt = Annotated[
         "route/agentic).",
     ),
 ]
-ModeOpt = Annotated[str, typer.Option("--mode", help="dense | bm25 | hybrid.")]
-RerankOpt = Annotated[
-    str,
+# Pipeline options default to None ("not given"): the RagSpec's default applies, so the same
+# flags build the same spec on every command; the help names that default (a test checks it).
+ModeOpt = Annotated[
+    str | None,
     typer.Option(
-        "--rerank", help="none | llm (a local GGUF: --model) | a local CrossEncoder directory."
+        "--mode",
+        help="Search mode: dense | bm25 | hybrid | auto (the index's sides) (default: hybrid).",
+        show_default=False,
+    ),
+]
+KOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-k", "--k", min=1, help="Sources retrieved per search (default: 4).", show_default=False
+    ),
+]
+RerankOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rerank",
+        help="none | llm (a local GGUF: --model) | a local CrossEncoder directory (default: none).",
+        show_default=False,
     ),
 ]
 EmbeddingOpt = Annotated[
@@ -110,27 +136,39 @@ MinSimilarityOpt = Annotated[
     ),
 ]
 StrategyOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--strategy",
         help="plain | rewrite | multi-query | hyde | multi-hop | route | agentic "
-        "(several --index: route or agentic).",
+        "(several --index: route or agentic) (default: plain).",
+        show_default=False,
     ),
 ]
 SearchStrategyOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--strategy",
         help="plain | rewrite | multi-query | hyde: the model (--model, or --base-url) writes "
-        "the queries.",
+        "the queries (default: plain).",
+        show_default=False,
     ),
 ]
 EvalStrategyOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--strategy",
         help="plain | rewrite | multi-query | hyde | multi-hop: measure the strategy's "
-        "retrieval (--model writes its queries).",
+        "retrieval (--model writes its queries) (default: plain).",
+        show_default=False,
+    ),
+]
+ServedIndexesOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--index",
+        help="Index directory (with --dsn its name): enables the rag pipeline and the "
+        "knowledge_base tool (which, without --index, searches the --spec's index); repeat it "
+        "for --strategy route/agentic (knowledge_base searches one: several are then an error).",
     ),
 ]
 SpecOpt = Annotated[
@@ -216,7 +254,8 @@ def pipeline_spec(
     spec = load_spec(spec_file)
     if spec.kind != kind:
         raise OptionError(
-            f"{spec_file} is a {spec.kind} spec; this command runs {kind} specs",
+            f"{spec_file} is {'an' if spec.kind[0] in 'aeiou' else 'a'} {spec.kind} spec; "
+            f"this command runs {kind} specs",
             fix=f"use a spec with kind: {kind}",
         )
     key = options.get("api_key")
@@ -242,8 +281,14 @@ def _given_flags(context: typer.Context | None, exempt: set[str] | frozenset[str
 
 
 def print_spec(spec: RagSpec | AgentSpec | StorySpec) -> None:
-    """The spec as JSON on stdout (``--print-spec``): never the API key."""
-    from orchestrator.agents.pipelines import to_dict
+    """The spec as JSON on stdout (``--print-spec``), paths absolute so it runs from any
+    folder; never the API key nor a database password (stderr says how to give it)."""
+    from orchestrator.agents.pipelines import resolve_paths, to_dict
+    from orchestrator.retrieval.location import PASSWORD_HELP
 
+    spec = resolve_paths(spec, Path.cwd())
     sys.stdout.write(json.dumps(to_dict(spec), indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+    indexes = spec.indexes if spec.kind == "rag" else [getattr(spec, "index", None)]
+    if any(index is not None and index.hides_password for index in indexes):
+        err_console.print(f"[yellow]note:[/] the DSN's password is not printed: {PASSWORD_HELP}")

@@ -5,12 +5,10 @@
     orchestrator eval SUITE.yaml [--out DIR] [--baseline PREVIOUS.json] [--fail-below map=0.3]
                                  [-m M.gguf]
 
-``eval retrieval`` and ``eval rag`` are one-configuration suites: their options name the
-pipeline as ``orchestrator rag``'s do (``--index``/``--dsn``, ``--strategy``, ``--rerank``,
-``--model``/``--base-url``), and the suite runner (``orchestrator.evals.runner``) builds and
-scores it. ``--model`` / ``-m`` names the GGUF as in every other command (default:
-$ORCHESTRATOR_MODEL or the embedded model): the model that reranks with ``--rerank llm``,
-writes a strategy's queries, and in RAG answers.
+``eval retrieval`` and ``eval rag`` are one-configuration suites: the same flags give the
+same spec as ``orchestrator rag`` (``--print-spec``), which the suite runner
+(``orchestrator.evals.runner``) builds and scores. ``--model`` / ``-m`` is the GGUF that
+reranks with ``--rerank llm``, writes a strategy's queries, and in RAG answers.
 
 ``eval`` is a command group whose unknown first argument, when it is a YAML file, runs the
 ``suite`` subcommand on it: ``eval SUITE.yaml`` is ``eval suite SUITE.yaml``.
@@ -29,11 +27,15 @@ from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
     DsnOpt,
+    EmbeddingOpt,
     EvalStrategyOpt,
     JsonOpt,
+    KOpt,
+    MaxTokensOpt,
     MinSimilarityOpt,
     ModelOpt,
     ModeOpt,
+    PrintSpecOpt,
     RerankOpt,
     SpecOpt,
     StrategyOpt,
@@ -42,11 +44,11 @@ from orchestrator.cli.common import (
     guarded,
     pipeline_spec,
     print_json,
+    print_spec,
 )
 from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
 from orchestrator.errors import DataError, OptionError
 
-MODES = ("dense", "bm25", "hybrid", "auto")
 MetricsHelp = (
     "Comma separated: Ragas metrics, the book's citation_recall, citation_precision, fluency, "
     "perceived_utility, and their non-LLM baselines (citation_recall_lexical, "
@@ -75,20 +77,31 @@ def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
 
 
-def _configuration(index: Path | None, dsn: str | None, **options: Any) -> Any:
-    """The command's pipeline as a suite configuration (``--mode`` checked by name)."""
+def _configuration(
+    context: typer.Context, spec_file: Path | None, inputs: tuple[str, ...], **options: Any
+) -> Any:
+    """The command's pipeline as a suite configuration: with ``--index`` or ``--spec``, the
+    spec itself, built as ``orchestrator rag`` builds it from the same flags (the API key
+    travels apart, never into results); without, the options (the index is built from the
+    dataset, or the samples carry their answers)."""
+    from typing import get_args
+
+    from orchestrator.agents.pipelines.specs import SearchMode
     from orchestrator.errors import unknown_option
     from orchestrator.evals.suite import PipelineConfig
 
-    if options["mode"] not in MODES:
-        raise unknown_option(options["mode"], MODES, where="--mode")
-    if dsn is not None and index is None:
+    if options["mode"] not in (None, *get_args(SearchMode)):
+        raise unknown_option(options["mode"], get_args(SearchMode), where="--mode")
+    if options["index"] is not None or spec_file is not None:
+        spec: Any = pipeline_spec("rag", spec_file, context=context, inputs=inputs, **options)
+        return PipelineConfig(name="cli", spec=spec)
+    if options["dsn"] is not None:
         raise OptionError(
             "--dsn needs --index NAME: the index's name in that database",
             fix="build it: orchestrator index DOCS --index NAME --dsn DSN",
         )
-    given = {k: v for k, v in options.items() if v is not None}
-    return PipelineConfig(name="cli", index=None if index is None else str(index), dsn=dsn, **given)
+    given = {k: v for k, v in options.items() if v is not None and k not in ("index", "dsn")}
+    return PipelineConfig(name="cli", **given)
 
 
 def _run(suite: Any, as_json: bool, ray: str | None, workers: int | None, **kw: Any) -> Any:
@@ -113,9 +126,10 @@ def _table(title: str, mean: dict[str, Any]) -> None:
 @eval_app.command("retrieval")
 @guarded
 def retrieval(
+    context: typer.Context,
     dataset: Annotated[Path, typer.Option("--dataset", help="BEIR directory.")],
-    mode: ModeOpt = "hybrid",
-    rerank: RerankOpt = "none",
+    mode: ModeOpt = None,
+    rerank: RerankOpt = None,
     index: Annotated[
         Path | None,
         typer.Option(
@@ -139,17 +153,22 @@ def retrieval(
     dsn: DsnOpt = None,
     ray: RayOpt = None,
     ray_workers: RayWorkersOpt = None,
-    strategy: EvalStrategyOpt = "plain",
+    strategy: EvalStrategyOpt = None,
+    embedding: EmbeddingOpt = None,
+    spec_file: SpecOpt = None,
+    show_spec: PrintSpecOpt = False,
 ) -> None:
     """Retrieve for every judged query of a BEIR dataset; print trec_eval measures.
-    --strategy measures a RAG strategy's retrieval; --model then writes its queries."""
+    --strategy measures a RAG strategy's retrieval; --model then writes its queries.
+    --spec FILE measures that RAG spec's retrieval (its k becomes --k); --print-spec prints
+    the spec measured (with --index or --spec)."""
     from orchestrator.chains.strategies import strategy_name
     from orchestrator.evals.metrics import parse_measure
-    from orchestrator.evals.suite import Suite
+    from orchestrator.evals.suite import Suite, check_dataset
 
     check_ray_workers(ray, ray_workers)
-    chosen = strategy_name(strategy)
-    if model is not None and rerank != "llm" and chosen == "plain":
+    check_dataset(dataset, "retrieval")
+    if model is not None and rerank != "llm" and strategy_name(strategy or "plain") == "plain":
         raise OptionError(
             "--model chooses the GGUF of --rerank llm or --strategy; without them no model is used",
             fix="add --rerank llm or --strategy, or leave out --model",
@@ -157,9 +176,15 @@ def retrieval(
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     for name in names:
         parse_measure(name)
+    if show_spec and index is None and spec_file is None:
+        raise OptionError("--print-spec prints the spec of an index", fix="add --index DIR")
     config = _configuration(
-        index, dsn, mode=mode, rerank=rerank, model=model, base_url=base_url, strategy=strategy
-    )
+        context, spec_file, _RETRIEVAL_INPUTS, index=index, dsn=dsn, mode=mode, rerank=rerank,
+        model=model, base_url=base_url, strategy=strategy, embedding=embedding,
+    )  # fmt: skip
+    if show_spec:
+        print_spec(config.spec.model_copy(update={"k": k}))
+        return
     suite = Suite(
         name="eval-retrieval", dataset=str(dataset), split=split, metrics=names, k=k,
         configurations=[config],
@@ -169,13 +194,16 @@ def retrieval(
     if as_json:
         print_json(result["mean"])
         return
-    shown = mode if chosen == "plain" else f"{mode} · {chosen}"
+    used = result["settings"]
+    shown = " · ".join([used["mode"]] + [used["strategy"]] * (used["strategy"] != "plain"))
     _table(f"{dataset} · {shown} · {len(result['per_query'])} queries", result["mean"])
     if result["run_file"]:
         console.print(f"[dim]run written to {result['run_file']}[/]")
 
 
-#: ``eval rag``'s options that are not the pipeline's: they may be given beside ``--spec``.
+_PLAIN = (None, "plain")
+#: Options of the eval commands that are not the pipeline's: they may be given beside --spec.
+_RETRIEVAL_INPUTS = ("dataset", "metrics", "k", "split", "run_file", "ray", "ray_workers")
 _RAG_INPUTS = ("dataset", "metrics", "judge_model", "judge_max_tokens", "timeout", "ray",
                "ray_workers")  # fmt: skip
 
@@ -196,16 +224,17 @@ def rag(
     metrics: Annotated[str, typer.Option("--metrics", help=MetricsHelp)] = (
         "faithfulness,answer_relevancy,context_precision,context_recall"
     ),
-    mode: ModeOpt = "hybrid",
-    rerank: RerankOpt = "none",
-    strategy: StrategyOpt = "plain",
+    mode: ModeOpt = None,
+    rerank: RerankOpt = None,
+    strategy: StrategyOpt = None,
     min_similarity: MinSimilarityOpt = None,
+    embedding: EmbeddingOpt = None,
     model: ModelOpt = None,
     judge_model: Annotated[
         str | None, typer.Option("--judge-model", help="GGUF judging (default: embedded).")
     ] = None,
-    k: Annotated[int, typer.Option("--k", min=1, help="Chunks given to the model.")] = 4,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 160,
+    k: KOpt = None,
+    max_tokens: MaxTokensOpt = None,
     judge_max_tokens: Annotated[int, typer.Option("--judge-max-tokens", min=16)] = 384,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per sample.")] = 300,
     base_url: BaseUrlOpt = None,
@@ -215,24 +244,29 @@ def rag(
     ray: RayOpt = None,
     ray_workers: RayWorkersOpt = None,
     spec_file: SpecOpt = None,
+    show_spec: PrintSpecOpt = False,
 ) -> None:
     """Answer (where needed, as `orchestrator rag` would) and score a question set with Ragas
     on a local judge (with --base-url: --model answers and --judge-model judges on that
     server, default its model). --json samples carry the sources they were answered from.
+    The same flags give the same spec as `orchestrator rag` (--print-spec prints it);
     --spec FILE answers with that RAG spec, as `orchestrator rag --spec FILE` does."""
     from orchestrator.evals.rag import check_metrics
-    from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite
+    from orchestrator.evals.suite import JudgeConfig, Suite, check_dataset
 
     check_ray_workers(ray, ray_workers)
+    check_dataset(dataset, "rag")
     chosen = check_metrics([m.strip() for m in metrics.split(",") if m.strip()])
-    if spec_file is not None:  # checked as `rag --spec` checks it (no pipeline option beside it)
-        pipeline_spec("rag", spec_file, context=context, inputs=_RAG_INPUTS)
-        config = PipelineConfig(name="cli", spec=str(spec_file.resolve()))
-    else:
-        config = _configuration(
-            index, dsn, mode=mode, rerank=rerank, strategy=strategy, k=k, model=model,
-            base_url=base_url, max_tokens=max_tokens, min_similarity=min_similarity,
-        )  # fmt: skip
+    config = _configuration(
+        context, spec_file, _RAG_INPUTS, index=index, dsn=dsn, mode=mode, rerank=rerank,
+        strategy=strategy, k=k, model=model, base_url=base_url, max_tokens=max_tokens,
+        min_similarity=min_similarity, embedding=embedding,
+    )  # fmt: skip
+    if show_spec:
+        if config.spec is None:
+            raise OptionError("--print-spec prints the spec of an index", fix="add --index DIR")
+        print_spec(config.spec)
+        return
     judge = JudgeConfig(
         model=judge_model, base_url=base_url, max_tokens=judge_max_tokens, timeout=timeout
     )
@@ -344,7 +378,7 @@ def _ray_plan(ray: str | None, workers: int | None) -> Any:
 
 def _check_model_used(spec: Any, path: Path) -> None:
     """``--model`` on a retrieval suite where no configuration uses a model is an error."""
-    uses = [c for c in spec.configurations if c.rerank == "llm" or c.strategy != "plain"]
+    uses = [c for c in spec.configurations if c.rerank == "llm" or c.strategy not in _PLAIN]
     if spec.kind == "retrieval" and not uses and not any(c.spec for c in spec.configurations):
         raise OptionError(
             f"{path}: --model chooses the GGUF of rerank: llm or a strategy, and no "

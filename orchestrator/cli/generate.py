@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
 def story(
     summary: Annotated[str, typer.Argument(help="What the story is about.")],
     model: ModelOpt = None,
-    max_tokens: MaxTokensOpt = 200,
+    max_tokens: MaxTokensOpt = None,
     temperature: TemperatureOpt = 0.7,
     seed: SeedOpt = -1,
     base_url: BaseUrlOpt = None,

@@ -1,13 +1,12 @@
 """``mcp``: serve knowledge_base, rag and calculator as MCP tools (stdio, or HTTP with --http).
 
 The ``rag`` tool runs the pipeline spec of the options (``spec_from_options("rag", ...)``,
-the index's own search mode: hybrid when it has both sides) or of ``--spec FILE``, built by
-the library as ``orchestrator rag`` builds it.
+the same flags giving the same spec as ``orchestrator rag``'s) or of ``--spec FILE``, built by
+the library as ``orchestrator rag`` builds it; knowledge_base searches that spec's index.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,10 +16,15 @@ from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
     DsnOpt,
+    EmbeddingOpt,
+    KOpt,
     MaxTokensOpt,
+    MinSimilarityOpt,
     ModelOpt,
+    ModeOpt,
     PrintSpecOpt,
     RerankOpt,
+    ServedIndexesOpt,
     SpecOpt,
     StrategyOpt,
     err_console,
@@ -28,6 +32,7 @@ from orchestrator.cli.common import (
     pipeline_spec,
     print_spec,
 )
+from orchestrator.cli.serve import knowledge_index
 
 
 def register(app: typer.Typer) -> None:
@@ -37,13 +42,7 @@ def register(app: typer.Typer) -> None:
 @guarded
 def mcp(
     context: typer.Context,
-    index: Annotated[
-        Path | None,
-        typer.Option(
-            "--index",
-            help="Index directory (with --dsn its name): adds the knowledge_base and rag tools.",
-        ),
-    ] = None,
+    index: ServedIndexesOpt = None,
     model: ModelOpt = None,
     http: Annotated[
         int | None,
@@ -61,11 +60,14 @@ def mcp(
             help="Allow a non-loopback --host: the MCP endpoint has no authentication.",
         ),
     ] = False,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=20, help="Passages per search.")] = 3,
-    max_tokens: MaxTokensOpt = 256,
+    mode: ModeOpt = None,
+    k: KOpt = None,
+    min_similarity: MinSimilarityOpt = None,
+    embedding: EmbeddingOpt = None,
+    max_tokens: MaxTokensOpt = None,
     dsn: DsnOpt = None,
-    strategy: StrategyOpt = "plain",
-    rerank: RerankOpt = "none",
+    strategy: StrategyOpt = None,
+    rerank: RerankOpt = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     spec_file: SpecOpt = None,
@@ -79,16 +81,18 @@ def mcp(
     from orchestrator.server.mcp_server import MCPServerOptions, check_host, serve
 
     rag: Any = None
-    if index is not None or spec_file is not None or show_spec:
+    if index or spec_file is not None or show_spec:
         rag = pipeline_spec(
             "rag",
             spec_file,
             context=context,
             inputs=("http", "host", "allow_remote"),
-            index=index,
+            index=index or None,
             dsn=dsn,
-            mode="auto",
+            mode=mode,
             k=k,
+            min_similarity=min_similarity,
+            embedding=embedding,
             strategy=strategy,
             rerank=rerank,
             model=model,
@@ -96,6 +100,7 @@ def mcp(
             base_url=base_url,
             api_key=api_key,
         )
+        knowledge_index(rag, "knowledge_base")  # the tool searches one index: not a silent first
     if show_spec and rag is not None:
         print_spec(rag)
         return

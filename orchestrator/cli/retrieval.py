@@ -185,9 +185,11 @@ def _report_index(store: Any, index_dir: Path, added: int, removed: int, as_json
 def search(
     index_dir: IndexOpt,
     query: Annotated[str | None, typer.Argument(help="The query.")] = None,
-    mode: ModeOpt = "hybrid",
-    rerank: RerankOpt = "none",
-    k: Annotated[int | None, typer.Option("-k", "--k", min=1, help="Results (run: docs).")] = None,
+    mode: ModeOpt = None,
+    rerank: RerankOpt = None,
+    k: Annotated[
+        int | None, typer.Option("-k", "--k", min=1, help="Results (default: 4; a run: 100).")
+    ] = None,
     queries: Annotated[
         Path | None, typer.Option("--queries", help="JSONL queries ({_id, text}) for a run.")
     ] = None,
@@ -197,7 +199,7 @@ def search(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
     dsn: DsnOpt = None,
-    strategy: SearchStrategyOpt = "plain",
+    strategy: SearchStrategyOpt = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
@@ -214,7 +216,7 @@ def search(
         dsn=dsn,
         mode=mode,
         rerank=rerank,
-        k=k or 4,
+        k=k,
         embedding=embedding,
         model=model,
         base_url=base_url,
@@ -230,12 +232,12 @@ def search(
         return
     if query is None:
         raise OptionError("nothing to search for", fix='orchestrator search "QUERY" --index DIR')
-    docs = retriever.invoke(query, k=k or 4)
+    docs = retriever.invoke(query, k=spec.k)
     trace = search_trace(retriever, query)
     if as_json:
         print_json({"query": query, **trace, "results": [_result(d) for d in docs]})
         return
-    _show_hits(docs, mode, trace)
+    _show_hits(docs, spec.mode, trace)
 
 
 def _show_hits(docs: list[Any], mode: str, trace: dict[str, Any]) -> None:

@@ -11,10 +11,14 @@ from rich.markup import escape
 from orchestrator.cli.common import (
     BaseUrlOpt,
     DsnOpt,
+    EmbeddingOpt,
+    KOpt,
+    MinSimilarityOpt,
     ModelOpt,
     ModeOpt,
     PrintSpecOpt,
     RerankOpt,
+    ServedIndexesOpt,
     SpecOpt,
     StrategyOpt,
     err_console,
@@ -36,7 +40,7 @@ _NOT_RAG = (
     "upstream_api_key",
 )
 #: serve's options that only model 'rag' reads.
-_RAG_ONLY = ("mode", "k", "strategy", "rerank")
+_RAG_ONLY = ("mode", "k", "strategy", "rerank", "min_similarity", "embedding")
 
 
 def register(app: typer.Typer) -> None:
@@ -51,10 +55,7 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
     model: ModelOpt = None,
-    index: Annotated[
-        Path | None,
-        typer.Option("--index", help="Index directory: enables model 'rag' and knowledge_base."),
-    ] = None,
+    index: ServedIndexesOpt = None,
     tools: Annotated[
         str | None,
         typer.Option(
@@ -92,10 +93,12 @@ def serve(
         int, typer.Option("--max-body-bytes", min=1024, help="Largest request body (else 413).")
     ] = 1_000_000,
     dsn: DsnOpt = None,
-    mode: ModeOpt = "hybrid",
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Sources model 'rag' retrieves.")] = 4,
-    strategy: StrategyOpt = "plain",
-    rerank: RerankOpt = "none",
+    mode: ModeOpt = None,
+    k: KOpt = None,
+    strategy: StrategyOpt = None,
+    rerank: RerankOpt = None,
+    min_similarity: MinSimilarityOpt = None,
+    embedding: EmbeddingOpt = None,
     base_url: BaseUrlOpt = None,
     upstream_api_key: Annotated[
         str | None,
@@ -112,9 +115,10 @@ def serve(
     """Serve the model and the pipelines (rag, agent, story) over an OpenAI-compatible API:
     /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /health, /metrics.
     --base-url URL fronts a served model (llama.cpp's server, vLLM, Ollama) for chat and the
-    pipelines (/v1/completions needs a local GGUF); --mode, -k, --strategy and --rerank shape
-    model 'rag' as they shape `orchestrator rag`; --spec FILE: model 'rag' runs that RAG
-    spec (and the server serves its model); --print-spec prints the RAG spec and exits."""
+    pipelines (/v1/completions needs a local GGUF); --mode, -k, --strategy, --rerank,
+    --min-similarity and --embedding shape model 'rag' as they shape `orchestrator rag`;
+    --spec FILE: model 'rag' runs that RAG spec (the server serves its model, and the agent's
+    knowledge_base searches its index); --print-spec prints the RAG spec and exits."""
     from orchestrator.extras import require
     from orchestrator.server.config import ServerConfig, check_bind
 
@@ -139,8 +143,9 @@ def serve(
             fix="add --base-url URL, or leave out --upstream-api-key",
         )
     models: dict[str, Any] = {"model": model, "base_url": base_url, "api_key": upstream_api_key}
-    rag_options = {"mode": mode, "k": k, "strategy": strategy, "rerank": rerank}
-    rag = _rag_spec(context, spec_file, index=index, dsn=dsn, **models, **rag_options)
+    rag_options: dict[str, Any] = {"mode": mode, "k": k, "strategy": strategy, "rerank": rerank}
+    rag_options.update(min_similarity=min_similarity, embedding=embedding)
+    rag = _rag_spec(context, spec_file, index=index or None, dsn=dsn, **models, **rag_options)
     if show_spec:
         if rag is None:
             raise OptionError("--print-spec prints the RAG spec: add --index", fix="--index DIR")
@@ -150,7 +155,7 @@ def serve(
     if rag is not None:
         rag = rag.model_copy(update={"model": chat})
     agent = spec_from_options(
-        "agent", tools=tools, index=index, dsn=dsn, mcp_config=mcp_config, model=chat
+        "agent", tools=tools, index=knowledge_index(rag, tools), mcp_config=mcp_config, model=chat
     )
     config = ServerConfig(
         host=host,
@@ -182,8 +187,28 @@ def serve(
     uvicorn.run(app, **uvicorn_options(config))
 
 
+def knowledge_index(rag: Any, tools: str | None) -> Any:
+    """The knowledge_base tool's index: the RAG spec's (``--index``, or ``--spec``'s). It
+    searches one index, so several (for route/agentic) with knowledge_base are an error
+    rather than a silent choice of the first."""
+    from orchestrator.errors import OptionError
+
+    if rag is None:
+        return None
+    if len(rag.indexes) == 1:
+        return rag.indexes[0]
+    if "knowledge_base" in [name.strip() for name in (tools or "").split(",")]:
+        raise OptionError(
+            f"the knowledge_base tool searches one index, and {len(rag.indexes)} were given "
+            f"({', '.join(i.label for i in rag.indexes)})",
+            fix="give one --index, or leave knowledge_base out of --tools (model 'rag' "
+            "chooses between the indexes with --strategy route or agentic)",
+        )
+    return None
+
+
 def _rag_spec(
-    context: typer.Context, spec_file: Path | None, *, index: Path | None, **options: Any
+    context: typer.Context, spec_file: Path | None, *, index: list[Path] | None, **options: Any
 ) -> Any:
     """Model 'rag''s spec: ``--spec FILE``, or the options with ``--index``; ``None`` without
     either, when a RAG option given (which would do nothing) is an error."""

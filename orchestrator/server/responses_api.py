@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.models.options import MaxTokens, MinP, RepeatPenalty, Temperature, TopK, TopP
 from orchestrator.server.schemas import Closed
 
 #: Fields that never change an answer here; accepted with any value and ignored.
@@ -255,9 +256,10 @@ class ResponseRequest(Closed):
     previous_response_id: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    # bounds: orchestrator.models.SamplingOptions (None: the model's default)
+    max_output_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
     tools: list[FunctionTool] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
@@ -268,9 +270,9 @@ class ResponseRequest(Closed):
     reasoning: dict[str, Any] | None = None
     # Orchestrator's own (extra_body)
     seed: int | None = None
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    repeat_penalty: float | None = Field(default=None, gt=0.0)
+    top_k: TopK | None = None
+    min_p: MinP | None = None
+    repeat_penalty: RepeatPenalty | None = None
     # accepted, see IGNORED / UNSUPPORTED_DEFAULTS
     user: str | None = None
     safety_identifier: str | None = None
