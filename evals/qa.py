@@ -127,21 +127,22 @@ def answer_samples(
     ``chain.invoke({"question": q})`` must return ``{"answer": str, "sources": [{"text"}]}``
     (``chains.rag.rag_chain``). Samples that already carry both are left as they are.
     """
-    from orchestrator.agents.pipelines import trace_of
+    from orchestrator.agents.pipelines.answers import AnswerCollector
 
     out = []
     for sample in samples:
         if sample.response is None or sample.retrieved_contexts is None:
             result = chain.invoke({"question": sample.user_input})
-            sources = list(result.get("sources") or [])
+            collector = AnswerCollector()
+            collector.add(result)
             sample = replace(
                 sample,
                 response=sample.response if sample.response is not None else result["answer"],
                 retrieved_contexts=sample.retrieved_contexts
                 if sample.retrieved_contexts is not None
-                else [str(s["text"]) for s in sources],
-                sources=sources,
-                trace=trace_of(result),
+                else [str(s["text"]) for s in collector.sources],
+                sources=collector.sources,
+                trace=collector.trace,
             )
         out.append(sample)
         if progress:

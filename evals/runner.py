@@ -234,7 +234,7 @@ def pipeline_spec(
     """The :class:`RagSpec` a configuration names, paths made absolute against ``base``;
     ``index`` is its folder index when it names no database; ``models`` set fields of the
     model (as in :func:`run_suite`); ``fields`` set the spec's own (``k`` in retrieval)."""
-    from orchestrator.agents.pipelines import RagSpec, load_spec, spec_from_options
+    from orchestrator.agents.pipelines import RagSpec, load_spec, resolve_paths, spec_from_options
 
     if isinstance(config.spec, RagSpec):  # an eval command's own spec, built as `rag` builds it
         spec = config.spec.model_copy(update=fields)
@@ -247,24 +247,25 @@ def pipeline_spec(
             )
         spec = loaded.model_copy(update=fields)
     else:
-        rerank = config.rerank
         options = {
             "index": config.index if config.dsn else index,
             "dsn": config.dsn,
-            "model": model_path(base, config.model, config.base_url),
+            "model": config.model,
             "base_url": config.base_url,
             "max_tokens": config.max_tokens,
             "mode": config.mode,
             "k": config.k,
             "strategy": config.strategy,
             "strategy_options": config.strategy_options,
-            "rerank": rerank if rerank in (None, "none", "llm") else resolve(base, rerank),
+            "rerank": config.rerank,
             "min_similarity": config.min_similarity,
-            "embedding": resolve(base, config.embedding),
+            "embedding": config.embedding,
             "search_options": config.options,
             "prompt": config.prompt,
         }
-        spec = spec_from_options("rag", **{**options, **fields})  # type: ignore[assignment]
+        # the suite's relative paths are the suite file's, as a spec file's are its own
+        flags = spec_from_options("rag", **{**options, **fields})
+        spec = resolve_paths(flags, base)  # type: ignore[assignment]
     chosen = {k: v for k, v in (models or {}).items() if v is not None}
     if chosen:
         spec = spec.model_copy(update={"model": spec.model.model_copy(update=chosen)})

@@ -62,12 +62,12 @@ def test_chat_over_documents_builds_rag_s_spec(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """chat --index takes the same search flags (--sources is its -k) and gives rag's spec."""
-    import orchestrator.agents.pipelines as pipelines
+    import orchestrator.agents.pipelines.rag as pipelines_rag
     import orchestrator.cli.chat as chat_cli
 
     opened: list[Any] = []
     monkeypatch.setattr(
-        pipelines, "open_retrievers", lambda spec: opened.append(spec) or {"d": (None, "")}
+        pipelines_rag, "open_retrievers", lambda spec: opened.append(spec) or {"d": (None, "")}
     )
     monkeypatch.setattr(chat_cli, "run_chat", lambda *args, **kwargs: None)
     index = ["--index", str(tmp_path / "docs")]

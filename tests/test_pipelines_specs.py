@@ -272,12 +272,12 @@ def test_serve_rag_options_without_an_index_are_an_error() -> None:
 def test_chat_over_documents_takes_rerank(monkeypatch: pytest.MonkeyPatch) -> None:
     """chat --index passes --rerank into its spec (the document turn's retriever); without
     --index it is an error, as its other document options are."""
-    import orchestrator.agents.pipelines as pipelines
+    import orchestrator.agents.pipelines.rag as pipelines_rag
     import orchestrator.cli.chat as chat_cli
 
     opened: list[Any] = []
     monkeypatch.setattr(
-        pipelines, "open_retrievers", lambda spec: opened.append(spec) or {"d": (None, "")}
+        pipelines_rag, "open_retrievers", lambda spec: opened.append(spec) or {"d": (None, "")}
     )
     monkeypatch.setattr(chat_cli, "run_chat", lambda *args, **kwargs: None)
     result = runner.invoke(app, ["chat", "--index", "docs", "--rerank", "llm"])

@@ -12,8 +12,9 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from orchestrator.agents.pipelines.specs import BUILTIN_TOOLS, AgentSpec
+from orchestrator.agents.pipelines.specs import BUILTIN_TOOLS, AgentSpec, RagSpec
 from orchestrator.errors import OptionError
+from orchestrator.retrieval import IndexSpec
 
 #: Agent steps are greedy and repeatable unless the spec's model says otherwise.
 STEP_SAMPLING = {"temperature": 0.0, "seed": 0, "max_tokens": 256}
@@ -104,3 +105,21 @@ def build_agent(spec: AgentSpec, *, on_close: Any = None, **options: Any) -> Any
     """The agent a spec names: ``invoke({"input": ...})`` / ``stream`` as the executor's."""
     llm, tools = agent_parts(spec, on_close)
     return agent_executor(spec, llm, tools, **options)
+
+
+def knowledge_index(rag: RagSpec | None, tools: str | None) -> IndexSpec | None:
+    """The knowledge_base tool's index: the RAG spec's (``--index``, or ``--spec``'s). It
+    searches one index, so several (for route/agentic) with knowledge_base are an error
+    rather than a silent choice of the first."""
+    if rag is None:
+        return None
+    if len(rag.indexes) == 1:
+        return rag.indexes[0]
+    if "knowledge_base" in [name.strip() for name in (tools or "").split(",")]:
+        raise OptionError(
+            f"the knowledge_base tool searches one index, and {len(rag.indexes)} were given "
+            f"({', '.join(i.label for i in rag.indexes)})",
+            fix="give one --index, or leave knowledge_base out of --tools (model 'rag' "
+            "chooses between the indexes with --strategy route or agentic)",
+        )
+    return None

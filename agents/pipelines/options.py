@@ -56,6 +56,17 @@ def with_served_url(spec: ModelSpec) -> ModelSpec:
     return spec if endpoint is None else spec.model_copy(update={"base_url": endpoint.base_url})
 
 
+def without_default_key(model: ModelSpec) -> ModelSpec:
+    """A served model's spec with an explicit key (its own, else none), for ``serve``:
+    ``$ORCHESTRATOR_API_KEY`` is the server's own key there (``--api-key``), so it must not
+    reach the upstream as the model layer's default would send it."""
+    from orchestrator.remote import NO_API_KEY
+
+    if model.api_key or not is_served(model):
+        return model
+    return model.model_copy(update={"api_key": NO_API_KEY})
+
+
 def index_specs(index: IndexArg | Sequence[IndexArg] | None, dsn: str | None) -> list[IndexSpec]:
     """``--index`` (one or repeated) and ``--dsn``, resolved once by :meth:`IndexSpec.of`."""
     if index is None:

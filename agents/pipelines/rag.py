@@ -141,3 +141,13 @@ def build_rag(spec: RagSpec, *, llm: Any = None, retrievers: Retrievers | None =
         prompt=prompt_template(spec.prompt),
         options=spec.strategy_options,
     )
+
+
+def document_turn(spec: RagSpec, system: str | None = None) -> Any:
+    """The turn of chat over documents (``chat --index``): the spec's one retriever (the
+    answering floor applies) joins each new message's passages to it as numbered sources
+    (:class:`~orchestrator.chains.rag.DocumentTurn`)."""
+    from orchestrator.chains.rag import DocumentTurn
+
+    ((retriever, _),) = open_retrievers(spec).values()
+    return DocumentTurn(retriever, system=system)

@@ -357,6 +357,7 @@ def chat(
         run_chat(llm, options)
         return
     from orchestrator.agents.pipelines import spec_from_options
+    from orchestrator.agents.pipelines.rag import document_turn
 
     spec = spec_from_options(
         "rag",
@@ -369,18 +370,8 @@ def chat(
         model=model,  # the GGUF that --rerank llm scores with
         base_url=base_url,
     )
-    turn = _document_turn(spec, system)
+    turn = document_turn(spec, system)
     run_chat(llm, options, build_factory=lambda _system: turn, on_answer=turn_reporter(turn))
-
-
-def _document_turn(spec: Any, system: str | None) -> Any:
-    """The turn of chat over documents: the spec's retriever (the answering floor applies)
-    feeding each message's sources to the chat model."""
-    from orchestrator.agents.pipelines import open_retrievers
-    from orchestrator.chains.rag import DocumentTurn
-
-    ((retriever, _),) = open_retrievers(spec).values()
-    return DocumentTurn(retriever, system=system)
 
 
 def turn_reporter(turn: Any) -> Callable[[bool], None]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from orchestrator.agents.pipelines.agent import knowledge_index
 from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -32,7 +33,6 @@ from orchestrator.cli.common import (
     pipeline_spec,
     print_spec,
 )
-from orchestrator.cli.serve import knowledge_index
 
 
 def register(app: typer.Typer) -> None:

@@ -98,42 +98,18 @@ def rag(
 def answer(chain: Any, question: str, as_json: bool) -> None:
     """Stream the answer (text) or print one JSON object; the sources and the strategy's
     trace after it."""
-    from orchestrator.agents.pipelines import trace_of
-    from orchestrator.chains.rag import cited_numbers
+    from orchestrator.agents.pipelines.answers import collect_answer, source_lines, trace_lines
 
-    sources: list[dict[str, Any]] = []
-    trace: dict[str, Any] = {}
-    text = ""
-    for part in chain.stream({"question": question}):
-        sources = part.get("sources", sources)
-        trace.update(trace_of(part))
-        piece = part.get("answer", "")
-        text += piece
-        if piece and not as_json:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-    text = text.strip()
+    parts = chain.stream({"question": question})
     if as_json:
-        citations = cited_numbers(text, len(sources))
-        print_json({"answer": text, "sources": sources, "citations": citations, **trace})
+        print_json(collect_answer(parts))
         return
+    record = collect_answer(parts, on_text=_write)
     sys.stdout.write("\n")
-    for source in sources:
-        console.print(f"[dim][{source['n']}] {source['doc_id']} ({source['source']})[/]")
-    for line in trace_lines(trace):
+    for line in source_lines(record["sources"]) + trace_lines(record):
         console.print(f"[dim]{escape(line)}[/]")
 
 
-def trace_lines(trace: dict[str, Any]) -> list[str]:
-    """A strategy's trace as short lines for the terminal."""
-    lines = []
-    if trace.get("route"):
-        lines.append(f"route: {', '.join(trace['route'])}")
-    for n, query in enumerate(trace.get("queries") or [], 1):
-        lines.append(f"query {n}: {query}")
-    if trace.get("hypothetical"):
-        passage = " ".join(str(trace["hypothetical"]).split())
-        lines.append(f"hypothetical answer (the dense query): {passage}")
-    if trace.get("stop_reason"):
-        lines.append(f"hops: {len(trace.get('hops') or [])}, stopped: {trace['stop_reason']}")
-    return lines
+def _write(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()

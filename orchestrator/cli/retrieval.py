@@ -243,7 +243,7 @@ def search(
 def _show_hits(docs: list[Any], mode: str, trace: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from orchestrator.cli.rag import trace_lines
+    from orchestrator.agents.pipelines.answers import trace_lines
 
     table = Table("#", "score", "doc_id", "text", title=f"{mode} search", show_lines=True)
     for n, doc in enumerate(docs, 1):

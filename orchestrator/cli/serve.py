@@ -134,6 +134,8 @@ def serve(
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, extra="serve", purpose="orchestrator serve")
     from orchestrator.agents.pipelines import spec_from_options
+    from orchestrator.agents.pipelines.agent import knowledge_index
+    from orchestrator.agents.pipelines.options import without_default_key
     from orchestrator.errors import OptionError
     from orchestrator.models import ModelSpec
 
@@ -151,7 +153,7 @@ def serve(
             raise OptionError("--print-spec prints the RAG spec: add --index", fix="--index DIR")
         print_spec(rag)
         return
-    chat = _upstream_key(rag.model if rag is not None else ModelSpec(**models))
+    chat = without_default_key(rag.model if rag is not None else ModelSpec(**models))
     if rag is not None:
         rag = rag.model_copy(update={"model": chat})
     agent = spec_from_options(
@@ -187,26 +189,6 @@ def serve(
     uvicorn.run(app, **uvicorn_options(config))
 
 
-def knowledge_index(rag: Any, tools: str | None) -> Any:
-    """The knowledge_base tool's index: the RAG spec's (``--index``, or ``--spec``'s). It
-    searches one index, so several (for route/agentic) with knowledge_base are an error
-    rather than a silent choice of the first."""
-    from orchestrator.errors import OptionError
-
-    if rag is None:
-        return None
-    if len(rag.indexes) == 1:
-        return rag.indexes[0]
-    if "knowledge_base" in [name.strip() for name in (tools or "").split(",")]:
-        raise OptionError(
-            f"the knowledge_base tool searches one index, and {len(rag.indexes)} were given "
-            f"({', '.join(i.label for i in rag.indexes)})",
-            fix="give one --index, or leave knowledge_base out of --tools (model 'rag' "
-            "chooses between the indexes with --strategy route or agentic)",
-        )
-    return None
-
-
 def _rag_spec(
     context: typer.Context, spec_file: Path | None, *, index: list[Path] | None, **options: Any
 ) -> Any:
@@ -230,15 +212,3 @@ def _rag_spec(
             fix="add --index DIR (or --spec FILE), or leave out " + ", ".join(given),
         )
     return None
-
-
-def _upstream_key(model: Any) -> Any:
-    """A served model's spec with an explicit key: ``--upstream-api-key``, else none.
-    ``$ORCHESTRATOR_API_KEY`` is this server's own key here (``--api-key``), so it must not
-    reach the upstream as the model layer's default would send it."""
-    from orchestrator.models import is_served
-    from orchestrator.remote import NO_API_KEY
-
-    if model.api_key or not is_served(model):
-        return model
-    return model.model_copy(update={"api_key": NO_API_KEY})

@@ -111,21 +111,12 @@ class ToolBackend:
         ``citations``, the strategy's trace), so a client can check what it was answered from."""
         from mcp.types import CallToolResult, TextContent
 
-        from orchestrator.agents.pipelines import trace_of
-        from orchestrator.chains.rag import cited_numbers
+        from orchestrator.agents.pipelines.answers import collect_answer, source_lines
 
-        result = self._rag_chain().invoke({"question": question})
-        answer, sources = result["answer"].strip(), list(result["sources"])
-        lines = [answer]
-        if sources:
-            lines.append("\nSources:")
-            lines.extend(f"[{s['n']}] {s['doc_id']} ({s['source']})" for s in sources)
-        structured = {
-            "answer": answer,
-            "sources": sources,
-            "citations": cited_numbers(answer, len(sources)),
-            **trace_of(result),
-        }
+        structured = collect_answer([self._rag_chain().invoke({"question": question})])
+        lines = [structured["answer"]]
+        if structured["sources"]:
+            lines += ["\nSources:", *source_lines(structured["sources"])]
         text = TextContent(type="text", text="\n".join(lines))
         return CallToolResult(content=[text], structuredContent=structured)
 

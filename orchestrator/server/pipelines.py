@@ -60,32 +60,25 @@ def rag_pieces(
     built by the library over its open retrievers and the server's model, with the spec's
     sampling under the request's: the strategy's trace and the sources as they come (before
     the answer), then the answer."""
-    from orchestrator.agents.pipelines import build, trace_of
+    from orchestrator.agents.pipelines import build
+    from orchestrator.agents.pipelines.answers import AnswerCollector
     from orchestrator.agents.pipelines.rag import answer_model_spec
-    from orchestrator.chains.rag import cited_numbers
 
     usage = UsageTally()
     sampling = {**answer_model_spec(rag.spec).sampling(), **overrides}
     chain = build(rag.spec, llm=_bound(chat, sampling), retrievers=rag.retrievers)
-    sources: list[dict[str, Any]] = []
-    answer: list[str] = []
+    collector = AnswerCollector()
     with tally.generation(usage) as tokens:
         parts = chain.stream({"question": question}, {"callbacks": [usage]})
         with _closing(parts):
             for part in parts:
-                fields = trace_of(part)
-                if "sources" in part:
-                    sources = fields["sources"] = part["sources"]
+                fields, text = collector.add(part)
                 if fields:
                     yield Piece(fields=fields)
-                piece = part.get("answer", "")
-                if piece:
-                    text = piece.lstrip() if not answer else piece
-                    answer.append(text)
+                if text:
                     tally.text.append(text)
                     yield Piece(text=text)
-    citations = cited_numbers("".join(answer).strip(), len(sources))
-    yield _finish(usage, tokens, {"citations": citations})
+    yield _finish(usage, tokens, {"citations": collector.record()["citations"]})
 
 
 def agent_pieces(
