@@ -130,7 +130,7 @@ def test_index_search_update_delete_with_dsn(beir: Path, pg_dsn: str, index_name
         "index", str(beir), "--index", "other", "--dsn", pg_dsn, "--index-kind", "flat"
     )
     assert "needs --dsn" in fails("index", str(beir), "--index", "x", "--backend", "postgres")
-    assert "must be a PostgreSQL connection string" in fails(
+    assert "is not a PostgreSQL connection string" in fails(
         "search", "q", "--index", index_name, "--dsn", "/tmp/not-a-dsn"
     )
     assert f"no index named '{index_name}zz'" in fails(

@@ -281,7 +281,7 @@ def test_cli_honours_orchestrator_base_url(monkeypatch: pytest.MonkeyPatch) -> N
         result = runner.invoke(app, ["agent", "2+2?", "--mode", "completion"])
         assert result.exit_code == 2 and "needs a local GGUF" in result.output
         result = runner.invoke(app, ["rag", "q", "--index", "nowhere", "--rerank", "llm"])
-        assert result.exit_code == 2 and "--rerank llm" in result.output
+        assert result.exit_code == 2 and "rerank llm" in result.output
     assert fake.requests == []  # every refusal came before a generation
 
 
