@@ -210,10 +210,10 @@ def index_modes(config: PipelineConfig | str) -> tuple[str, ...]:
     """The index parts a configuration's (or a retrieval mode's) search needs (a mode left
     unset is the RagSpec's default)."""
     from orchestrator.agents.pipelines import RagSpec
+    from orchestrator.retrieval.index_rules import SIDES
 
     mode = config if isinstance(config, str) else config.mode
-    mode = mode or RagSpec.model_fields["mode"].default
-    return {"dense": ("dense",), "bm25": ("bm25",)}.get(mode, ("dense", "bm25"))
+    return SIDES[mode or RagSpec.model_fields["mode"].default]
 
 
 def model_path(base: Path, model: str | None, base_url: str | None) -> str | None:

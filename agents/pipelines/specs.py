@@ -294,10 +294,26 @@ def dump_spec(spec: RagSpec | AgentSpec | StorySpec, path: str | Path | None = N
     return text
 
 
-def load_spec(path: str | Path) -> RagSpec | AgentSpec | StorySpec:
+def load_spec(
+    path: str | Path, kind: str | None = None, *, api_key: str | None = None
+) -> RagSpec | AgentSpec | StorySpec:
     """A spec from a YAML or JSON file (JSON is YAML: one reader for both); its relative
     paths are relative to the file's folder (:func:`resolve_paths`); an error in it names the
-    file and the key."""
+    file and the key. ``kind``: the kind the caller runs (another is an OptionError);
+    ``api_key``: the model's key, which a spec file never holds."""
+    spec = _read_spec(path)
+    if kind is not None and spec.kind != kind:
+        raise OptionError(
+            f"{path} is {'an' if spec.kind[0] in 'aeiou' else 'a'} {spec.kind} spec; "
+            f"this command runs {kind} specs",
+            fix=f"use a spec with kind: {kind}",
+        )
+    if not api_key:
+        return spec
+    return spec.model_copy(update={"model": spec.model.model_copy(update={"api_key": api_key})})
+
+
+def _read_spec(path: str | Path) -> RagSpec | AgentSpec | StorySpec:
     import yaml
 
     file = Path(path).expanduser()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -245,29 +245,22 @@ def pipeline_spec(
 
     if spec_file is None:
         return spec_from_options(kind, **options)
-    given = _given_flags(context, NOT_PIPELINE | set(inputs))
+    given = given_flags(context, NOT_PIPELINE | set(inputs))
     if given:
         raise OptionError(
             f"--spec runs {spec_file} as written; {', '.join(given)} cannot change it",
             fix="edit the file (write one with --print-spec), or leave out --spec",
         )
-    spec = load_spec(spec_file)
-    if spec.kind != kind:
-        raise OptionError(
-            f"{spec_file} is {'an' if spec.kind[0] in 'aeiou' else 'a'} {spec.kind} spec; "
-            f"this command runs {kind} specs",
-            fix=f"use a spec with kind: {kind}",
-        )
-    key = options.get("api_key")
-    return (
-        spec.model_copy(update={"model": spec.model.model_copy(update={"api_key": key})})
-        if key
-        else spec
-    )
+    return load_spec(spec_file, kind, api_key=options.get("api_key"))
 
 
-def _given_flags(context: typer.Context | None, exempt: set[str] | frozenset[str]) -> list[str]:
-    """The command's flags given on the command line or by the environment."""
+def given_flags(
+    context: typer.Context | None,
+    exempt: Collection[str] = (),
+    only: Collection[str] | None = None,
+) -> list[str]:
+    """The command's flags given on the command line or by the environment (of ``only``, when
+    given), but not those in ``exempt``."""
     if context is None:
         return []
     flags = []
@@ -275,7 +268,7 @@ def _given_flags(context: typer.Context | None, exempt: set[str] | frozenset[str
         name = param.name or ""
         source = context.get_parameter_source(name)
         given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-        if given and name not in exempt:
+        if given and name not in exempt and (only is None or name in only):
             flags.append(param.opts[0] if param.opts else name)
     return flags
 

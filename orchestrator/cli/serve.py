@@ -22,6 +22,7 @@ from orchestrator.cli.common import (
     SpecOpt,
     StrategyOpt,
     err_console,
+    given_flags,
     guarded,
     pipeline_spec,
     print_spec,
@@ -200,12 +201,7 @@ def _rag_spec(
         return pipeline_spec(
             "rag", spec_file, context=context, inputs=_NOT_RAG, index=index, **options
         )
-    given = [
-        param.opts[0]
-        for param in context.command.params
-        if param.name in _RAG_ONLY
-        and getattr(context.get_parameter_source(param.name), "name", "") == "COMMANDLINE"
-    ]
+    given = given_flags(context, only=_RAG_ONLY)
     if given:
         raise OptionError(
             f"{', '.join(given)} shape model 'rag', which needs an index",

@@ -23,6 +23,8 @@ from orchestrator.retrieval.progress import progress_task
 from orchestrator.retrieval.types import Embedder, SourceDocument
 
 MODES = ("dense", "bm25")
+#: The index sides each search mode reads (``auto``: whichever the index has, so both).
+SIDES = {"dense": ("dense",), "bm25": ("bm25",), "hybrid": MODES, "auto": MODES}
 EMBED_BATCH = 64
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from orchestrator.errors import DataError, OptionError, unknown_option
 from orchestrator.retrieval.backend import SearchBackend, as_backend
 from orchestrator.retrieval.fusion import get_fusion
+from orchestrator.retrieval.index_rules import SIDES
 from orchestrator.retrieval.types import Hit, Reranker
 
 SEARCH_MODES = ("dense", "bm25", "hybrid")
@@ -76,8 +77,7 @@ class Searcher:
         self.store, self.config, self.reranker = store, config, reranker
         self.backend: SearchBackend = as_backend(store)
         modes = self.backend.manifest["modes"]
-        needed = {"dense": ("dense",), "bm25": ("bm25",), "hybrid": ("dense", "bm25")}
-        missing = [m for m in needed[config.mode] if m not in modes]
+        missing = [m for m in SIDES[config.mode] if m not in modes]
         if missing:
             raise OptionError(
                 f"search mode {config.mode!r} needs the {', '.join(missing)} side, but "
