@@ -115,8 +115,8 @@ def check_options(
                 fix=f"did you mean {close[0]!r}?" if close else f"its options: {known}",
             )
         try:
-            kind = field.annotation
-            typed = Annotated[kind, *field.metadata] if field.metadata else kind
+            kind: Any = field.annotation  # a type form (its static type differs by pydantic)
+            typed: Any = Annotated[kind, *field.metadata] if field.metadata else kind
             checked[name] = TypeAdapter(typed).validate_python(value)
         except ValidationError as exc:
             reason = exc.errors()[0]["msg"]
