@@ -12,7 +12,6 @@ its verdicts mean little. Use a larger GGUF as judge (``judge_model=``, ``--judg
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import importlib
 import math
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.aio import blocking
 from orchestrator.errors import DataError, OptionError, OrchestratorError, unknown_option
 from orchestrator.evals.qa import QASample, to_evaluation_dataset
 
@@ -296,41 +296,9 @@ async def aevaluate_rag(
     )
 
 
-def evaluate_rag(
-    samples: Sequence[QASample],
-    metrics: Sequence[str],
-    *,
-    judge: Any = None,
-    embeddings: Any = None,
-    timeout: float = 300.0,
-    name: str = "rag",
-    progress: Callable[[int], None] | None = None,
-    settings: dict[str, Any] | None = None,
-    score_many: ScoreMany | None = None,
-) -> RagEvaluation:
-    """:func:`aevaluate_rag` for synchronous callers, wherever they are called from.
-
-    Outside an event loop it runs in a new one. Inside a running loop (a notebook cell, an
-    async app), where ``asyncio.run`` would fail, it runs in a new loop on a worker thread and
-    blocks the caller until done; async code should rather ``await aevaluate_rag(...)``.
-    """
-    job = aevaluate_rag(
-        samples,
-        metrics,
-        judge=judge,
-        embeddings=embeddings,
-        timeout=timeout,
-        name=name,
-        progress=progress,
-        settings=settings,
-        score_many=score_many,
-    )
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(job)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="evaluate_rag") as pool:
-        return pool.submit(asyncio.run, job).result()
+#: :func:`aevaluate_rag` for synchronous callers, wherever they are called from (in a running
+#: loop it runs on a worker thread; async code should rather ``await aevaluate_rag(...)``).
+evaluate_rag = blocking(aevaluate_rag)
 
 
 def _describe(sample: QASample) -> dict[str, Any]:

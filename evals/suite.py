@@ -40,7 +40,7 @@ from pydantic import (
 )
 
 from orchestrator.agents.pipelines.specs import RagSpec, SearchMode
-from orchestrator.errors import DataError, OrchestratorError
+from orchestrator.errors import DataError, OptionError, OrchestratorError
 from orchestrator.evals.metrics import parse_measure
 
 
@@ -141,6 +141,25 @@ class Suite(_Strict):
     @property
     def kind(self) -> Literal["retrieval", "rag"]:
         return "rag" if self.dataset.endswith(".jsonl") else "retrieval"
+
+    def check_model_used(self, where: str) -> None:
+        """A ``--model`` for a retrieval suite in which no configuration uses a model (LLM
+        rerank, a strategy's queries, a spec) is an error: it would change nothing."""
+        from orchestrator.chains.strategies import strategy_name
+
+        def uses(c: PipelineConfig) -> bool:
+            return (
+                c.spec is not None
+                or c.rerank == "llm"
+                or strategy_name(c.strategy or "plain") != "plain"
+            )
+
+        if self.kind == "retrieval" and not any(uses(c) for c in self.configurations):
+            raise OptionError(
+                f"{where}--model chooses the GGUF of --rerank llm or --strategy, and no "
+                "configuration reranks with the LLM or names a strategy",
+                fix="leave out --model, or rerank with llm or name a strategy",
+            )
 
 
 def _node_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

@@ -162,17 +162,11 @@ def retrieval(
     --strategy measures a RAG strategy's retrieval; --model then writes its queries.
     --spec FILE measures that RAG spec's retrieval (its k becomes --k); --print-spec prints
     the spec measured (with --index or --spec)."""
-    from orchestrator.chains.strategies import strategy_name
     from orchestrator.evals.metrics import parse_measure
     from orchestrator.evals.suite import Suite, check_dataset
 
     check_ray_workers(ray, ray_workers)
     check_dataset(dataset, "retrieval")
-    if model is not None and rerank != "llm" and strategy_name(strategy or "plain") == "plain":
-        raise OptionError(
-            "--model chooses the GGUF of --rerank llm or --strategy; without them no model is used",
-            fix="add --rerank llm or --strategy, or leave out --model",
-        )
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     for name in names:
         parse_measure(name)
@@ -189,6 +183,8 @@ def retrieval(
         name="eval-retrieval", dataset=str(dataset), split=split, metrics=names, k=k,
         configurations=[config],
     )  # fmt: skip
+    if model is not None:
+        suite.check_model_used("")
     results = _run(suite, as_json, ray, ray_workers, models={"api_key": api_key}, run_file=run_file)
     result = results["configurations"][0]
     if as_json:
@@ -201,7 +197,6 @@ def retrieval(
         console.print(f"[dim]run written to {result['run_file']}[/]")
 
 
-_PLAIN = (None, "plain")
 #: Options of the eval commands that are not the pipeline's: they may be given beside --spec.
 _RETRIEVAL_INPUTS = ("dataset", "metrics", "k", "split", "run_file", "ray", "ray_workers")
 _RAG_INPUTS = ("dataset", "metrics", "judge_model", "judge_max_tokens", "timeout", "ray",
@@ -338,7 +333,7 @@ def suite(
         judge = spec.judge.model_copy(update={"model": model_path(cwd, judge_model, base_url)})
         spec = spec.model_copy(update={"judge": judge})
     if model:
-        _check_model_used(spec, path)
+        spec.check_model_used(f"{path}: ")
     models = {"model": model_path(cwd, model, base_url), "base_url": base_url}
     results = run_suite(
         spec, base, out, progress=not as_json, ray=_ray_plan(ray, ray_workers),
@@ -374,17 +369,6 @@ def _ray_plan(ray: str | None, workers: int | None) -> Any:
     plan = RayPlan(ray, workers)
     plan.start()
     return plan
-
-
-def _check_model_used(spec: Any, path: Path) -> None:
-    """``--model`` on a retrieval suite where no configuration uses a model is an error."""
-    uses = [c for c in spec.configurations if c.rerank == "llm" or c.strategy not in _PLAIN]
-    if spec.kind == "retrieval" and not uses and not any(c.spec for c in spec.configurations):
-        raise OptionError(
-            f"{path}: --model chooses the GGUF of rerank: llm or a strategy, and no "
-            "configuration reranks with the LLM or names a strategy",
-            fix="leave out --model, or add rerank: llm to a configuration",
-        )
 
 
 def _read_baseline(path: Path) -> dict[str, Any]:

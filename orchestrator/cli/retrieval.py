@@ -22,12 +22,13 @@ from orchestrator.cli.common import (
     SearchStrategyOpt,
     console,
     err_console,
+    given_flags,
     guarded,
     pipeline_spec,
     print_json,
 )
 from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
-from orchestrator.errors import DataError, OptionError
+from orchestrator.errors import OptionError
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +38,7 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def index(
+    context: typer.Context,
     index_dir: IndexOpt,
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories.")] = None,
     modes: Annotated[str, typer.Option("--modes", help="dense,bm25 | dense | bm25.")] = (
@@ -93,7 +95,12 @@ def index(
         err_console.print(f"[yellow]skipped[/] {escape(item.path)}: {escape(item.reason)}")
 
     if update or delete:
-        _check_update(target, modes, index_kind, chunk_size, chunk_overlap)
+        fixed = given_flags(context, only=("modes", "index_kind", "chunk_size", "chunk_overlap"))
+        if fixed:
+            raise OptionError(
+                f"{', '.join(fixed)} cannot change an existing index (its manifest fixes them)",
+                fix="leave them out with --update/--delete, or build a new index",
+            )
         store, added, removed = update_index(
             target,
             paths or [],
@@ -116,50 +123,13 @@ def index(
             progress=not as_json,
             on_skip=on_skip,
         )
-        added, removed = _counts(store)["chunks"], 0
+        added, removed = store.counts()["chunks"], 0
     _report_index(store, index_dir, added, removed, as_json)
-
-
-def _counts(store: Any) -> dict[str, int]:
-    """Documents and chunks in a local (in memory) or PostgreSQL (queried) index."""
-    if hasattr(store, "counts"):
-        return store.counts()  # type: ignore[no-any-return]
-    return {"documents": len(store.doc_ids), "chunks": len(store.chunks)}
-
-
-def _check_update(
-    target: Any, modes: str, index_kind: str, chunk_size: int, chunk_overlap: int
-) -> None:
-    """--update/--delete need a finished index and no build option the manifest fixes."""
-    from orchestrator.retrieval.storage import has_parts
-
-    index_dir = Path(str(target.path))
-    if target.backend == "folder" and not (index_dir / "manifest.json").exists():
-        unfinished = index_dir.is_dir() and has_parts(index_dir)
-        raise DataError(
-            f"{index_dir} holds "
-            + ("an unfinished build (no manifest)" if unfinished else "no index to update"),
-            fix=f"remove it (rm -r {index_dir}) and build again"
-            if unfinished
-            else "build it first (no --update)",
-        )
-    build_options = {
-        "--modes": (modes, "dense,bm25"),
-        "--index-kind": (index_kind, "auto"),
-        "--chunk-size": (chunk_size, 256),
-        "--chunk-overlap": (chunk_overlap, 32),
-    }
-    fixed = [name for name, (value, default) in build_options.items() if value != default]
-    if fixed:
-        raise OptionError(
-            f"{', '.join(fixed)} cannot change an existing index (its manifest fixes them)",
-            fix="leave them out with --update/--delete, or build a new index",
-        )
 
 
 def _report_index(store: Any, index_dir: Path, added: int, removed: int, as_json: bool) -> None:
     """The summary line (or JSON); the skipped files are those the library reports."""
-    counts = _counts(store)
+    counts = store.counts()
     skipped = store.skipped
     summary = {
         "index": str(index_dir),

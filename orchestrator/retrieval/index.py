@@ -78,11 +78,7 @@ class IndexStore:
         """A new empty index in ``directory`` (which must be empty or absent)."""
         path = Path(directory).expanduser()
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            if path.is_dir() and not (path / st.MANIFEST).exists() and st.has_parts(path):
-                raise OptionError(
-                    f"{path} holds an unfinished index build (part files but no manifest)",
-                    fix=f"remove it (rm -r {path}) and build again",
-                )
+            st.check_finished(path)
             raise OptionError(
                 f"{path} exists and is not an empty directory",
                 fix="pick a new --index directory, or open the existing index to add documents",

@@ -108,6 +108,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest, checked for format and version; a clear error for anything else."""
     path = directory / MANIFEST
     if not path.is_file():
+        check_finished(directory)
         raise DataError(
             f"{directory} is not an index directory (no {MANIFEST})",
             fix="build one first: orchestrator index PATH... --index DIR",
@@ -206,6 +207,15 @@ def write_lock(directory: Path) -> Iterator[None]:
 def has_parts(directory: Path) -> bool:
     """Whether ``directory`` holds index part files (of any generation, or temp files)."""
     return any(p.is_file() and PART_FILE.match(p.name) for p in directory.iterdir())
+
+
+def check_finished(directory: Path) -> None:
+    """Part files without a manifest are a build that stopped half way: say so, and how."""
+    if directory.is_dir() and not (directory / MANIFEST).exists() and has_parts(directory):
+        raise DataError(
+            f"{directory} holds an unfinished index build (part files but no manifest)",
+            fix=f"remove it (rm -r {directory}) and build again",
+        )
 
 
 def remove_stale(directory: Path, keep: set[str]) -> None:
