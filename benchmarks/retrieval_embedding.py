@@ -132,9 +132,7 @@ def main() -> None:
     print(f"{os.uname().machine}, {os.cpu_count()} CPUs, load average {load()}", flush=True)
     texts = cranfield_chunks(args.texts)
     report: dict[str, Any] = {"texts": len(texts), "load_start": load()}
-    report["throughput"] = throughput(
-        args.conditions.split(","), texts, args.rounds, args.settle
-    )
+    report["throughput"] = throughput(args.conditions.split(","), texts, args.rounds, args.settle)
     if not args.skip_quality:
         report["quality"] = quality()
     report["load_end"] = load()

@@ -31,7 +31,7 @@ PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 
 
 def _ours(llm: ChatLlamaCpp, max_tokens: int) -> tuple[float, int, str]:
-    llm.engine.llama.reset()
+    llm.engine.reset()
     start = time.perf_counter()
     text, usage = "", None
     for chunk in llm.stream(PROMPT, max_tokens=max_tokens):
@@ -43,24 +43,24 @@ def _ours(llm: ChatLlamaCpp, max_tokens: int) -> tuple[float, int, str]:
 
 
 def _raw(llm: ChatLlamaCpp, max_tokens: int) -> tuple[float, int, str]:
-    llama = llm.engine.llama
     tokens = llm.prompt_tokens(render_messages(llm, [{"role": "user", "content": PROMPT}]))
-    llama.reset()
-    start = time.perf_counter()
-    text, n = "", 0
-    for chunk in llama.create_completion(
-        tokens,
-        max_tokens=max_tokens,
-        temperature=0.0,
-        top_k=40,
-        top_p=0.95,
-        min_p=0.05,
-        repeat_penalty=1.1,
-        stream=True,
-    ):
-        text += chunk["choices"][0]["text"]
-        n += 1
-    return time.perf_counter() - start, n, text
+    with llm.engine.exclusive() as llama:  # the engine's scheduler waits meanwhile
+        llama.reset()
+        start = time.perf_counter()
+        text, n = "", 0
+        for chunk in llama.create_completion(
+            tokens,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            top_k=40,
+            top_p=0.95,
+            min_p=0.05,
+            repeat_penalty=1.1,
+            stream=True,
+        ):
+            text += chunk["choices"][0]["text"]
+            n += 1
+        return time.perf_counter() - start, n, text
 
 
 def throughput(rounds: int, max_tokens: int) -> dict[str, Any]:

@@ -64,22 +64,24 @@ def _raw(llm: ChatLlamaCpp) -> Callable[[str], str]:
     return ask
 
 
-def _four_answers(ask: Callable[[str], str], llama: Any, prompt: str) -> list[str]:
-    llama.reset()  # cold
+def _four_answers(ask: Callable[[str], str], reset: Callable[[], None], prompt: str) -> list[str]:
+    reset()  # cold
     answers = [ask(prompt), ask(prompt), ask(prompt)]
     ask(UNRELATED)
     return [*answers, ask(prompt)]
 
 
 def repeat() -> None:
-    llm = ChatLlamaCpp(temperature=0.0, seed=0)
-    llama = llm.engine.llama
-    for name, ask in (("ChatLlamaCpp (aligned reuse)", _ours(llm)), ("raw Llama", _raw(llm))):
-        same = 0
-        for prompt in PROMPTS:
-            answers = _four_answers(ask, llama, prompt)
-            same += len(set(answers)) == 1
-        print(f"{name}: {same}/{len(PROMPTS)} prompts gave one answer cold, warm x2, after another")
+    llm = ChatLlamaCpp(temperature=0.0, seed=0, n_parallel=1)
+    same = sum(len(set(_four_answers(_ours(llm), llm.engine.reset, p))) == 1 for p in PROMPTS)
+    _report("ChatLlamaCpp (aligned reuse)", same)
+    with llm.engine.exclusive() as llama:  # the raw object's own cache reuse, undisturbed
+        same = sum(len(set(_four_answers(_raw(llm), llama.reset, p))) == 1 for p in PROMPTS)
+    _report("raw Llama", same)
+
+
+def _report(name: str, same: int) -> None:
+    print(f"{name}: {same}/{len(PROMPTS)} prompts gave one answer cold, warm x2, after another")
 
 
 def chunks(rounds: int, sizes: list[int]) -> None:
@@ -94,10 +96,10 @@ def chunks(rounds: int, sizes: list[int]) -> None:
         for _ in range(rounds):  # interleaved, so load changes hit every size alike
             for size in sizes:
                 kvcache.PREFILL_CHUNK = size
-                with engine.exclusive() as llama:
-                    start = time.perf_counter()
-                    engine.prefill(llama, tokens, reuse_prefix=False)
-                    rates[size].append(len(tokens) / (time.perf_counter() - start))
+                engine.reset()
+                start = time.perf_counter()
+                engine.next_token_logprobs(tokens, [0])  # the whole prompt, then one read
+                rates[size].append(len(tokens) / (time.perf_counter() - start))
     finally:
         kvcache.PREFILL_CHUNK = original
     print(f"cold prefill of {len(tokens)} tokens, median of {rounds} rounds")

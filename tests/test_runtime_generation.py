@@ -130,7 +130,7 @@ def test_greedy_answer_is_the_same_cold_warm_and_after_another_call() -> None:
     cold = ChatLlamaCpp(temperature=0, seed=0, max_tokens=40, prefix_reuse=False)
     expected = cold.invoke(EMOJI_QUESTION).content
     llm = ChatLlamaCpp(temperature=0, seed=0, max_tokens=40)
-    llm.engine.llama.reset()
+    llm.engine.reset()
     replies = [llm.invoke(EMOJI_QUESTION) for _ in range(3)]
     llm.invoke("Name a fruit.", max_tokens=4)
     replies.append(llm.invoke(EMOJI_QUESTION))

@@ -200,15 +200,16 @@ def test_many_concurrent_async_streams_all_finish(chat_llm: ChatLlamaCpp) -> Non
     assert len(asyncio.run(run())) == 12
 
 
-def test_open_stream_in_same_thread_is_an_error_not_a_hang(chat_llm: ChatLlamaCpp) -> None:
-    from orchestrator import OrchestratorError
-
-    stream = chat_llm.stream("Tell me a story.", max_tokens=20)
-    next(iter(stream))
-    with pytest.raises(OrchestratorError, match="open stream"):
-        chat_llm.invoke("hi", max_tokens=2)
-    stream.close()
-    assert chat_llm.invoke("hi", max_tokens=2).content is not None
+@pytest.mark.parametrize("n_parallel", [1, 4])
+def test_a_call_while_the_same_thread_has_an_open_stream_answers(n_parallel: int) -> None:
+    """The scheduler generates for a stream whether or not its reader is reading, so a second
+    call from the same thread answers (with one slot: once the stream's generation ends)."""
+    llm = ChatLlamaCpp(temperature=0, seed=0, max_tokens=12, n_parallel=n_parallel)
+    alone = llm.invoke("Tell me a story.").content
+    stream = llm.stream("Tell me a story.")
+    first = next(iter(stream))
+    assert llm.invoke("hi", max_tokens=2).content is not None
+    assert first.content + "".join(str(c.content) for c in stream) == alone
 
 
 def test_release_engines_keeps_existing_objects_usable() -> None:

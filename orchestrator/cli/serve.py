@@ -39,6 +39,7 @@ _NOT_RAG = (
     "default_max_tokens",
     "max_body_bytes",
     "upstream_api_key",
+    "parallel",
 )
 #: serve's options that only model 'rag' reads.
 _RAG_ONLY = ("mode", "k", "strategy", "rerank", "min_similarity", "embedding")
@@ -68,7 +69,7 @@ def serve(
     mcp_config: Annotated[
         Path | None,
         typer.Option(
-            "--mcp-config", help='MCP servers\' tools for model \'agent\': JSON with "mcpServers".'
+            "--mcp-config", help="MCP servers' tools for model 'agent': JSON with \"mcpServers\"."
         ),
     ] = None,
     api_key: Annotated[
@@ -108,6 +109,17 @@ def serve(
             help="The API key of the --base-url server, if it wants one (--api-key is this "
             "server's own key, and is never sent upstream).",
             show_default=False,
+        ),
+    ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel",
+            "-np",
+            min=1,
+            max=64,
+            help="Requests the local model decodes together, as llama-server's --parallel "
+            "(default 4); each slot keeps a whole context window of KV cache.",
         ),
     ] = None,
     spec_file: SpecOpt = None,
@@ -155,6 +167,8 @@ def serve(
         print_spec(rag)
         return
     chat = without_default_key(rag.model if rag is not None else ModelSpec(**models))
+    if parallel is not None:
+        chat = ModelSpec.model_validate({**chat.model_dump(), "n_parallel": parallel})
     if rag is not None:
         rag = rag.model_copy(update={"model": chat})
     agent = spec_from_options(

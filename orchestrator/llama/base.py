@@ -48,7 +48,12 @@ from orchestrator.models.options import (
     TopP,
 )
 from orchestrator.prompts import BUILTIN_FORMATS
-from orchestrator.settings import DEFAULT_N_CTX_CAP, default_threads, resolve_model_path
+from orchestrator.settings import (
+    DEFAULT_N_CTX_CAP,
+    DEFAULT_PARALLEL,
+    default_threads,
+    resolve_model_path,
+)
 
 
 class CallOptions(BaseModel):
@@ -125,6 +130,10 @@ class LlamaSettings(CallOptions):
     """Context window. Default: what the model was trained for, capped at 4096."""
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=1)
+    n_parallel: int | None = Field(default=None, ge=1, le=64)
+    """Sequences decoded together (llama.cpp's ``--parallel``): concurrent calls, ``batch()``
+    and sampled techniques share each ``llama_decode``. Each holds a whole ``n_ctx`` window,
+    so the KV cache takes ``n_parallel`` times the memory of one. Default: 4."""
     stop: list[str] | None = None
     streaming: bool = False
     """Stream internally even on ``invoke`` (callbacks get each token)."""
@@ -190,6 +199,7 @@ class LlamaSettings(CallOptions):
             n_gpu_layers=gpu if self.n_gpu_layers is None else self.n_gpu_layers,
             n_threads=self.n_threads if self.n_threads is not None else default_threads(),
             n_batch=self.n_batch,
+            n_seq=self.n_parallel or DEFAULT_PARALLEL,
             verbose=bool(getattr(self, "verbose", False)),
         )
 

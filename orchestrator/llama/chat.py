@@ -172,9 +172,7 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
         plan = structured.plan_call(self, messages, extras)
         tokens = self.prompt_tokens(render_messages(self, plan.messages))
         usage = Usage()
-        pieces = self.generate_text(
-            tokens, overrides, self.stop_list(stop), usage, plan.grammar
-        )
+        pieces = self.generate_text(tokens, overrides, self.stop_list(stop), usage, plan.grammar)
         if plan.buffer_output:
             yield structured.final_chunk("".join(pieces), plan)
         else:

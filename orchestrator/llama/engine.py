@@ -1,8 +1,10 @@
 """One loaded llama.cpp model, shared by every object that names the same file and settings.
 
-The engine owns the ``llama_cpp.Llama`` instance, a lock (a llama.cpp context is not safe for
-concurrent use) and the single generation loop that everything else is built on: completion,
-chat, streaming, grammars and token accounting all go through :meth:`Engine.stream`.
+The engine owns the ``llama_cpp.Llama`` instance (model, vocabulary, tokenizer) and a context
+of ``n_seq`` sequences that one scheduler thread drives (:mod:`orchestrator.llama.scheduler`):
+concurrent calls from threads, tasks or ``batch()`` are decoded together, one token for every
+sequence per ``llama_decode``. Completion, chat, streaming, grammars and token accounting all
+go through :meth:`Engine.stream`.
 
 Prompts are evaluated so that reusing the KV cache never changes an answer: see
 :mod:`orchestrator.llama.kvcache`.
@@ -12,23 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import random
 import re
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.cancellation import raise_if_cancelled
-from orchestrator.errors import (
-    ContextOverflowError,
-    OptionError,
-    OrchestratorError,
-)
+from orchestrator.cancellation import current_cancellation
+from orchestrator.errors import ContextOverflowError, OptionError
 from orchestrator.gguf_info import GGUFInfo
 from orchestrator.llama.gbnf import make_grammar
-from orchestrator.llama.kvcache import AlignedPrefix, prefill_chunk
+from orchestrator.llama.kvcache import prefill_chunk
 from orchestrator.llama.registry import (
     get_engine,
     gpu_backend_available,
@@ -36,7 +31,8 @@ from orchestrator.llama.registry import (
     load_engine,
     release_engines,
 )
-from orchestrator.llama.stops import TextAssembler
+from orchestrator.llama.requests import Request
+from orchestrator.llama.scheduler import Scheduler
 from orchestrator.prompts.safety import defuse
 
 
@@ -50,6 +46,9 @@ class EngineKey:
     n_threads: int
     n_batch: int
     verbose: bool
+    n_seq: int = 1
+    """Sequences decoded together (``serve --parallel``): each holds a whole ``n_ctx`` window,
+    so the KV cache takes ``n_seq`` times the memory of one."""
 
 
 @dataclass(frozen=True)
@@ -85,24 +84,31 @@ class Usage:
 
 @dataclass
 class Engine:
-    """A loaded model plus the lock that serialises access to its context."""
+    """A loaded model and the scheduler that runs every generation on its context."""
 
     key: EngineKey
     info: GGUFInfo
     llama: Any
     gpu_layers_offloaded: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
     generated_tokens: int = 0
     """Tokens generated since load, by every caller: work no caller accounts for shows here."""
     _pieces: dict[int, bytes] = field(default_factory=dict, repr=False)
-    _owner: int | None = field(default=None, repr=False)
-    _prefix: AlignedPrefix = field(default_factory=AlignedPrefix, repr=False)
+    _scheduler: Scheduler | None = field(default=None, repr=False)
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            self._scheduler = Scheduler(self, self.key.n_seq)
+        return self._scheduler
 
     @property
     def n_ctx(self) -> int:
-        """Usable context: llama.cpp may pad the window up, but the Python-side token buffer
-        keeps the size that was asked for, so the smaller of the two is the real limit."""
-        return min(int(self.llama.n_ctx()), int(self.llama.input_ids.shape[0]))
+        """Usable context of one sequence: llama.cpp may pad the window up, but the Python-side
+        token buffer keeps the size that was asked for, so the smaller of the two is the limit."""
+        import llama_cpp
+
+        window = int(llama_cpp.llama_n_ctx_seq(self.llama._ctx.ctx))
+        return min(window, self.key.n_ctx, int(self.llama.input_ids.shape[0]))
 
     @property
     def prefill_chunk(self) -> int:
@@ -168,22 +174,23 @@ class Engine:
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[Any]:
-        """Hold the model for one call. The same thread asking again while its own stream is
-        still open would wait forever, so that is an error that says what to do instead."""
-        me = threading.get_ident()
-        if self._owner == me:
-            raise OrchestratorError(
-                "this thread still has an open stream from this model, so the model is busy",
-                fix="finish iterating that stream, or call .close() on it, before the next call",
-            )
-        with self.lock:
-            self._owner = me
-            self._prefix.acquire(self.llama)
-            try:
-                yield self.llama
-            finally:
-                self._prefix.release(self.llama)
-                self._owner = None
+        """The ``Llama`` object alone, with no generation running (new ones wait), for code
+        that drives llama.cpp directly; every cached prefix is forgotten afterwards."""
+        with self.scheduler.paused_idle():
+            yield self.llama
+
+    def close(self) -> bool:
+        """Free the context, unless a generation is running right now (at exit: then the
+        process ends under it anyway); whether it was freed."""
+        if not self.scheduler.stop():
+            return False
+        self.llama.close()
+        return True
+
+    def reset(self) -> None:
+        """Forget every cached prefix: the next call evaluates its whole prompt."""
+        with self.exclusive():
+            pass
 
     def check_fits(self, n_prompt: int) -> None:
         """Raise :class:`ContextOverflowError` when a prompt leaves no room to generate, and
@@ -197,31 +204,22 @@ class Engine:
         if n_prompt >= self.n_ctx:
             raise ContextOverflowError(n_prompt, self.n_ctx, n_ctx_train=self.info.context_length)
 
-    def prefill(self, llama: Any, tokens: Sequence[int], reuse_prefix: bool) -> int:
-        """Evaluate the prompt ``tokens`` (lock held) in position-aligned chunks, reusing only
-        whole chunks of the cache; return how many tokens were reused (not evaluated)."""
-        return self._prefix.prefill(llama, tokens, reuse_prefix)
-
     def next_token_logprobs(
         self, prompt_tokens: Sequence[int], candidates: Sequence[int]
     ) -> list[float]:
         """Log-probabilities of ``candidates`` as the next token after ``prompt_tokens``.
 
         Used for scoring (e.g. an LLM reranker reading P("yes")). Reuses the cached prefix
-        like generation does, with the same repeatable chunk layout.
+        like generation does, with the same repeatable chunk layout, batched with the rest.
         """
-        import math
-
-        import numpy as np
-
         self.check_fits(len(prompt_tokens))
-        with self.exclusive() as llama:
-            self.prefill(llama, prompt_tokens, reuse_prefix=True)
-            raw = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
-            logits = raw.astype(np.float64)
-        top = float(logits.max())
-        log_z = top + math.log(float(np.exp(logits - top).sum()))
-        return [float(logits[c]) - log_z for c in candidates]
+        request = Request(list(prompt_tokens), None, Usage(), candidates=list(candidates))
+        request.cancel = current_cancellation()
+        self.scheduler.submit(request)
+        try:
+            return next(iter(request.results()))  # type: ignore[no-any-return]
+        finally:
+            request.abandoned = True
 
     def stream(
         self,
@@ -236,69 +234,26 @@ class Engine:
         """Generate text for ``prompt_tokens``, yielding decoded pieces as they are produced.
 
         A stop string ends the answer before it, whether it arrives as text (over one or more
-        tokens) or as one control token spelling it. The lock is held until the generator
-        finishes or is closed, so abandoning a stream (Ctrl-C, ``break``) frees the model for
-        the next caller with a consistent KV cache.
+        tokens) or as one control token spelling it. Closing the generator (Ctrl-C, ``break``)
+        or cancelling the caller's scope frees its sequence at the scheduler's next step.
         """
         usage = usage if usage is not None else Usage()
         self.check_fits(len(prompt_tokens))
         usage.prompt_tokens = len(prompt_tokens)
-        budget = min(sampling.max_tokens, self.n_ctx - len(prompt_tokens))
-        with self.exclusive() as llama:
-            # every call sets the seed: the engine is shared, so a seed left behind by another
-            # object's call must not make this one repeatable (or vice versa)
-            seeded = sampling.seed is not None and sampling.seed >= 0
-            llama.set_seed(sampling.seed if seeded else random.getrandbits(31))
-            sampler = llama._init_sampler(
-                top_k=sampling.top_k,
-                top_p=sampling.top_p,
-                min_p=sampling.min_p,
-                temp=sampling.temperature,
-                repeat_penalty=sampling.repeat_penalty,
-                grammar=grammar,
-            )
-            try:
-                usage.cached_tokens = self.prefill(llama, prompt_tokens, reuse_prefix)
-                yield from self._decode_loop(llama, sampler, sampling, budget, stop, usage)
-            finally:
-                sampler.close()
-
-    def _decode_loop(
-        self,
-        llama: Any,
-        sampler: Any,
-        sampling: Sampling,
-        budget: int,
-        stop: Sequence[str],
-        usage: Usage,
-    ) -> Iterator[str]:
-        """Sample, show, evaluate; one token at a time, until a stop, the budget or the clock."""
-        text = TextAssembler(stop)
-        stop_set = set(stop)
-        deadline = time.monotonic() + sampling.timeout if sampling.timeout else None
-        usage.finish_reason = "length"
-        for _ in range(budget):
-            raise_if_cancelled(usage)  # the caller left: stop here, releasing the lock
-            token = sampler.sample(llama._ctx, -1)
-            if self.is_end_of_generation(token) or self.control_tokens.get(token) in stop_set:
-                usage.finish_reason = "stop"
-                break
-            usage.completion_tokens += 1
-            self.generated_tokens += 1
-            piece = text.feed(self.piece(token))
-            if piece:
-                yield piece
-            if text.stopped:
-                usage.finish_reason = "stop"
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                usage.finish_reason = "timeout"
-                break
-            if usage.completion_tokens < budget:
-                llama.eval([token])
-        tail = text.finish()
-        if tail:
-            yield tail
+        request = Request(
+            list(prompt_tokens),
+            sampling,
+            usage,
+            stop=tuple(stop),
+            grammar=grammar,
+            reuse_prefix=reuse_prefix,
+            cancel=current_cancellation(),
+        )
+        self.scheduler.submit(request)
+        try:
+            yield from request.results()
+        finally:
+            request.abandoned = True
 
 
 def _token_bytes(vocab: Any, token: int, special: bool = False) -> bytes:

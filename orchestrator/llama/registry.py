@@ -61,9 +61,8 @@ def _close_at_exit() -> None:
         engines = list(_ENGINES.values())
         _ENGINES.clear()
     for engine in engines:
-        if engine.lock.acquire(blocking=False):
-            with contextlib.suppress(Exception):
-                engine.llama.close()
+        with contextlib.suppress(Exception):
+            engine.close()
 
 
 atexit.register(_close_at_exit)
@@ -74,6 +73,7 @@ def load_engine(key: EngineKey) -> Engine:
     import llama_cpp
 
     from orchestrator.llama import cpu_repack
+    from orchestrator.llama.batch import use_sequences
     from orchestrator.llama.engine import Engine
 
     cpu_repack.apply()
@@ -89,6 +89,8 @@ def load_engine(key: EngineKey) -> Engine:
             n_batch=min(key.n_batch, key.n_ctx),
             verbose=key.verbose,
         )
+        if key.n_seq > 1:
+            use_sequences(llama, key.n_ctx, key.n_seq)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(
             f"llama.cpp could not load {key.path} (architecture {info.architecture!r}): {exc}",

@@ -16,7 +16,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.llms import BaseLLM
 
 from orchestrator.errors import OptionError
-from orchestrator.models.spec import LOCAL_ONLY, ModelSpec
+from orchestrator.models.spec import LOCAL_FLAGS, LOCAL_ONLY, ModelSpec
 
 
 def resolve_spec(spec: ModelSpec | None, fields: dict[str, Any]) -> ModelSpec:
@@ -56,7 +56,8 @@ def chat_model(spec: ModelSpec | None = None, /, **fields: Any) -> BaseChatModel
         name = local_only[0]
         raise OptionError(
             f"{name} applies to a local GGUF model, not to one served at {endpoint.base_url}",
-            fix=f"leave out {name} (--{name.replace('_', '-')}): {LOCAL_ONLY[name]}",
+            fix=f"leave out {name} ({LOCAL_FLAGS.get(name, '--' + name.replace('_', '-'))}): "
+            f"{LOCAL_ONLY[name]}",
         )
     sampling = spec.sampling()
     if sampling.get("seed") == -1:

@@ -29,7 +29,10 @@ from orchestrator.models.options import (
 LOCAL_ONLY = {
     "chat_format": "the server applies its own chat template",
     "n_ctx": "the server sets its context size (llama.cpp: --n_ctx / -c; vLLM: --max-model-len)",
+    "n_parallel": "the server sets its slots (llama.cpp: --parallel / -np; vLLM: --max-num-seqs)",
 }
+#: The command-line flag of a local-only option, where it is not ``--`` + its name.
+LOCAL_FLAGS = {"n_parallel": "--parallel"}
 
 
 class ModelSpec(BaseModel):
@@ -47,6 +50,8 @@ class ModelSpec(BaseModel):
     """Local only: a built-in chat format instead of the GGUF's template."""
     n_ctx: int | None = Field(default=None, ge=16)
     """Local only: the context window."""
+    n_parallel: int | None = Field(default=None, ge=1, le=64)
+    """Local only: sequences decoded together (``serve --parallel``)."""
     kind: Literal["chat", "completion"] = "chat"
     max_tokens: MaxTokens | None = None
     temperature: Temperature | None = None

@@ -148,9 +148,7 @@ class Backends:
         kinds = self.kinds()
         kind = kinds.get(model)
         if kind is None:
-            hint = (
-                " (rag needs the server started with --index DIR)" if model == "rag" else ""
-            )
+            hint = " (rag needs the server started with --index DIR)" if model == "rag" else ""
             raise APIError(
                 404,
                 f"the model {model!r} does not exist on this server{hint}",

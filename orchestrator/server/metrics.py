@@ -137,10 +137,25 @@ class _ModelCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         engine = self._engine()
+        running, waiting = engine.scheduler.occupancy()
         yield GaugeMetricFamily(
             "orchestrator_model_busy",
             "1 while the GGUF model is in use (reading a prompt or generating), else 0.",
-            value=int(engine.lock.locked()),
+            value=int(running > 0),
+        )
+        yield GaugeMetricFamily(
+            "orchestrator_requests_running",
+            "Generations holding one of the model's slots (serve --parallel), as vLLM's "
+            "num_requests_running.",
+            value=running,
+        )
+        yield GaugeMetricFamily(
+            "orchestrator_requests_waiting",
+            "Generations queued for a free slot, as vLLM's num_requests_waiting.",
+            value=waiting,
+        )
+        yield GaugeMetricFamily(
+            "orchestrator_slots", "Sequences the model decodes together.", value=engine.key.n_seq
         )
         yield CounterMetricFamily(
             "orchestrator_model_generated_tokens",

@@ -72,8 +72,7 @@ def check_request(body: Sampling, config: ServerConfig, wanted: int | None) -> i
         raise bad(
             f"max_tokens={wanted} is over this server's limit of {config.max_tokens_limit}",
             "max_tokens",
-            f"ask for at most {config.max_tokens_limit} tokens (the server's "
-            "--max-tokens-limit)",
+            f"ask for at most {config.max_tokens_limit} tokens (the server's --max-tokens-limit)",
         )
     return wanted if wanted is not None else config.default_max_tokens
 

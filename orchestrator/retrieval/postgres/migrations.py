@@ -83,7 +83,10 @@ def check_not_newer(names: list[str]) -> list[Migration]:
     """Refuse a database migrated by newer code (it lists migrations we do not know); returns
     the migrations it lacks."""
     return pending(
-        MIGRATIONS, names, store="the database", error=DatabaseError,
+        MIGRATIONS,
+        names,
+        store="the database",
+        error=DatabaseError,
         fix='upgrade Orchestrator (pip install -U "orchestrator[postgres]") or use another '
         "database; older code does not write to a newer schema",
     )

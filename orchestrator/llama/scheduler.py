@@ -1,0 +1,297 @@
+"""Continuous batching: one thread drives every request on one llama.cpp context.
+
+Each step (1) admits waiting requests to free slots, reusing the longest cached prefix,
+(2) drops requests whose caller went away, (3) decodes one token for every generating
+sequence in one ``llama_decode`` and samples each with its own sampler, and (4) prefills one
+position-aligned chunk of one new prompt, in a ``llama_decode`` of its own. So a request never
+waits behind another's long prompt for more than one chunk, and a prompt is always evaluated in
+the chunk layout a lone cold call uses: what the cache keeps is bit for bit what a cold call
+would compute (see :mod:`orchestrator.llama.kvcache`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.llama.batch import TokenBatch
+from orchestrator.llama.requests import DONE, Request, Slot, choose_slot
+from orchestrator.llama.stops import TextAssembler
+
+if TYPE_CHECKING:
+    from orchestrator.llama.engine import Engine
+
+
+def make_sampler(llama: Any, sampling: Any, grammar: Any) -> Any:
+    """The sampler chain ``Llama`` builds (penalties, grammar, then greedy or top-k/top-p/
+    min-p/temperature/dist), with this request's own seed: a random one unless it set one."""
+    from llama_cpp import _internals
+
+    seeded = sampling.seed is not None and sampling.seed >= 0
+    seed = sampling.seed if seeded else random.getrandbits(31)
+    chain = _internals.LlamaSampler()
+    chain.add_penalties(llama.n_vocab(), llama.last_n_tokens_size, sampling.repeat_penalty, 0, 0)
+    if grammar is not None:
+        chain.add_grammar(llama._model, grammar)
+    if sampling.temperature == 0:
+        chain.add_greedy()
+        return chain
+    chain.add_top_k(sampling.top_k)
+    chain.add_typical(1.0, 1)
+    chain.add_top_p(sampling.top_p, 1)
+    chain.add_min_p(sampling.min_p, 1)
+    chain.add_temp(sampling.temperature)
+    chain.add_dist(seed)
+    return chain
+
+
+class Scheduler:
+    """The slots of one engine and the thread that batches their work."""
+
+    def __init__(self, engine: Engine, n_seq: int) -> None:
+        self.engine = engine
+        self.slots = [Slot(seq) for seq in range(n_seq)]
+        self.waiting: collections.deque[Request] = collections.deque()
+        self.cond = threading.Condition()
+        self.paused = 0
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+        self.batch: TokenBatch | None = None
+
+    # --- the callers' side ----------------------------------------------------------------
+
+    def submit(self, request: Request) -> None:
+        with self.cond:
+            self.waiting.append(request)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
+                self.thread.start()
+            self.cond.notify_all()
+
+    @property
+    def active(self) -> list[Request]:
+        return [s.request for s in self.slots if s.request is not None]
+
+    def occupancy(self) -> tuple[int, int]:
+        """(slots generating, requests waiting for a slot)."""
+        with self.cond:
+            return len(self.active), len(self.waiting)
+
+    @contextlib.contextmanager
+    def paused_idle(self) -> Iterator[None]:
+        """Hold the context with no request running (new ones wait); afterwards every cache
+        is forgotten, since the holder may have changed the context in any way."""
+        with self.cond:
+            self.paused += 1
+            self.cond.wait_for(lambda: not self.active)
+            try:
+                yield
+            finally:
+                self.forget_all()
+                self.paused -= 1
+                self.cond.notify_all()
+
+    def forget_all(self) -> None:
+        """Drop every slot's cache, and the ``Llama`` object's own idea of its cache."""
+        self.engine.llama._ctx.kv_cache_clear()
+        self.engine.llama.reset()
+        for slot in self.slots:
+            slot.forget()
+
+    # --- the scheduler thread ---------------------------------------------------------------
+
+    def stop(self) -> bool:
+        """Stop the thread for good, if it is between steps with nothing running."""
+        if not self.cond.acquire(blocking=False):
+            return False
+        try:
+            if self.active:
+                return False
+            self.stopped = True
+            self.cond.notify_all()
+            return True
+        finally:
+            self.cond.release()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(
+                    lambda: self.stopped or self.active or (self.waiting and not self.paused)
+                )
+                if self.stopped:
+                    return
+                try:
+                    self._step()
+                except BaseException as exc:
+                    self._fail_all(exc)
+                self.cond.notify_all()
+
+    def _step(self) -> None:
+        for request in [r for r in self.waiting if r.gone()]:
+            self.waiting.remove(request)
+        if not self.paused:
+            self._admit()
+        for request in self.active:
+            if request.gone():
+                self._release(request)
+        decoding = [r for r in self.active if r.pending is not None]
+        if decoding:
+            self._decode(decoding)
+        prefilling = [r for r in self.active if r.prefilling]
+        if prefilling:
+            self._prefill(prefilling[0])
+
+    def _admit(self) -> None:
+        chunk = self.engine.prefill_chunk
+        while self.waiting:
+            idle = [s for s in self.slots if s.request is None]
+            if not idle:
+                return
+            request = self.waiting.popleft()
+            slot, reuse = choose_slot(idle, request.prompt, chunk)
+            if not request.reuse_prefix:
+                reuse = 0
+            # recurrent models cannot drop a tail of their state: they start over
+            if reuse == 0 or not self.engine.llama._ctx.kv_cache_seq_rm(slot.seq, reuse, -1):
+                self.engine.llama._ctx.kv_cache_seq_rm(slot.seq, 0, -1)
+                reuse = 0
+            slot.tokens, slot.aligned = slot.tokens[:reuse], reuse
+            slot.request, request.slot, request.evaluated = request, slot, reuse
+            request.usage.cached_tokens = reuse
+            self._start(request)
+
+    def _start(self, request: Request) -> None:
+        engine = self.engine
+        request.budget = min(request.sampling.max_tokens, engine.n_ctx - len(request.prompt))
+        request.usage.finish_reason = "length"
+        if request.candidates is None:
+            request.sampler = make_sampler(engine.llama, request.sampling, request.grammar)
+            request.text = TextAssembler(request.stop)
+
+    def _batch(self) -> TokenBatch:
+        if self.batch is None:
+            size = max(len(self.slots), self.engine.prefill_chunk)
+            self.batch = TokenBatch(size)
+        self.batch.clear()
+        return self.batch
+
+    def _decode(self, requests: list[Request]) -> None:
+        batch = self._batch()
+        for request in requests:
+            slot = request.slot
+            assert slot is not None and request.pending is not None
+            batch.add([request.pending], len(slot.tokens), slot.seq, request)
+        self._evaluate(batch, requests)
+        for row, request in enumerate(batch.rows):
+            assert request is not None and request.slot is not None
+            request.slot.tokens.append(batch.batch.token[row])
+            request.pending = None
+            self._take(request, row)
+
+    def _prefill(self, request: Request) -> None:
+        """One aligned chunk of ``request``'s prompt (the cache reuse left it aligned)."""
+        slot = request.slot
+        assert slot is not None
+        chunk = self.engine.prefill_chunk
+        start = request.evaluated
+        end = min(start + chunk, len(request.prompt))
+        batch = self._batch()
+        batch.add(request.prompt[start:end], start, slot.seq, request)
+        self._evaluate(batch, [request])
+        slot.tokens.extend(request.prompt[start:end])
+        if end - start == chunk and slot.aligned == start:
+            slot.aligned = end
+        request.evaluated = end
+        if end == len(request.prompt):
+            self._take(request, batch.batch.n_tokens - 1)
+
+    def _evaluate(self, batch: TokenBatch, requests: list[Request]) -> None:
+        try:
+            batch.decode(self.engine.llama._ctx.ctx)
+        except RuntimeError as exc:
+            for request in requests:
+                assert request.slot is not None
+                self.engine.llama._ctx.kv_cache_seq_rm(request.slot.seq, 0, -1)
+                request.slot.forget()
+                request.events.put(exc)
+                self._release(request)
+            raise _Handled from exc
+
+    def _take(self, request: Request, row: int) -> None:
+        """The logits of ``row`` are ``request``'s: score them, or sample its next token."""
+        if request.candidates is not None:
+            request.events.put(self._logprobs(row, request.candidates))
+            self._finish(request, None)
+            return
+        engine = self.engine
+        token = request.sampler.sample(engine.llama._ctx, row)
+        stop_set = set(request.stop)
+        if engine.is_end_of_generation(token) or engine.control_tokens.get(token) in stop_set:
+            self._finish(request, "stop")
+            return
+        usage = request.usage
+        usage.completion_tokens += 1
+        engine.generated_tokens += 1
+        assert request.text is not None
+        piece = request.text.feed(engine.piece(token))
+        if piece:
+            request.events.put(piece)
+        if request.text.stopped:
+            self._finish(request, "stop", tail=False)
+        elif request.deadline is not None and time.monotonic() > request.deadline:
+            self._finish(request, "timeout")
+        elif usage.completion_tokens >= request.budget:
+            self._finish(request, "length")
+        else:
+            request.pending = token
+
+    def _logprobs(self, row: int, candidates: Any) -> list[float]:
+        import llama_cpp
+        import numpy as np
+
+        n_vocab = self.engine.llama.n_vocab()
+        pointer = llama_cpp.llama_get_logits_ith(self.engine.llama._ctx.ctx, row)
+        logits = np.ctypeslib.as_array(pointer, shape=(n_vocab,)).astype(np.float64)
+        top = float(logits.max())
+        log_z = top + math.log(float(np.exp(logits - top).sum()))
+        return [float(logits[c]) - log_z for c in candidates]
+
+    def _finish(self, request: Request, reason: str | None, tail: bool = True) -> None:
+        if reason is not None:
+            request.usage.finish_reason = reason
+        if tail and request.text is not None:
+            rest = request.text.finish()
+            if rest:
+                request.events.put(rest)
+        request.events.put(DONE)
+        self._release(request)
+
+    def _release(self, request: Request) -> None:
+        slot = request.slot
+        if slot is not None:
+            slot.request, slot.last_used = None, time.monotonic()
+        request.slot = None
+        if request.sampler is not None:
+            request.sampler.close()
+            request.sampler = None
+
+    def _fail_all(self, exc: BaseException) -> None:
+        if isinstance(exc, _Handled):
+            return
+        for request in [*self.active, *self.waiting]:
+            request.events.put(exc)
+            self._release(request)
+        self.waiting.clear()
+        with contextlib.suppress(Exception):
+            self.forget_all()
+
+
+class _Handled(Exception):
+    """A decode failure already delivered to the requests in that batch."""
