@@ -12,13 +12,14 @@ would compute (see :mod:`orchestrator.llama.kvcache`).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import math
 import random
 import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator.llama.batch import TokenBatch
 from orchestrator.llama.requests import DONE, Request, Slot, choose_slot
@@ -26,6 +27,8 @@ from orchestrator.llama.stops import TextAssembler
 
 if TYPE_CHECKING:
     from orchestrator.llama.engine import Engine
+
+T = TypeVar("T")
 
 
 def make_sampler(llama: Any, sampling: Any, grammar: Any) -> Any:
@@ -61,6 +64,11 @@ class Scheduler:
         self.cond = threading.Condition()
         self.paused = 0
         self.stopped = False
+        self.jobs: collections.deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self.jobs = collections.deque()
+        self.stats = {"decode_steps": 0, "decoded_tokens": 0, "largest_batch": 0, "prefills": 0}
+        """Counters since load: decode steps, the tokens they decoded, the most sequences one
+        step decoded together, and prefill chunks (``/metrics`` and tests read them)."""
         self.thread: threading.Thread | None = None
         self.batch: TokenBatch | None = None
 
@@ -69,10 +77,22 @@ class Scheduler:
     def submit(self, request: Request) -> None:
         with self.cond:
             self.waiting.append(request)
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
-                self.thread.start()
-            self.cond.notify_all()
+            self._wake()
+
+    def call(self, job: Callable[[], T]) -> T:
+        """Run ``job`` in the scheduler thread between two steps (it may use the context and
+        the idle slots); its result, or its exception raised here."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self.cond:
+            self.jobs.append((job, future))
+            self._wake()
+        return future.result()
+
+    def _wake(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
+            self.thread.start()
+        self.cond.notify_all()
 
     @property
     def active(self) -> list[Request]:
@@ -123,7 +143,12 @@ class Scheduler:
         while True:
             with self.cond:
                 self.cond.wait_for(
-                    lambda: self.stopped or self.active or (self.waiting and not self.paused)
+                    lambda: (
+                        self.stopped
+                        or self.active
+                        or self.jobs
+                        or (self.waiting and not self.paused)
+                    )
                 )
                 if self.stopped:
                     return
@@ -134,6 +159,12 @@ class Scheduler:
                 self.cond.notify_all()
 
     def _step(self) -> None:
+        while self.jobs:
+            job, future = self.jobs.popleft()
+            try:
+                future.set_result(job())
+            except Exception as exc:  # the caller hears of it
+                future.set_exception(exc)
         for request in [r for r in self.waiting if r.gone()]:
             self.waiting.remove(request)
         if not self.paused:
@@ -189,6 +220,10 @@ class Scheduler:
             assert slot is not None and request.pending is not None
             batch.add([request.pending], len(slot.tokens), slot.seq, request)
         self._evaluate(batch, requests)
+        stats = self.stats
+        stats["decode_steps"] += 1
+        stats["decoded_tokens"] += len(requests)
+        stats["largest_batch"] = max(stats["largest_batch"], len(requests))
         for row, request in enumerate(batch.rows):
             assert request is not None and request.slot is not None
             request.slot.tokens.append(batch.batch.token[row])
@@ -205,6 +240,7 @@ class Scheduler:
         batch = self._batch()
         batch.add(request.prompt[start:end], start, slot.seq, request)
         self._evaluate(batch, [request])
+        self.stats["prefills"] += 1
         slot.tokens.extend(request.prompt[start:end])
         if end - start == chunk and slot.aligned == start:
             slot.aligned = end
