@@ -22,10 +22,16 @@ MODEL_ENV = "ORCHESTRATOR_MODEL"
 THREADS_ENV = "ORCHESTRATOR_THREADS"
 HOME_ENV = "ORCHESTRATOR_HOME"
 CACHE_ENV = "ORCHESTRATOR_CACHE"
+KV_CACHE_ENV = "ORCHESTRATOR_KV_CACHE_BYTES"
 
 #: Default context cap: a model trained for 128k tokens would otherwise allocate a KV cache of
 #: many GiB on a laptop. Pass ``n_ctx`` explicitly to go higher.
 DEFAULT_N_CTX_CAP = 4096
+
+#: Disk the saved KV states of stored chat sessions may take by default
+#: (``$ORCHESTRATOR_KV_CACHE_BYTES``): about 20 two-thousand-token sessions of the embedded
+#: model (23 KiB per token), or a few of a 7B model's; the least recently used go first.
+DEFAULT_KV_CACHE_BYTES = 1 << 30
 
 #: Sequences a local model decodes together by default (``n_parallel``, ``serve --parallel``).
 DEFAULT_PARALLEL = 4
@@ -167,3 +173,19 @@ def data_home() -> Path:
         return Path(raw).expanduser()
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "orchestrator"
+
+
+def kv_cache_bytes() -> int:
+    """Bytes the saved KV states of stored chat sessions may take on disk:
+    ``$ORCHESTRATOR_KV_CACHE_BYTES`` when set (0 turns saving off), else
+    :data:`DEFAULT_KV_CACHE_BYTES`. Read when a session is opened, so a bad value is named
+    before the first turn rather than after it."""
+    raw = os.environ.get(KV_CACHE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_KV_CACHE_BYTES
+    if not raw.isdigit():
+        raise OptionError(
+            f"{KV_CACHE_ENV}={raw!r} is not a number of bytes",
+            fix=f"e.g. {KV_CACHE_ENV}={DEFAULT_KV_CACHE_BYTES} (1 GiB), or 0 to save no KV states",
+        )
+    return int(raw)
