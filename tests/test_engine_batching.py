@@ -8,6 +8,7 @@ build a row's arithmetic does not depend on the batch it was decoded in (docs/be
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -169,6 +170,6 @@ def test_a_long_prompt_never_stalls_another_stream_for_more_than_one_chunk(
     assert len(prefills) >= 10
     decodes = {i for i, (kind, _) in enumerate(events) if kind == "D"}
     last_decode = max(decodes)
-    for a, b in zip(prefills, prefills[1:], strict=False):
+    for a, b in itertools.pairwise(prefills):
         if b < last_decode:  # while the short stream still generates
             assert any(a < d < b for d in decodes), "a decode step between two prefill chunks"
