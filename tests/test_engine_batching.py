@@ -173,3 +173,31 @@ def test_a_long_prompt_never_stalls_another_stream_for_more_than_one_chunk(
     for a, b in itertools.pairwise(prefills):
         if b < last_decode:  # while the short stream still generates
             assert any(a < d < b for d in decodes), "a decode step between two prefill chunks"
+
+
+def test_samples_of_one_prompt_share_its_prefill_and_keep_their_own_seeds() -> None:
+    """Self-consistency's shape: N seeded samples of one prompt at once. The prompt is
+    prefilled once and copied (llama_memory_seq_cp); each sample equals its cold self."""
+    question = "Fact: the river is long and the sea is deep and blue. " * 8 + "What is long?"
+    cold = ChatLlamaCpp(temperature=0.8, max_tokens=12, n_parallel=4, prefix_reuse=False)
+    alone = [cold.invoke(question, seed=seed).content for seed in range(4)]
+    llm = ChatLlamaCpp(temperature=0.8, max_tokens=12, n_parallel=4)
+    llm.engine.reset()
+    stats = llm.engine.scheduler.stats
+    shared = stats["shared_prefixes"]
+    results: list[Any] = [None] * 4
+    start = threading.Barrier(4)
+
+    def sample(seed: int) -> None:
+        start.wait()
+        results[seed] = llm.invoke(question, seed=seed)
+
+    threads = [threading.Thread(target=sample, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.content for r in results] == alone
+    assert stats["shared_prefixes"] - shared == 3
+    reads = sorted(r.usage_metadata["input_token_details"]["cache_read"] for r in results)
+    assert reads[0] == 0 and reads[1] == reads[3] > 0

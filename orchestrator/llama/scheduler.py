@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator.llama.batch import TokenBatch
-from orchestrator.llama.requests import DONE, Request, Slot, choose_slot
+from orchestrator.llama.requests import DONE, Request, Slot, choose_slot, reusable
 from orchestrator.llama.stops import TextAssembler
 
 if TYPE_CHECKING:
@@ -66,9 +66,12 @@ class Scheduler:
         self.stopped = False
         self.jobs: collections.deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
         self.jobs = collections.deque()
-        self.stats = {"decode_steps": 0, "decoded_tokens": 0, "largest_batch": 0, "prefills": 0}
+        self.stats = dict.fromkeys(
+            ("decode_steps", "decoded_tokens", "largest_batch", "prefills", "shared_prefixes"), 0
+        )
         """Counters since load: decode steps, the tokens they decoded, the most sequences one
-        step decoded together, and prefill chunks (``/metrics`` and tests read them)."""
+        step decoded together, prefill chunks, and prompts started from another sequence's
+        cache (``/metrics`` and tests read them)."""
         self.thread: threading.Thread | None = None
         self.batch: TokenBatch | None = None
 
@@ -180,23 +183,56 @@ class Scheduler:
             self._prefill(prefilling[0])
 
     def _admit(self) -> None:
+        """Give waiting requests free slots, in order; one whose prompt shares more with a
+        prompt still being prefilled waits for that prefill and then copies it."""
         chunk = self.engine.prefill_chunk
+        later: list[Request] = []
         while self.waiting:
             idle = [s for s in self.slots if s.request is None]
             if not idle:
-                return
+                break
             request = self.waiting.popleft()
-            slot, reuse = choose_slot(idle, request.prompt, chunk)
-            if not request.reuse_prefix:
-                reuse = 0
-            # recurrent models cannot drop a tail of their state: they start over
-            if reuse == 0 or not self.engine.llama._ctx.kv_cache_seq_rm(slot.seq, reuse, -1):
-                self.engine.llama._ctx.kv_cache_seq_rm(slot.seq, 0, -1)
-                reuse = 0
-            slot.tokens, slot.aligned = slot.tokens[:reuse], reuse
-            slot.request, request.slot, request.evaluated = request, slot, reuse
-            request.usage.cached_tokens = reuse
-            self._start(request)
+            if request.reuse_prefix and self._coming(request, chunk):
+                later.append(request)
+                continue
+            self._place(request, idle, chunk)
+        self.waiting.extendleft(reversed(later))
+
+    def _coming(self, request: Request, chunk: int) -> bool:
+        """Whether a request now prefilling will soon hold more of ``request``'s prompt than
+        any slot holds now (then copying it beats evaluating the same tokens again)."""
+        available = max((reusable(s, request.prompt, chunk) for s in self.slots), default=0)
+        for other in self.active:
+            if other.prefilling and other.slot is not None:
+                shared = reusable(Slot(-1, other.prompt, len(other.prompt)), request.prompt, chunk)
+                if shared > max(available, other.slot.aligned):
+                    return True
+        return False
+
+    def _place(self, request: Request, idle: list[Slot], chunk: int) -> None:
+        """Start ``request`` in the idle slot that reuses the most, or in a fresh one with the
+        cached prefix of a running request copied in (``llama_memory_seq_cp``)."""
+        ctx = self.engine.llama._ctx
+        slot, reuse = choose_slot(idle, request.prompt, chunk)
+        busy = [s for s in self.slots if s.request is not None]
+        source = max(busy, key=lambda s: reusable(s, request.prompt, chunk), default=None)
+        shared = reusable(source, request.prompt, chunk) if source is not None else 0
+        if not request.reuse_prefix:
+            reuse = shared = 0
+        if source is not None and shared > reuse:
+            # across KV streams llama.cpp copies whole sequences only: copy, then cut
+            ctx.kv_cache_seq_cp(source.seq, slot.seq, -1, -1)
+            ctx.kv_cache_seq_rm(slot.seq, shared, -1)
+            slot.tokens, reuse = source.tokens[:shared], shared
+            self.stats["shared_prefixes"] += 1
+        # recurrent models cannot drop a tail of their state: they start over
+        elif reuse == 0 or not ctx.kv_cache_seq_rm(slot.seq, reuse, -1):
+            ctx.kv_cache_seq_rm(slot.seq, 0, -1)
+            reuse = 0
+        slot.tokens, slot.aligned = slot.tokens[:reuse], reuse
+        slot.request, request.slot, request.evaluated = request, slot, reuse
+        request.usage.cached_tokens = reuse
+        self._start(request)
 
     def _start(self, request: Request) -> None:
         engine = self.engine
