@@ -40,8 +40,11 @@ def test_eight_concurrent_streams_all_complete_with_the_sequential_answer(
 
     async def one(index: int) -> tuple[str, Any]:
         stream = await server.async_client().chat.completions.create(  # type: ignore[attr-defined]
-            model=model_id, messages=messages, stream=True,
-            stream_options={"include_usage": True}, **options,
+            model=model_id,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **options,
         )
         parts, usage = [], None
         async for chunk in stream:
@@ -57,22 +60,36 @@ def test_eight_concurrent_streams_all_complete_with_the_sequential_answer(
             health = (await http.get(f"{server.url}/health")).status_code
         return list(await asyncio.gather(*tasks)), health
 
+    steps, tokens = (
+        server.metric(f"orchestrator_{n}_total") for n in ("decode_steps", "decoded_tokens")
+    )
     results, health = asyncio.run(everyone())
     assert health == 200
     assert [text for text, _ in results] == [reference.choices[0].message.content] * CLIENTS
     assert all(u.completion_tokens == reference.usage.completion_tokens for _, u in results)
+    # decoded together: the server's slots (serve --parallel, default 4) shared each step
+    assert server.metric("orchestrator_slots") == 4
+    mean_batch = (server.metric("orchestrator_decoded_tokens_total") - tokens) / (
+        server.metric("orchestrator_decode_steps_total") - steps
+    )
+    assert mean_batch > 1
+    assert server.metric("orchestrator_requests_running") == 0
+    assert server.metric("orchestrator_requests_waiting") == 0
 
 
 def test_raw_streams_end_with_done(server: Server, model_id: str) -> None:
     body = {
-        "model": model_id, "messages": [{"role": "user", "content": "Hi"}],
-        "max_tokens": 4, "stream": True,
+        "model": model_id,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 4,
+        "stream": True,
     }
 
     async def one() -> list[str]:
-        async with httpx.AsyncClient(timeout=300) as http, http.stream(
-            "POST", f"{server.v1}/chat/completions", json=body
-        ) as response:
+        async with (
+            httpx.AsyncClient(timeout=300) as http,
+            http.stream("POST", f"{server.v1}/chat/completions", json=body) as response,
+        ):
             return [line async for line in response.aiter_lines() if line.startswith("data: ")]
 
     async def all_of_them() -> list[list[str]]:
@@ -82,29 +99,36 @@ def test_raw_streams_end_with_done(server: Server, model_id: str) -> None:
         assert events[-1] == "data: [DONE]" and len(events) > 2
 
 
-def test_a_client_that_leaves_a_stream_stops_its_generation(
-    server: Server, model_id: str
-) -> None:
+def test_a_client_that_leaves_a_stream_stops_its_generation(server: Server, model_id: str) -> None:
     labels = {"model": model_id}
     cancelled = server.metric("orchestrator_generations_total", outcome="cancelled", **labels)
     tokens = server.metric("orchestrator_completion_tokens_total", **labels)
     left = server.metric("orchestrator_client_disconnects_total", endpoint="/v1/completions")
-    body = {"model": model_id, "prompt": COUNTING, "max_tokens": 1500, "stream": True,
-            "temperature": 0}
+    body = {
+        "model": model_id,
+        "prompt": COUNTING,
+        "max_tokens": 1500,
+        "stream": True,
+        "temperature": 0,
+    }
     with httpx.stream("POST", f"{server.v1}/completions", json=body, timeout=120) as response:
         received = 0
         for line in response.iter_lines():
             received += line.startswith("data: ")
             if received == 3:
                 break
-    assert wait_for(
-        server, "orchestrator_generations_total", cancelled + 1, outcome="cancelled", **labels
-    ) == cancelled + 1
+    assert (
+        wait_for(
+            server, "orchestrator_generations_total", cancelled + 1, outcome="cancelled", **labels
+        )
+        == cancelled + 1
+    )
     generated = server.metric("orchestrator_completion_tokens_total", **labels) - tokens
     assert 3 <= generated < 1500
-    assert server.metric(
-        "orchestrator_client_disconnects_total", endpoint="/v1/completions"
-    ) == left + 1
+    assert (
+        server.metric("orchestrator_client_disconnects_total", endpoint="/v1/completions")
+        == left + 1
+    )
     client: Any = server.client()  # the model is free for the next client
     assert client.completions.create(model=model_id, prompt="Hi", max_tokens=2).usage
 

@@ -157,8 +157,32 @@ class _ModelCollector(Collector):
         yield GaugeMetricFamily(
             "orchestrator_slots", "Sequences the model decodes together.", value=engine.key.n_seq
         )
+        stats = engine.scheduler.stats
+        yield CounterMetricFamily(
+            "orchestrator_decode_steps",
+            "llama_decode calls that generated tokens (one per step, for every running request).",
+            value=stats["decode_steps"],
+        )
+        yield CounterMetricFamily(
+            "orchestrator_decoded_tokens",
+            "Tokens those steps decoded: over decode_steps, the mean batch.",
+            value=stats["decoded_tokens"],
+        )
         yield CounterMetricFamily(
             "orchestrator_model_generated_tokens",
             "Tokens the GGUF model generated, for whichever request (or none).",
             value=engine.generated_tokens,
         )
+        yield CounterMetricFamily(
+            "orchestrator_model_evaluated_tokens",
+            "Tokens llama.cpp evaluated (prompt and generated), by its own counters: prompt "
+            "tokens served from a cached or a resumed session's saved KV state are not in it.",
+            value=_evaluated_tokens(engine),
+        )
+
+
+def _evaluated_tokens(engine: Any) -> int:
+    import llama_cpp
+
+    data = llama_cpp.llama_perf_context(engine.llama._ctx.ctx)
+    return int(data.n_p_eval + data.n_eval)
