@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from orchestrator.llama.cpu_repack import repack_wanted
 from orchestrator.settings import embedded_model_path
 
 TOPICS = ["a lighthouse", "the sea", "a cat", "a mountain", "a city", "a forest", "a river",
@@ -85,6 +86,8 @@ def servers(n: int, args: argparse.Namespace) -> dict[str, Any]:
         port = _port()
         command = [args.llama_server, "-m", model, "--port", str(port), "--parallel", str(n),
                    "-c", str(4096 * n), "-t", threads, "-tb", threads, "--no-webui"]  # fmt: skip
+        if not repack_wanted():  # the same weights layout as ours (orchestrator.llama.cpu_repack)
+            command.append("--no-repack")
         found[f"llama-server --parallel {n}"] = (command, env, port)
     if args.old_tree:
         port = _port()
