@@ -12,18 +12,24 @@ This is what the ``orchestrator chat`` REPL (and the memory benchmark) runs on. 
    is not remembered).
 
 History goes to a chat model as messages, so with llama.cpp the unchanged prefix of the prompt
-stays in the KV cache between turns (no re-prefill of the whole conversation).
+stays in the KV cache between turns (no re-prefill of the whole conversation). A stored
+session's KV state can also outlive the process: given a ``kv_cache``
+(:class:`orchestrator.memory.kv_sessions.SessionKV`), the first turn loads what the last one
+saved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from orchestrator.errors import ContextOverflowError
 from orchestrator.memory.base import ConversationMemory, as_text
+
+if TYPE_CHECKING:
+    from orchestrator.memory.kv_sessions import Resumed, SessionKV
 
 #: Builds one turn's messages from the user's text and the history the memory shows.
 MessageBuilder = Callable[[str, list[BaseMessage]], list[BaseMessage]]
@@ -45,12 +51,17 @@ def context_window(llm: Any) -> int | None:
     return int(engine.n_ctx) if engine is not None else None
 
 
-def prompt_token_count(llm: Any, messages: Sequence[BaseMessage]) -> int:
-    """Tokens the rendered chat prompt costs, exactly as ``ChatLlamaCpp`` will send it."""
+def prompt_tokens(llm: Any, messages: Sequence[BaseMessage]) -> list[int]:
+    """The rendered chat prompt's tokens, exactly as ``ChatLlamaCpp`` will send them."""
     from orchestrator.llama.chat import render_messages
     from orchestrator.llama.structured import to_role_dicts
 
-    return len(llm.prompt_tokens(render_messages(llm, to_role_dicts(messages))))
+    return list(llm.prompt_tokens(render_messages(llm, to_role_dicts(messages))))
+
+
+def prompt_token_count(llm: Any, messages: Sequence[BaseMessage]) -> int:
+    """Tokens the rendered chat prompt costs, exactly as ``ChatLlamaCpp`` will send it."""
+    return len(prompt_tokens(llm, messages))
 
 
 class Conversation:
@@ -65,8 +76,14 @@ class Conversation:
         build: MessageBuilder | None = None,
         answer_reserve: int | None = None,
         low_water: float = 0.75,
+        kv_cache: SessionKV | None = None,
     ) -> None:
         self.llm = llm
+        self.kv_cache = kv_cache
+        """The stored session's saved KV state (:mod:`orchestrator.memory.kv_sessions`):
+        loaded on the first turn, saved after each."""
+        self.resumed: Resumed | None = None
+        """What this turn took from a saved KV state (None: nothing)."""
         self.memory = memory
         self.system = system
         self.build = build or history_messages(system)
@@ -134,7 +151,7 @@ class Conversation:
 
         Closing the generator early (Ctrl-C) stops generation and stores nothing.
         """
-        messages = self.next_messages(text)
+        messages = self.begin_turn(text)
         parts: list[str] = []
         final: Any = None
         chunks = self.llm.stream(messages, **kwargs)
@@ -148,7 +165,23 @@ class Conversation:
         finally:
             chunks.close()
         self.last_usage = dict(getattr(final, "usage_metadata", None) or {})
-        answer = "".join(parts).strip()
+        self.end_turn(text, "".join(parts).strip(), messages)
+
+    def begin_turn(self, text: str) -> list[BaseMessage]:
+        """The turn's messages (:meth:`next_messages`). On the first turn of a stored session
+        its saved KV state is loaded first, so the model evaluates only what is new
+        (``resumed`` says how much came from it)."""
+        messages = self.next_messages(text)
+        kv = self.kv_cache
+        self.resumed = kv.resume(self.llm, messages) if kv is not None else None
+        return messages
+
+    def end_turn(self, text: str, answer: str, messages: Sequence[BaseMessage]) -> None:
+        """After a complete answer: save the session's KV state for the next process (first,
+        while the turn's slot still holds it: a summary memory's call may take the slot), then
+        store the exchange."""
+        if self.kv_cache is not None:
+            self.kv_cache.save(self.llm, messages)
         memory = self.memory
         memory.save_context(
             {memory.input_key or "input": text}, {memory.output_key or "output": answer}

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Annotated, Any, TextIO
 
 import typer
+from rich.markup import escape
 
 from orchestrator.cli.chat_commands import COMMANDS, run_command
 from orchestrator.cli.common import (
@@ -39,6 +40,7 @@ from orchestrator.cli.common import (
     err_console,
     guarded,
     report_error,
+    warnings_on_stderr,
 )
 from orchestrator.errors import OptionError, OrchestratorError
 
@@ -78,6 +80,7 @@ class ChatState:
     def open(self, session: str | None) -> None:
         """Open ``session`` (durable, in the SQLite store) or the in-process default."""
         from orchestrator.memory import Conversation, InProcessStore, SQLiteStore, create_memory
+        from orchestrator.memory.kv_sessions import SessionKV
 
         if session is not None or self.options.store is not None:
             if not self.durable:
@@ -97,7 +100,10 @@ class ChatState:
         )
         self.session = name
         self.conversation = Conversation(
-            self.llm, memory, build=self.build_factory(self.options.system)
+            self.llm,
+            memory,
+            build=self.build_factory(self.options.system),
+            kv_cache=SessionKV.beside(self.store.path, name) if self.durable else None,
         )
 
     def _token_limit(self) -> int | None:
@@ -139,10 +145,12 @@ class AnswerStopper:
 
 def answer(state: ChatState, text: str, *, one_line: bool) -> None:
     """Stream the answer to ``text``; Ctrl-C stops it (the exchange is then not stored)."""
+    from orchestrator.memory.kv_sessions import SessionCacheWarning
+
     out = state.out
     conversation = state.conversation
     cut = False
-    with AnswerStopper() as stopper:
+    with AnswerStopper() as stopper, warnings_on_stderr(SessionCacheWarning):
         pieces = conversation.stream(text)
         try:
             first = True
@@ -163,6 +171,8 @@ def answer(state: ChatState, text: str, *, one_line: bool) -> None:
         out.write(" [stopped]")
     out.write("\n")
     out.flush()
+    if conversation.resumed is not None:
+        err_console.print(f"[dim]{escape(conversation.resumed.describe())}[/]")
     if state.on_answer is not None:
         state.on_answer(one_line)
     if conversation.newly_dropped and not one_line:

@@ -89,6 +89,8 @@ def _memory(state: ChatState, arg: str) -> None:
 def _reset(state: ChatState, arg: str) -> None:
     n = len(state.conversation.memory.messages)
     state.conversation.memory.clear()
+    if state.conversation.kv_cache is not None:  # its saved KV state is of the old history
+        state.conversation.kv_cache.forget()
     _say(state, f"session {state.session!r} cleared ({n} messages forgotten)")
 
 

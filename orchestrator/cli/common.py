@@ -4,12 +4,14 @@ JSON output, and the pipeline spec a command runs (its options through the libra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Collection
+import warnings
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -221,6 +223,31 @@ def guarded(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def warnings_on_stderr(wanted: type[Warning]) -> Iterator[None]:
+    """Show warnings of the ``wanted`` kind as one plain line on stderr, each time, instead of
+    Python's format with a source line: they are meant for the person at the terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", wanted)
+        shown = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, wanted):
+                err_console.print(f"[yellow]warning:[/] {escape(str(message))}")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def print_json(payload: Any) -> None:

@@ -180,12 +180,16 @@ class Backends:
 
     def conversation(self, session_id: str, system: str | None) -> Any:
         """A turn runner over the stored session ``session_id`` (buffer memory, fitted to the
-        context window like ``orchestrator chat --session``)."""
+        context window like ``orchestrator chat --session``, its KV state saved beside the
+        store so a restarted server does not read the history again)."""
         from orchestrator.memory import Conversation, create_memory
+        from orchestrator.memory.kv_sessions import SessionKV
 
-        history = self.store().history(session_id)
+        store = self.store()
+        history = store.history(session_id)
         memory = create_memory("buffer", chat_memory=history, return_messages=True)
-        return Conversation(self.chat, memory, system=system)
+        kv_cache = SessionKV.beside(store.path, session_id)
+        return Conversation(self.chat, memory, system=system, kv_cache=kv_cache)
 
     def embed(self, texts: list[str]) -> tuple[Any, int]:
         """Unit-length vectors for ``texts`` and the number of tokens read."""

@@ -202,19 +202,16 @@ def session_pieces(
     tally: Tally,
 ) -> Iterator[Piece]:
     """A turn of a stored conversation: its history (fitted to the context window, as
-    ``orchestrator chat --session`` does) plus ``text``; the exchange is stored once the
-    answer is complete, never when the client left before the end."""
+    ``orchestrator chat --session`` does) plus ``text``; the exchange (and the session's KV
+    state, for a server started again) is stored once the answer is complete, never when the
+    client left before the end."""
     with lock:
-        messages = conversation.next_messages(text)
+        messages = conversation.begin_turn(text)
         answer: list[str] = []
         for piece in chat_pieces(conversation.llm, messages, call, tally):
             answer.append(piece.text)
             yield piece
-        memory = conversation.memory
-        memory.save_context(
-            {memory.input_key or "input": text},
-            {memory.output_key or "output": "".join(answer).strip()},
-        )
+        conversation.end_turn(text, "".join(answer).strip(), messages)
 
 
 class UsageTally(BaseCallbackHandler):
