@@ -111,6 +111,15 @@ class Engine:
         return min(window, self.key.n_ctx, int(self.llama.input_ids.shape[0]))
 
     @property
+    def evaluated_tokens(self) -> int:
+        """Tokens llama.cpp evaluated since load (prompt and generated), by its own counters
+        (``llama_perf_context``; each counts at least 1 once anything ran)."""
+        import llama_cpp
+
+        data = llama_cpp.llama_perf_context(self.llama._ctx.ctx)
+        return int(data.n_p_eval + data.n_eval)
+
+    @property
     def prefill_chunk(self) -> int:
         """Tokens per prompt batch, and the unit in which a cached prefix is reused."""
         return prefill_chunk(self.llama)

@@ -177,12 +177,5 @@ class _ModelCollector(Collector):
             "orchestrator_model_evaluated_tokens",
             "Tokens llama.cpp evaluated (prompt and generated), by its own counters: prompt "
             "tokens served from a cached or a resumed session's saved KV state are not in it.",
-            value=_evaluated_tokens(engine),
+            value=engine.evaluated_tokens,
         )
-
-
-def _evaluated_tokens(engine: Any) -> int:
-    import llama_cpp
-
-    data = llama_cpp.llama_perf_context(engine.llama._ctx.ctx)
-    return int(data.n_p_eval + data.n_eval)
