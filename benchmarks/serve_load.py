@@ -79,9 +79,11 @@ def servers(n: int, args: argparse.Namespace) -> dict[str, Any]:
     model, env = str(embedded_model_path()), dict(os.environ)
     threads = str(args.threads)
     found: dict[str, Any] = {}
-    port = _port()
-    ours = [sys.executable, "-m", "orchestrator.cli.app", "serve", "--port", str(port)]
-    found[f"orchestrator --parallel {n}"] = ([*ours, "--parallel", str(n)], env, port)
+    for parallel in args.ours_parallel or [n]:
+        port = _port()
+        ours = [sys.executable, "-m", "orchestrator.cli.app", "serve", "--port", str(port)]
+        command = [*ours, "--parallel", str(parallel)]
+        found[f"orchestrator --parallel {parallel}"] = (command, env, port)
     if args.llama_server:
         port = _port()
         command = [args.llama_server, "-m", model, "--port", str(port), "--parallel", str(n),
@@ -149,6 +151,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--llama-server", help="llama.cpp's llama-server binary")
     parser.add_argument("--old-tree", help="package tree of the commit to compare with")
+    parser.add_argument(
+        "--ours-parallel",
+        type=lambda text: [int(p) for p in text.split(",")],
+        help="serve --parallel values to compare at every load (default: the clients' N)",
+    )
     args = parser.parse_args()
     print(f"| clients | server | tokens/s (median of {args.rounds}) | TTFT p50 s | TTFT p95 s |")
     print("| --- | --- | --- | --- | --- |")
