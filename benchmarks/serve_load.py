@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from orchestrator.llama.cpu_repack import repack_wanted
-from orchestrator.settings import embedded_model_path
+from orchestrator.settings import default_threads, embedded_model_path
 
 TOPICS = ["a lighthouse", "the sea", "a cat", "a mountain", "a city", "a forest", "a river",
           "a robot", "a garden", "a train", "a castle", "a desert", "a ship", "a library",
@@ -148,7 +148,13 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,8,16")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="llama-server's -t/-tb (default: the thread count ours picks on this load; "
+        "llama.cpp's spinning threads on cores others use are many times slower)",
+    )
     parser.add_argument("--llama-server", help="llama.cpp's llama-server binary")
     parser.add_argument("--old-tree", help="package tree of the commit to compare with")
     parser.add_argument(
