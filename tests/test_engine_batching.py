@@ -158,7 +158,7 @@ def test_a_long_prompt_never_stalls_another_stream_for_more_than_one_chunk(
         scheduler, "_decode", lambda rs: (events.append(("D", {id(r) for r in rs})), decode(rs))
     )
     monkeypatch.setattr(
-        scheduler, "_prefill", lambda r: (events.append(("P", {id(r)})), prefill(r))
+        scheduler, "_prefill", lambda rs: (events.append(("P", {id(r) for r in rs})), prefill(rs))
     )
     short = iter(llm.stream("Sing:", max_tokens=60, grammar=ENDLESS))
     next(short)

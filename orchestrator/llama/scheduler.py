@@ -67,10 +67,19 @@ class Scheduler:
         self.jobs: collections.deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
         self.jobs = collections.deque()
         self.stats = dict.fromkeys(
-            ("decode_steps", "decoded_tokens", "largest_batch", "prefills", "shared_prefixes"), 0
+            (
+                "decode_steps",
+                "decoded_tokens",
+                "largest_batch",
+                "prefills",
+                "prefill_steps",
+                "shared_prefixes",
+            ),
+            0,
         )
         """Counters since load: decode steps, the tokens they decoded, the most sequences one
-        step decoded together, prefill chunks, and prompts started from another sequence's
+        step decoded together, prefill chunks and the steps that evaluated them (several prompts'
+        chunks share one), and prompts started from another sequence's
         cache (``/metrics`` and tests read them)."""
         self.thread: threading.Thread | None = None
         self.batch: TokenBatch | None = None
@@ -180,7 +189,7 @@ class Scheduler:
             self._decode(decoding)
         prefilling = [r for r in self.active if r.prefilling]
         if prefilling:
-            self._prefill(prefilling[0])
+            self._prefill(self._same_chunks(prefilling))
 
     def _admit(self) -> None:
         """Give waiting requests free slots, in order; one whose prompt shares more with a
@@ -244,7 +253,8 @@ class Scheduler:
 
     def _batch(self) -> TokenBatch:
         if self.batch is None:
-            size = max(len(self.slots), self.engine.prefill_chunk)
+            chunks = self.engine.prefill_chunk * len(self.slots)
+            size = max(len(self.slots), min(chunks, int(self.engine.llama.n_batch)))
             self.batch = TokenBatch(size)
         self.batch.clear()
         return self.batch
@@ -266,23 +276,43 @@ class Scheduler:
             request.pending = None
             self._take(request, row)
 
-    def _prefill(self, request: Request) -> None:
-        """One aligned chunk of ``request``'s prompt (the cache reuse left it aligned)."""
-        slot = request.slot
-        assert slot is not None
+    def _same_chunks(self, prefilling: list[Request]) -> list[Request]:
+        """The first prefilling request and those whose next chunk has as many tokens (up to
+        ``n_batch``): llama.cpp then evaluates each sequence's chunk whole, in one ubatch, as
+        a lone call does; chunks of other lengths would be split to equal shares."""
         chunk = self.engine.prefill_chunk
-        start = request.evaluated
-        end = min(start + chunk, len(request.prompt))
+
+        def size(request: Request) -> int:
+            return min(chunk, len(request.prompt) - request.evaluated)
+
+        first = size(prefilling[0])
+        room = max(1, int(self.engine.llama.n_batch) // first)
+        return [r for r in prefilling if size(r) == first][:room]
+
+    def _prefill(self, requests: list[Request]) -> None:
+        """One aligned chunk of each request's prompt, in one ``llama_decode`` (the cache
+        reuse left each at a chunk boundary)."""
+        chunk = self.engine.prefill_chunk
         batch = self._batch()
-        batch.add(request.prompt[start:end], start, slot.seq, request)
-        self._evaluate(batch, [request])
-        self.stats["prefills"] += 1
-        slot.tokens.extend(request.prompt[start:end])
-        if end - start == chunk and slot.aligned == start:
-            slot.aligned = end
-        request.evaluated = end
-        if end == len(request.prompt):
-            self._take(request, batch.batch.n_tokens - 1)
+        spans = []
+        for request in requests:
+            assert request.slot is not None
+            start = request.evaluated
+            end = min(start + chunk, len(request.prompt))
+            batch.add(request.prompt[start:end], start, request.slot.seq, request)
+            spans.append((request, start, end, batch.batch.n_tokens - 1))
+        self._evaluate(batch, requests)
+        self.stats["prefills"] += len(requests)
+        self.stats["prefill_steps"] += 1
+        for request, start, end, row in spans:
+            slot = request.slot
+            assert slot is not None
+            slot.tokens.extend(request.prompt[start:end])
+            if end - start == chunk and slot.aligned == start:
+                slot.aligned = end
+            request.evaluated = end
+            if end == len(request.prompt):
+                self._take(request, row)
 
     def _evaluate(self, batch: TokenBatch, requests: list[Request]) -> None:
         try:
