@@ -60,6 +60,13 @@ def start_llama_server(log: Path, *, n_ctx: int = 2048) -> LlamaServer:
         str(port),
         "--n_ctx",
         str(n_ctx),
+        # one thread, as the suite's own engines (conftest: ORCHESTRATOR_THREADS=1); the
+        # server's default batch threads are every core, which spin against the test's own
+        # processes on a small machine
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)

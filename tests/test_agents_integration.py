@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -106,8 +108,18 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_cli_prints_the_run_as_json() -> None:
-    done = _cli("What is 2**10?", "--json", "--max-steps", "2", "--max-tokens", "96")
+@pytest.fixture(scope="module", autouse=True)
+def cli_run() -> Iterator[Future[subprocess.CompletedProcess[str]]]:
+    """The CLI's run, started with the module (autouse): the process works on the second
+    core while the in-process tests above use the first."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(
+            _cli, "What is 2**10?", "--json", "--max-steps", "2", "--max-tokens", "96"
+        )
+
+
+def test_cli_prints_the_run_as_json(cli_run: Future[subprocess.CompletedProcess[str]]) -> None:
+    done = cli_run.result()
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert set(data) == {"output", "steps", "stopped_because", "step_mode"}

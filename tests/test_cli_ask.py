@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -136,26 +137,25 @@ def _cli(*args: str) -> dict[str, Any]:
     return payload
 
 
+#: One ``ask`` per technique (and plain ``ask``): the options of each run.
+TECHNIQUE_RUNS = {
+    "few-shot": ("--technique", "few-shot", "--max-tokens", "16"),
+    "cot": ("--technique", "cot", "--max-tokens", "32", "--seed", "1"),
+    "self-consistency": ("--technique", "self-consistency", "--samples", "2", "--max-tokens", "24"),
+    "tot": ("--technique", "tot", "--depth", "1", "--breadth", "1", "--max-tokens", "24",
+            "--time-limit", "600"),
+    "plain": ("--max-tokens", "8"),
+}  # fmt: skip
+
+
 @pytest.mark.integration
 def test_cli_each_technique_with_the_embedded_model() -> None:
-    few = _cli("--technique", "few-shot", "--max-tokens", "16")
+    """The runs are separate processes that share nothing, so they run side by side."""
+    with ThreadPoolExecutor(len(TECHNIQUE_RUNS)) as pool:
+        running = {name: pool.submit(_cli, *args) for name, args in TECHNIQUE_RUNS.items()}
+        few, cot, sc, tot, plain = (running[name].result() for name in TECHNIQUE_RUNS)
     assert few["technique"] == "few-shot" and few["style"] == "chat"
-    cot = _cli("--technique", "cot", "--max-tokens", "32", "--seed", "1")
     assert cot["reasoning"] and cot["model_calls"] == 2 and "\n" not in cot["answer"]
-    sc = _cli("--technique", "self-consistency", "--samples", "2", "--max-tokens", "24")
     assert [s["seed"] for s in sc["samples"]] == [0, 1] and sum(sc["votes"].values()) <= 2
-    tot = _cli(
-        "--technique",
-        "tot",
-        "--depth",
-        "1",
-        "--breadth",
-        "1",
-        "--max-tokens",
-        "24",
-        "--time-limit",
-        "600",
-    )
     assert tot["stop_reason"] == "depth" and 1 <= len(tot["thoughts"]) <= 2
-    plain = _cli("--max-tokens", "8")
     assert set(plain) == {"answer", "model", "usage"}  # plain keeps ask's JSON

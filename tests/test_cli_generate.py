@@ -1,10 +1,13 @@
-"""The CLI as a user runs it: real processes, real model."""
+"""The CLI as a user runs it: real processes, real model. The processes share nothing, so
+they all start together (``runs``) and each test checks its own."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,10 +25,31 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_ask_json() -> None:
-    proc = run_cli(
-        "ask", "What is the capital of France?", "--max-tokens", "12", "--seed", "1", "--json"
-    )
+def commands(tmp: Path) -> dict[str, tuple[str, ...]]:
+    """Each test's command line."""
+    return {
+        "ask_json": ("ask", "What is the capital of France?", "--max-tokens", "12", "--seed",
+                     "1", "--json"),
+        "ask_plain": ("ask", "Say hello.", "--max-tokens", "8"),
+        "story": ("story", "a robot learning to paint", "--max-tokens", "30", "--json"),
+        "models": ("models", "--json"),
+        "missing_model": ("ask", "hi", "--model", str(tmp / "missing.gguf")),
+        "unknown_option": ("ask", "hi", "--modle", "x"),
+    }  # fmt: skip
+
+
+Runs = dict[str, Future[subprocess.CompletedProcess[str]]]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    wanted = commands(tmp_path_factory.mktemp("cli"))
+    with ThreadPoolExecutor(len(wanted)) as pool:
+        yield {name: pool.submit(run_cli, *args) for name, args in wanted.items()}
+
+
+def test_ask_json(runs: Runs) -> None:
+    proc = runs["ask_json"].result()
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert set(payload) == {"answer", "model", "usage"}
@@ -33,33 +57,33 @@ def test_ask_json() -> None:
     assert payload["model"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def test_ask_streams_plain_text() -> None:
-    proc = run_cli("ask", "Say hello.", "--max-tokens", "8")
+def test_ask_streams_plain_text(runs: Runs) -> None:
+    proc = runs["ask_plain"].result()
     assert proc.returncode == 0 and proc.stdout.strip()
 
 
-def test_story_json_has_the_four_fields() -> None:
-    proc = run_cli("story", "a robot learning to paint", "--max-tokens", "30", "--json")
+def test_story_json_has_the_four_fields(runs: Runs) -> None:
+    proc = runs["story"].result()
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(proc.stdout)) == {"summary", "title", "character", "story"}
 
 
-def test_models_json_describes_the_file() -> None:
-    proc = run_cli("models", "--json")
+def test_models_json_describes_the_file(runs: Runs) -> None:
+    proc = runs["models"].result()
     info = json.loads(proc.stdout)
     assert info["architecture"] == "llama" and info["context_default"] == 4096
     assert info["gpu_layers_offloaded"] == 0 or info["gpu_backend"]
 
 
-def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
-    proc = run_cli("ask", "hi", "--model", str(tmp_path / "missing.gguf"))
+def test_missing_model_is_a_clear_error(runs: Runs) -> None:
+    proc = runs["missing_model"].result()
     assert proc.returncode == 2
     assert "model file not found" in proc.stderr and "fix:" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_unknown_option_is_rejected() -> None:
-    proc = run_cli("ask", "hi", "--modle", "x")
+def test_unknown_option_is_rejected(runs: Runs) -> None:
+    proc = runs["unknown_option"].result()
     assert proc.returncode == 2 and "--modle" in proc.stderr
 
 

@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,21 +84,33 @@ def test_building_the_judge_leaves_no_stand_in_module_and_no_offline_switch() ->
     }
 
 
+_OFFLINE_EMBEDDINGS = _STATE + (
+    "import socket\n"
+    "def refuse(self, *args):\n"
+    "    raise OSError(f'network access attempted: {args}')\n"
+    "socket.socket.connect = refuse\n"
+    "from orchestrator.evals.judge import local_embeddings\n"
+    "embeddings = local_embeddings()\n"
+    "out = state()\n"
+    "out['dimension'] = len(embeddings.embed_text('wing lift'))\n"
+    "print(json.dumps(out))\n"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline_embeddings() -> Iterator[Future[dict[str, Any]]]:
+    """The slowest check's interpreter, started with the module (autouse): it loads the model
+    on the second core while the other checks run on the first."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(_run, _OFFLINE_EMBEDDINGS)
+
+
 @pytest.mark.slow
-def test_local_embeddings_load_offline_without_switching_the_process_offline() -> None:
+def test_local_embeddings_load_offline_without_switching_the_process_offline(
+    offline_embeddings: Future[dict[str, Any]],
+) -> None:
     """No network (every connect refused) and no HF_HUB_OFFLINE: the local model still loads."""
-    code = _STATE + (
-        "import socket\n"
-        "def refuse(self, *args):\n"
-        "    raise OSError(f'network access attempted: {args}')\n"
-        "socket.socket.connect = refuse\n"
-        "from orchestrator.evals.judge import local_embeddings\n"
-        "embeddings = local_embeddings()\n"
-        "out = state()\n"
-        "out['dimension'] = len(embeddings.embed_text('wing lift'))\n"
-        "print(json.dumps(out))\n"
-    )
-    out = _run(code)
+    out = offline_embeddings.result()
     assert out["dimension"] == 384  # all-MiniLM-L6-v2
     assert out["HF_HUB_OFFLINE"] is None and out["TRANSFORMERS_OFFLINE"] is None
 

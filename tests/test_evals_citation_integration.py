@@ -102,7 +102,7 @@ def test_cli_eval_rag_with_the_book_metrics_on_the_example_set(bm25_index: Path)
         app,
         [
             "eval", "rag", "--dataset", str(EXAMPLES / "rag_qa.jsonl"), "--index",
-            str(bm25_index), "--mode", "bm25", "--k", "3", "--max-tokens", "48",
+            str(bm25_index), "--mode", "bm25", "--k", "2", "--max-tokens", "16",
             "--metrics", metrics, "--json",
         ],
     )  # fmt: skip

@@ -10,6 +10,9 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -95,20 +98,51 @@ def run_chat(home: Path, *args: str, stdin: str) -> subprocess.CompletedProcess[
     )
 
 
-def test_chat_summary_buffer_session_resumes_summary_and_buffer(tmp_path: Path) -> None:
-    options = ["--memory", "summary-buffer", "--memory-tokens", "40", "--session", "sb"]
-    options += ["--temperature", "0", "--seed", "0", "--max-tokens", "16"]
-    first = run_chat(tmp_path, *options, stdin="\n".join(TURNS) + "\n")
+CHAT_OPTIONS = ["--memory", "summary-buffer", "--memory-tokens", "40", "--session", "sb"]
+CHAT_OPTIONS += ["--temperature", "0", "--seed", "0", "--max-tokens", "16"]
+
+
+@dataclass
+class Resumed:
+    """A session's first ``chat`` process, the summary row it stored, and the resuming one."""
+
+    home: Path
+    first: subprocess.CompletedProcess[str]
+    stored: tuple[str, int] | None = None
+    second: subprocess.CompletedProcess[str] | None = None
+
+
+def chat_then_resume(home: Path) -> Resumed:
+    run = Resumed(home, run_chat(home, *CHAT_OPTIONS, stdin="\n".join(TURNS) + "\n"))
+    if run.first.returncode == 0:
+        with sqlite3.connect(home / "sessions.db") as db:
+            run.stored = db.execute("SELECT text, covered FROM summaries").fetchone()
+        run.second = run_chat(home, *CHAT_OPTIONS, stdin="/memory\n")
+    return run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def resumed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Resumed]]:
+    """:func:`chat_then_resume`, started with the module (autouse): its processes run on the
+    second core while the in-process tests use the first."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(chat_then_resume, tmp_path_factory.mktemp("chat-sb"))
+
+
+def test_chat_summary_buffer_session_resumes_summary_and_buffer(
+    resumed: Future[Resumed],
+) -> None:
+    run = resumed.result()
+    first, second = run.first, run.second
     assert first.returncode == 0, first.stderr
     assert len(first.stdout.splitlines()) == 3
-    with sqlite3.connect(tmp_path / "sessions.db") as db:
-        text, covered = db.execute("SELECT text, covered FROM summaries").fetchone()
+    assert run.stored is not None
+    text, covered = run.stored
     assert text and covered >= 2
 
-    second = run_chat(tmp_path, *options, stdin="/memory\n")
-    assert second.returncode == 0, second.stderr
+    assert second is not None and second.returncode == 0, second and second.stderr
     seen = second.stdout.split("the model will see:\n")[1]
-    with SQLiteStore(tmp_path / "sessions.db") as store:
+    with SQLiteStore(run.home / "sessions.db") as store:
         history = store.history("sb")
         stored, state = history.messages, history.load_summary()
     assert state == (text, covered)  # resuming wrote no new summary

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,26 +211,29 @@ def beir(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    """Every command once, in order, sharing one HOME."""
+    """Every command once, sharing one HOME: ``index`` first, then the served one (up for
+    SERVE_HOLD_S after it answered) beside the others, which run one after another."""
     base = tmp_path_factory.mktemp("no-telemetry")
     runs = Runs(home=base / "home")
     env = clean_env(runs.home)
     data, index = beir(base / "beir"), base / "index"
     run_traced(runs, "index", env, "index", str(data), "--index", str(index))
-    run_traced(runs, "search", env, "search", "wing lift", "--index", str(index), "--json")
-    run_traced(
-        runs, "rag", env, "rag", "What increases wing lift?", "--index", str(index),
-        "--max-tokens", "16", "--json",
-    )  # fmt: skip
-    run_traced(
-        runs, "agent", env, "agent", "What increases wing lift?", "--tools", "knowledge_base",
-        "--index", str(index), "--max-steps", "1", "--json",
-    )  # fmt: skip
-    serve_once(runs, env, index)
-    run_traced(
-        runs, "eval", env, "eval", "retrieval", "--dataset", str(data), "--mode", "hybrid",
-        "--metrics", "P_1", "--json",
-    )  # fmt: skip
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(serve_once, runs, env, index)
+        run_traced(runs, "search", env, "search", "wing lift", "--index", str(index), "--json")
+        run_traced(
+            runs, "rag", env, "rag", "What increases wing lift?", "--index", str(index),
+            "--max-tokens", "16", "--json",
+        )  # fmt: skip
+        run_traced(
+            runs, "agent", env, "agent", "What increases wing lift?", "--tools",
+            "knowledge_base", "--index", str(index), "--max-steps", "1", "--json",
+        )  # fmt: skip
+        run_traced(
+            runs, "eval", env, "eval", "retrieval", "--dataset", str(data), "--mode", "hybrid",
+            "--metrics", "P_1", "--json",
+        )  # fmt: skip
+        served.result()
     yield runs
 
 
@@ -246,16 +250,40 @@ def test_no_connection_beyond_loopback(runs: Runs, command: str) -> None:
     assert remote_attempts(log) == []
 
 
-def test_the_checks_see_onnxruntime_when_its_telemetry_is_opted_back_in(tmp_path: Path) -> None:
-    """Control: a user's explicit ``ORT_DISABLE_TELEMETRY=0`` wins over our default, and then
-    the native 1DS client writes its device id and event store at import and, seconds later,
-    looks up its collector: the same checks catch both."""
-    home, log = tmp_path / "home", tmp_path / "ort.calls"
+@dataclass
+class Control:
+    """The control's traced process, its HOME and its tracer's log."""
+
+    home: Path
+    log: Path
+    tracer: subprocess.Popen[bytes]
+    started: float
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ort_opted_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Control]:
+    """The control's process (its own HOME), started before ``runs`` (autouse, same scope):
+    the seconds its uploader waits pass while the commands run."""
+    root = tmp_path_factory.mktemp("ort-opted-in")
+    home, log = root / "home", root / "ort.calls"
     env = {**clean_env(home), "ORT_DISABLE_TELEMETRY": "0", "ORT_TELEMETRY_DISABLED": "0"}
     code = "import orchestrator, onnxruntime, time; time.sleep(90)"
     tracer = subprocess.Popen(traced(log, [sys.executable, "-c", code]), env=env)
     try:
-        deadline = time.monotonic() + 90
+        yield Control(home, log, tracer, time.monotonic())
+    finally:
+        stop(tracer)
+
+
+def test_the_checks_see_onnxruntime_when_its_telemetry_is_opted_back_in(
+    ort_opted_in: Control,
+) -> None:
+    """Control: a user's explicit ``ORT_DISABLE_TELEMETRY=0`` wins over our default, and then
+    the native 1DS client writes its device id and event store at import and, seconds later,
+    looks up its collector: the same checks catch both."""
+    home, log, tracer = ort_opted_in.home, ort_opted_in.log, ort_opted_in.tracer
+    try:
+        deadline = ort_opted_in.started + 90
         while time.monotonic() < deadline and not (log.exists() and remote_attempts(log)):
             time.sleep(1)
     finally:

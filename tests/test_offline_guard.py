@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,14 @@ def test_ragas_stores_no_user_id(tmp_path: Path) -> None:
         " language='english')\n"
         "print(json.dumps(event.user_id))\n"
     )
-    assert _printed(_fresh(code, tmp_path)).startswith("anonymous-")
-    assert not list(tmp_path.rglob("uuid.json"))
-    opted_in = tmp_path / "opted-in"
-    _fresh(code, opted_in, RAGAS_DO_NOT_TRACK="false", XDG_DATA_HOME=str(opted_in))
+    plain, opted_in = tmp_path / "plain", tmp_path / "opted-in"
+    plain.mkdir()  # an existing HOME, as tmp_path is
+    with ThreadPoolExecutor(2) as pool:  # two interpreters that share nothing: side by side
+        default = pool.submit(_fresh, code, plain)
+        opting_in = pool.submit(
+            _fresh, code, opted_in, RAGAS_DO_NOT_TRACK="false", XDG_DATA_HOME=str(opted_in)
+        )
+        assert _printed(default.result()).startswith("anonymous-")
+        opting_in.result()
+    assert not list(plain.rglob("uuid.json"))
     assert (opted_in / "ragas" / "uuid.json").is_file()  # the check above can see the file

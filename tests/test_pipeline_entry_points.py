@@ -6,10 +6,11 @@ samples carry their sources) answer the same question from the same sources (ids
 passages, in order) with the same answer at temperature 0; a question unrelated to the
 documents gets no sources on all four (the library's 0.3 similarity floor).
 
-Parametrised over a folder index, a PostgreSQL index (a real pip-installed server, the
-session's) and ``strategy: multi-query``. Each process starts once per parametrisation and
-answers both questions, the four entry points side by side (separate processes: nothing they
-compare can depend on the order); answers are kept short (``max_tokens`` in the spec)."""
+Parametrised over two specs that between them vary both sides a spec can: a folder index
+with the plain strategy, and a PostgreSQL index (a real pip-installed server, the session's)
+with ``strategy: multi-query``. Each process starts once per parametrisation and answers both
+questions, the four entry points side by side (separate processes: nothing they compare can
+depend on the order); answers are kept short (``max_tokens`` in the spec)."""
 
 from __future__ import annotations
 
@@ -60,22 +61,21 @@ def folder_index(docs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["folder", "postgres", "multi-query"])
+@pytest.fixture(params=["folder", "postgres-multi-query"])
 def spec_file(request: pytest.FixtureRequest, tmp_path: Path, docs: Path) -> Path:
     """The one spec of the parametrisation, written by ``dump_spec`` (YAML)."""
     from orchestrator.agents.pipelines import dump_spec, spec_from_options
 
     options: dict[str, Any] = {"k": 3, "max_tokens": 24}
-    if request.param == "postgres":
+    if request.param == "postgres-multi-query":
         from orchestrator.retrieval import IndexSpec, build_index
 
         dsn, name = request.getfixturevalue("pg_dsn"), request.getfixturevalue("index_name")
         build_index([docs], IndexSpec.of(name, dsn))
         options.update(index=name, dsn=dsn)
+        options.update(strategy="multi-query", strategy_options={"n_queries": 2})
     else:
         options["index"] = request.getfixturevalue("folder_index")
-    if request.param == "multi-query":
-        options.update(strategy="multi-query", strategy_options={"n_queries": 2})
     path = tmp_path / "rag.yaml"
     dump_spec(spec_from_options("rag", **options), path)
     return path

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 
 import gguf
@@ -23,9 +22,16 @@ from orchestrator.settings import embedded_model_path
 # ---- point 1: metadata through GGUFReader; bad files stay ModelLoadError ---------------------
 
 
-def test_embedded_model_metadata_matches_gguf_reader() -> None:
+@pytest.fixture(scope="module")
+def embedded_reader() -> gguf.GGUFReader:
+    """The plain reader on the embedded model, parsed once for the module (a parse of its
+    49k-token arrays takes seconds)."""
+    return gguf.GGUFReader(embedded_model_path())
+
+
+def test_embedded_model_metadata_matches_gguf_reader(embedded_reader: gguf.GGUFReader) -> None:
     info = read_gguf_info(embedded_model_path())
-    fields = gguf.GGUFReader(embedded_model_path()).fields
+    fields = embedded_reader.fields
     tokens = fields["tokenizer.ggml.tokens"]
     assert info.architecture == fields["general.architecture"].contents() == "llama"
     assert info.context_length == fields["llama.context_length"].contents() == 8192
@@ -76,9 +82,9 @@ def test_not_a_gguf_file(tmp_path: Path, content: bytes) -> None:
     assert "convert" in str(error.fix)
 
 
-@lru_cache(maxsize=1)
-def _cut_points() -> dict[str, int]:
-    reader = gguf.GGUFReader(embedded_model_path())
+@pytest.fixture(scope="module")
+def cut_points(embedded_reader: gguf.GGUFReader) -> dict[str, int]:
+    reader = embedded_reader
     return {
         "version": 6,
         "key/value section": reader.fields["tokenizer.chat_template"].offset + 20,
@@ -91,10 +97,12 @@ def _cut_points() -> dict[str, int]:
 @pytest.mark.parametrize(
     "where", ["version", "key/value section", "tensor infos", "tensor data", "one byte short"]
 )
-def test_truncated_file_is_a_load_error(tmp_path: Path, where: str) -> None:
+def test_truncated_file_is_a_load_error(
+    tmp_path: Path, where: str, cut_points: dict[str, int]
+) -> None:
     cut = tmp_path / "cut.gguf"
     with embedded_model_path().open("rb") as src:
-        cut.write_bytes(src.read(_cut_points()[where]))
+        cut.write_bytes(src.read(cut_points[where]))
     error = _expect_load_error(cut, "truncated or has a malformed GGUF header")
     assert "re-download" in str(error.fix)
 

@@ -137,11 +137,20 @@ def test_absurd_array_length_is_a_load_error(tmp_path: Path, key: str) -> None:
     assert "re-download" in str(err.value.fix)
 
 
+@pytest.fixture(scope="module")
+def embedded_reader() -> gguf.GGUFReader:
+    """The plain reader on the embedded model, parsed once for the tests that only read where
+    its fields lie (a parse of its 49k-token arrays takes seconds)."""
+    return gguf.GGUFReader(embedded_model_path())
+
+
 @pytest.mark.parametrize(
     "key", ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"]
 )
-def test_file_cut_inside_a_long_array_is_a_load_error(tmp_path: Path, key: str) -> None:
-    field = gguf.GGUFReader(embedded_model_path()).fields[key]
+def test_file_cut_inside_a_long_array_is_a_load_error(
+    tmp_path: Path, key: str, embedded_reader: gguf.GGUFReader
+) -> None:
+    field = embedded_reader.fields[key]
     middle = field.offset + sum(int(part.nbytes) for part in field.parts) // 2
     cut = tmp_path / "cut.gguf"
     with embedded_model_path().open("rb") as src:
@@ -236,7 +245,7 @@ def test_constructor_rejects_what_the_header_shows(
 
 
 def test_truncated_file_fails_on_first_use_before_llama_cpp_opens_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_reader: gguf.GGUFReader
 ) -> None:
     import llama_cpp
 
@@ -244,10 +253,10 @@ def test_truncated_file_fails_on_first_use_before_llama_cpp_opens_it(
     from orchestrator.llama.engine import EngineKey, load_engine
     from orchestrator.llama.info import describe_model
 
-    reader = gguf.GGUFReader(embedded_model_path())
     cut = tmp_path / "cut.gguf"
     with embedded_model_path().open("rb") as src:
-        cut.write_bytes(src.read(reader.tensors[0].field.offset + 5))  # inside tensor infos
+        offset = embedded_reader.tensors[0].field.offset
+        cut.write_bytes(src.read(offset + 5))  # inside tensor infos
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("llama.cpp was handed a truncated file")
