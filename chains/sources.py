@@ -15,7 +15,7 @@ a step that loops (multi-hop) must filter each round, not only the end result.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
@@ -23,6 +23,7 @@ from pydantic import ConfigDict
 
 from orchestrator.chains.llm_chain import reject_call_options
 from orchestrator.errors import OptionError
+from orchestrator.models.together import map_together, parallel_calls
 
 #: Default number of sources when neither the chain nor the retriever says (as ``IndexRetriever``).
 DEFAULT_K = 4
@@ -33,6 +34,8 @@ Keep = Callable[[list[Document]], list[Document]]
 """The chain's filter of retrieved documents (``list``: keep them all)."""
 Found = tuple[list[Document], Trace]
 """The sources found for one question, and the trace of how."""
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def question_text(input: Any) -> str:
@@ -126,11 +129,21 @@ class Sources(RunnableSerializable[Any, Found]):
         config: RunnableConfig | None = None,
     ) -> list[Found]:
         """For each question: up to ``k`` documents (``None``: :attr:`default_k`) that
-        ``keep`` passes, and the trace. The model plans each question, then every plan is
-        searched in one batch."""
-        plans = [self.plan(q, config) for q in questions]
+        ``keep`` passes, and the trace. The model plans the questions together (see
+        :meth:`together`), then every plan is searched in one batch."""
+        plans = self.together(lambda q: self.plan(q, config), questions, config)
         lists = self.search(plans, k, config)
         return [(keep(docs), plan) for plan, docs in zip(plans, lists, strict=True)]
+
+    def together(
+        self, work: Callable[[T], R], items: Sequence[T], config: RunnableConfig | None
+    ) -> list[R]:
+        """``work`` for independent items (one question each), as many at a time as the
+        step's model decodes together, results in order; a step without a model (the plain
+        one) does them in turn."""
+        llm = getattr(self, "llm", None)  # the field of the steps that call a model
+        limit = 1 if llm is None else parallel_calls(llm, config)
+        return map_together(work, items, limit=limit)
 
     def find(
         self, question: str, k: int | None, keep: Keep = list, config: RunnableConfig | None = None

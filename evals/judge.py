@@ -11,8 +11,12 @@ Why this shape (each point is a failure seen when Ragas 0.4.3 meets a llama.cpp 
   subclasses ``InstructorBaseRagasLLM`` instead: Ragas hands it the pydantic response model,
   whose JSON schema (tightened: 0/1 verdicts as an enum, bounded lists and strings) becomes a
   llama.cpp grammar, so the output always parses and verdicts stay in range.
-- Ragas runs generations concurrently; a llama.cpp context is not re-entrant, so every call
-  holds one lock.
+- Ragas' metrics judge concurrently (the evaluator scores a sample's metrics together): the
+  judge admits as many calls at a time as its model decodes together
+  (``capabilities(llm).parallel``: a local model's ``n_parallel``, whose batched engine
+  decodes them in the same steps; one at a time for a model that does not say), and the
+  others wait for a slot. A sample's deadline is a context variable, so samples judged at the
+  same time (``aevaluate_rag(concurrency=...)``) each keep their own.
 - Without explicit ``llm=`` and ``embeddings=`` Ragas falls back to OpenAI; telemetry is on
   unless ``RAGAS_DO_NOT_TRACK=true``. Nothing here reaches the network: the embeddings load
   with ``local_files_only=True`` rather than by switching the whole process to offline mode.
@@ -35,6 +39,7 @@ import time
 import types
 import warnings
 from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import cache
 from typing import Any, TypeVar
 
@@ -140,8 +145,9 @@ class JudgeBehaviour:
     GGUF ``model_path``, or the model served at ``$ORCHESTRATOR_BASE_URL``) under
     schema-constrained output where the model honours a constraint
     (``capabilities(llm).constrain``); any other chat model is asked for JSON in the prompt.
-    ``deadline`` (a ``time.monotonic()`` value) is checked while tokens stream: the evaluator
-    sets it per sample so a slow sample stops cleanly and frees the model.
+    ``deadline`` (a ``time.monotonic()`` value, per context) is checked while waiting for a
+    slot and while tokens stream: the evaluator sets it per sample so a slow sample stops
+    cleanly and frees the model. ``parallel`` calls run at a time.
     """
 
     def __init__(
@@ -159,9 +165,26 @@ class JudgeBehaviour:
         self.max_tokens = max_tokens
         self.max_items = max_items
         self.max_chars = max_chars
-        self.deadline: float | None = None
         self.calls = 0
-        self._lock = threading.Lock()
+        self._counting = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.parallel)
+        # Each sample is scored in its own task, so samples judged together each keep their
+        # deadline; one variable per judge, so one judge's deadline never reaches another.
+        self._deadline: ContextVar[float | None] = ContextVar(f"judge_deadline_{id(self)}")
+
+    @property
+    def parallel(self) -> int:
+        """Judgements made at a time: as many as the model decodes together."""
+        return capabilities(self.llm).parallel
+
+    @property
+    def deadline(self) -> float | None:
+        """The deadline of the sample this context judges (``None``: none)."""
+        return self._deadline.get(None)
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._deadline.set(value)
 
     @property
     def model_name(self) -> str:
@@ -192,9 +215,14 @@ class JudgeBehaviour:
         ]
         constraint = capabilities(self.llm).constrain(schema=schema)
         pieces: list[str] = []
-        with self._lock:
+        deadline = self.deadline
+        wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        if not self._slots.acquire(timeout=wait):
+            raise self._timeout()
+        try:
             self._check_deadline()
-            self.calls += 1
+            with self._counting:
+                self.calls += 1
             stream = self.llm.stream(messages, max_tokens=self.max_tokens, **constraint)
             try:
                 for chunk in stream:
@@ -204,14 +232,20 @@ class JudgeBehaviour:
                 close = getattr(stream, "close", None)
                 if close is not None:
                     close()
+        finally:
+            self._slots.release()
         return "".join(pieces)
 
     def _check_deadline(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise JudgeTimeoutError(
-                "the judge ran past this sample's time budget",
-                fix="raise --timeout, lower the judge's max_tokens, or use a faster model",
-            )
+            raise self._timeout()
+
+    @staticmethod
+    def _timeout() -> JudgeTimeoutError:
+        return JudgeTimeoutError(
+            "the judge ran past this sample's time budget",
+            fix="raise --timeout, lower the judge's max_tokens, or use a faster model",
+        )
 
 
 @cache

@@ -8,12 +8,13 @@ without ``response`` / ``retrieved_contexts`` gets them from a RAG pipeline (an 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import DataError
+from orchestrator.models.together import map_together
 
 REQUIRED = ("user_input", "reference")
 OPTIONAL = ("retrieved_contexts", "response", "reference_contexts", "id")
@@ -121,33 +122,41 @@ def answer_samples(
     chain: Any,
     *,
     progress: Callable[[int], None] | None = None,
+    concurrency: int = 1,
 ) -> list[QASample]:
     """Fill in ``response`` and ``retrieved_contexts`` from a RAG chain where missing.
 
     ``chain.invoke({"question": q})`` must return ``{"answer": str, "sources": [{"text"}]}``
     (``chains.rag.rag_chain``). Samples that already carry both are left as they are.
+    ``concurrency`` samples are answered at a time (the answering model's ``parallel``: its
+    batched engine decodes them together); the samples come back in their order.
     """
-    from orchestrator.agents.pipelines.answers import AnswerCollector
 
-    out = []
-    for sample in samples:
+    def answered(sample: QASample) -> QASample:
         if sample.response is None or sample.retrieved_contexts is None:
-            result = chain.invoke({"question": sample.user_input})
-            collector = AnswerCollector()
-            collector.add(result)
-            sample = replace(
-                sample,
-                response=sample.response if sample.response is not None else result["answer"],
-                retrieved_contexts=sample.retrieved_contexts
-                if sample.retrieved_contexts is not None
-                else [str(s["text"]) for s in collector.sources],
-                sources=collector.sources,
-                trace=collector.trace,
-            )
-        out.append(sample)
+            sample = _answered(sample, chain.invoke({"question": sample.user_input}))
         if progress:
             progress(1)
-    return out
+        return sample
+
+    return map_together(answered, samples, limit=concurrency)
+
+
+def _answered(sample: QASample, result: Mapping[str, Any]) -> QASample:
+    """``sample`` with what it lacked from the chain's ``result``."""
+    from orchestrator.agents.pipelines.answers import AnswerCollector
+
+    collector = AnswerCollector()
+    collector.add(result)
+    return replace(
+        sample,
+        response=sample.response if sample.response is not None else result["answer"],
+        retrieved_contexts=sample.retrieved_contexts
+        if sample.retrieved_contexts is not None
+        else [str(s["text"]) for s in collector.sources],
+        sources=collector.sources,
+        trace=collector.trace,
+    )
 
 
 def to_evaluation_dataset(samples: Iterable[QASample]) -> Any:

@@ -14,7 +14,6 @@ previous run (the baseline) and lists what failed, so a CI can exit non-zero on 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import DataError, OptionError
+from orchestrator.evals.cache import EvalCache, cached, counts_since, index_versions, model_digest
+from orchestrator.evals.gate import gate, parse_fail_below
 from orchestrator.evals.suite import JudgeConfig, PipelineConfig, Suite, check_dataset, resolve
 from orchestrator.retrieval.progress import progress_bar
 
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
     from orchestrator.models import ModelSpec
     from orchestrator.retrieval import IndexSpec
 
-#: Measures where more is not better; never gated.
-_UNGATED_PREFIX = "num_"
+__all__ = ["gate", "parse_fail_below", "pipeline_spec", "run_suite"]
 
 
 def run_suite(
@@ -44,20 +44,32 @@ def run_suite(
     ray: RayPlan | None = None,
     models: Mapping[str, Any] | None = None,
     run_file: Path | None = None,
+    repeat: int = 1,
+    cache: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every configuration of ``suite``; TREC runs go to ``out_dir/runs`` (or, for a
     one-configuration suite, to ``run_file``). ``models``: :class:`ModelSpec` fields set on
     every configuration's model and the judge's (the CLI's ``--model``, ``--base-url``,
-    ``--api-key``). With ``ray``, queries, answers and judgements run on Ray workers."""
+    ``--api-key``). With ``ray``, queries, answers and judgements run on Ray workers.
+    ``repeat``: a sampled configuration (temperature > 0) runs that many times, with seeds
+    base + i (:mod:`evals.repeat`). ``cache``: answers and verdicts come from, and go to, the
+    evaluation cache (:mod:`evals.cache`; not on Ray)."""
     if ray is not None:
         ray.start()
+    if repeat < 1:
+        raise OptionError(f"--repeat {repeat}: runs at least once", fix="give --repeat 1 or more")
     started = dt.datetime.now(dt.UTC)
-    with progress_bar(progress) as task:
-        run = _SuiteRun(suite, base, task, progress, ray, dict(models or {}))
-        configs = []
-        for config in suite.configurations:
-            runs = out_dir / "runs" / f"{config.name}.trec" if out_dir else None
-            configs.append(run.evaluate(config, run_file or runs))
+    store = EvalCache() if cache and ray is None else None
+    try:
+        with progress_bar(progress) as task:
+            run = _SuiteRun(suite, base, task, progress, ray, dict(models or {}), store)
+            configs = []
+            for config in suite.configurations:
+                runs = out_dir / "runs" / f"{config.name}.trec" if out_dir else None
+                configs.append(run.evaluate(config, run_file or runs, repeat))
+    finally:
+        if store is not None:
+            store.close()
     return {
         "suite": suite.name,
         "kind": suite.kind,
@@ -81,9 +93,10 @@ class _SuiteRun:
         progress: bool,
         ray: RayPlan | None,
         models: dict[str, Any],
+        cache: EvalCache | None = None,
     ) -> None:
         self.suite, self.base, self.task, self.progress = suite, base, task, progress
-        self.ray, self.models = ray, models
+        self.ray, self.models, self.cache = ray, models, cache
         self.dataset = resolve(base, suite.dataset) or suite.dataset
         check_dataset(self.dataset, suite.kind)
         from orchestrator.agents.pipelines.rag import check_model
@@ -104,7 +117,7 @@ class _SuiteRun:
             served = {"base_url": models["base_url"]} if models.get("base_url") else {}
             self.judge_config = suite.judge.model_copy(update=served)
             self.judge, self.embeddings = rag_components(
-                suite.metrics, self.judge_config, base, models
+                suite.metrics, self.judge_config, base, models, cache=cache
             )
 
     def model(self, config: PipelineConfig) -> ModelSpec:
@@ -115,9 +128,11 @@ class _SuiteRun:
         chosen = {k: v for k, v in self.models.items() if v is not None}
         return ModelSpec(model=path, base_url=config.base_url).model_copy(update=chosen)
 
-    def spec(self, config: PipelineConfig, sources: Sequence[str], **fields: Any) -> RagSpec:
+    def spec(
+        self, config: PipelineConfig, sources: Sequence[str], seed: int | None = None, **fields: Any
+    ) -> RagSpec:
         """The configuration's spec over its index (a folder index is built from ``sources``
-        and cached when the configuration names none)."""
+        and cached when the configuration names none); ``seed`` replaces its model's."""
         index = None
         if config.spec is None and config.dsn is None:
             from orchestrator.evals.retrieval import ensure_index
@@ -125,17 +140,49 @@ class _SuiteRun:
             modes = self.modes if self.suite.kind == "retrieval" else index_modes(config)
             found = resolve(self.base, config.index)
             index = ensure_index(sources, found, modes, progress=self.progress)
-        return pipeline_spec(config, self.base, index, models=self.models, **fields)
+        models = self.models if seed is None else {**self.models, "seed": seed}
+        return pipeline_spec(config, self.base, index, models=models, **fields)
 
-    def evaluate(self, config: PipelineConfig, run_file: Path | None) -> dict[str, Any]:
+    def evaluate(self, config: PipelineConfig, run_file: Path | None, repeat: int = 1) -> Any:
+        """The configuration's result: with ``repeat`` > 1 and a sampled model, its runs with
+        seeds base + i combined (:func:`evals.repeat.combine`)."""
+        from orchestrator.evals.items import spec_digest
+        from orchestrator.evals.repeat import combine, repeat_seeds
+
+        before = self.cache.snapshot() if self.cache is not None else {}
+        first = self._once(config, run_file, None)
+        seeds = repeat_seeds(first["settings"], repeat)
+        runs = [first, *(self._once(config, None, seed) for seed in seeds[1:])]
+        result = combine(runs, seeds) if len(runs) > 1 else first
+        result["spec_sha256"] = spec_digest(result["settings"])
+        result["model_sha256"] = self._model_digest(result)
+        if self.cache is not None:
+            result["cache"] = counts_since(before, self.cache)
+        return result
+
+    def _once(self, config: PipelineConfig, run_file: Path | None, seed: int | None) -> Any:
         if self.suite.kind == "retrieval":
-            return self._retrieval(config, run_file)
-        return self._rag(config)
+            return self._retrieval(config, run_file, seed)
+        return self._rag(config, seed)
 
-    def _retrieval(self, config: PipelineConfig, run_file: Path | None) -> dict[str, Any]:
+    def _model_digest(self, result: dict[str, Any]) -> str | None:
+        """The SHA-256 of the GGUF the configuration used (None where it used none)."""
+        from orchestrator.models import ModelSpec
+
+        settings = result.get("settings", {})
+        uses = (self.suite.kind == "rag" and "answered" in result) or (
+            settings.get("strategy", "plain") != "plain" or settings.get("rerank") == "llm"
+        )
+        if not uses or not isinstance(settings.get("model"), dict):
+            return None
+        return model_digest(ModelSpec.from_dict(settings["model"]), self.cache)
+
+    def _retrieval(
+        self, config: PipelineConfig, run_file: Path | None, seed: int | None = None
+    ) -> dict[str, Any]:
         from orchestrator.evals.retrieval import evaluate_retriever, spec_retriever
 
-        spec = self.spec(config, [self.dataset], k=self.suite.k)
+        spec = self.spec(config, [self.dataset], seed, k=self.suite.k)
         retrieve = None
         if self.ray is not None:
             from orchestrator.evals.distributed import ray_retrieve
@@ -155,7 +202,7 @@ class _SuiteRun:
         )
         return result.to_json()
 
-    def _rag(self, config: PipelineConfig) -> dict[str, Any]:
+    def _rag(self, config: PipelineConfig, seed: int | None = None) -> dict[str, Any]:
         from orchestrator.evals.rag import evaluate_rag
 
         answered, settings = self.samples, config.model_dump(exclude_none=True, exclude={"name"})
@@ -169,10 +216,10 @@ class _SuiteRun:
                     fix="name the index that answers them (eval rag --index; in a suite: "
                     "index or documents)",
                 )
-            spec = self.spec(config, documents)
+            spec = self.spec(config, documents, seed)
             settings = spec_settings(spec)
             answered = self._answer(config.name, spec)
-        return evaluate_rag(
+        result = evaluate_rag(
             answered,
             list(self.suite.metrics),
             judge=self.judge,
@@ -183,15 +230,27 @@ class _SuiteRun:
             settings=settings,
             score_many=self._scorer(),
         ).to_json()
+        if answered is not self.samples:
+            result["answered"] = True
+        return result
 
     def _answer(self, name: str, spec: RagSpec) -> list[Any]:
+        """The samples answered by the configuration's pipeline: as many at a time as its
+        model decodes together (or on Ray workers)."""
         from orchestrator.agents.pipelines import build
+        from orchestrator.agents.pipelines.rag import answer_model_spec
         from orchestrator.evals.qa import answer_samples
+        from orchestrator.models import chat_model
+        from orchestrator.models.together import parallel_calls
 
-        chain = build(spec)  # built here also with Ray: a bad index or model fails now
+        model = answer_model_spec(spec)
+        scope = {"indexes": index_versions(spec)} if self.cache is not None else {}
+        llm = cached(chat_model(model), self.cache, "answers", model, scope)
+        chain = build(spec, llm=llm)  # built here also with Ray: a bad index or model fails now
         answering = self.task(f"{name}: answering", len(self.samples))
         if self.ray is None:
-            return answer_samples(self.samples, chain, progress=answering)
+            limit = parallel_calls(llm)
+            return answer_samples(self.samples, chain, progress=answering, concurrency=limit)
         from orchestrator.evals.distributed import ray_answer
 
         return ray_answer(self.ray, self.samples, spec, progress=answering)
@@ -290,10 +349,14 @@ def rag_components(
     judge: JudgeConfig,
     base: Path | None = None,
     models: Mapping[str, Any] | None = None,
+    *,
+    cache: EvalCache | None = None,
 ) -> tuple[Any, Any]:
     """The judge and embeddings the chosen metrics need (None where not needed). The judge
     is the model ``judge`` names (a relative GGUF path from ``base``, default the working
-    directory; with a ``base_url`` a served model), greedy; ``models`` may give its api_key."""
+    directory; with a ``base_url`` a served model), greedy; ``models`` may give its
+    ``api_key`` and, as for the answering model, a local model's ``n_parallel``; with
+    ``cache`` its verdicts are cached (:mod:`evals.cache`)."""
     from orchestrator.evals.rag import RAG_METRICS
 
     needs_llm = any(RAG_METRICS[m].uses_llm for m in metrics)
@@ -307,11 +370,12 @@ def rag_components(
             model=model_path(base or Path.cwd(), judge.model, judge.base_url),
             base_url=judge.base_url,
             api_key=(models or {}).get("api_key"),
+            n_parallel=(models or {}).get("n_parallel"),
             temperature=0.0,
             seed=0,
         )
         llm_judge = LlamaJudge(
-            llm=chat_model(model),
+            llm=cached(chat_model(model), cache, "verdicts", model),
             max_tokens=judge.max_tokens,
             max_items=judge.max_items,
             max_chars=judge.max_chars,
@@ -322,57 +386,3 @@ def rag_components(
 
         embeddings = local_embeddings()
     return llm_judge, embeddings
-
-
-def gate(
-    results: Mapping[str, Any],
-    *,
-    thresholds: Mapping[str, float] | None = None,
-    baseline: Mapping[str, Any] | None = None,
-    tolerance: float = 0.0,
-) -> list[str]:
-    """What fails: a mean below its threshold, or below the baseline's by more than
-    ``tolerance``. A metric no sample could be scored on fails its threshold too."""
-    failures: list[str] = []
-    limits = {**(results.get("thresholds") or {}), **(thresholds or {})}
-    previous = {c["name"]: c["mean"] for c in (baseline or {}).get("configurations", [])}
-    for config in results["configurations"]:
-        name, mean = config["name"], config["mean"]
-        for metric, limit in limits.items():
-            value = mean.get(metric)
-            if metric not in mean:
-                failures.append(f"{name}: threshold on {metric!r}, which was not measured")
-            elif value is None or value < limit:
-                failures.append(f"{name}: {metric} = {_fmt(value)} is below {limit:g}")
-        for metric, old in previous.get(name, {}).items():
-            new = mean.get(metric)
-            if old is None or metric.startswith(_UNGATED_PREFIX) or metric not in mean:
-                continue
-            if new is None or new < old - tolerance:
-                failures.append(
-                    f"{name}: {metric} regressed from {_fmt(old)} to {_fmt(new)} (baseline)"
-                )
-    return failures
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def parse_fail_below(items: list[str]) -> dict[str, float]:
-    """``["map=0.3", "P_10=0.2"]`` -> ``{"map": 0.3, "P_10": 0.2}``."""
-    out: dict[str, float] = {}
-    for item in items:
-        metric, sep, value = item.partition("=")
-        try:
-            out[metric.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if sep and not math.isfinite(out.get(metric.strip(), 0.0)):
-            raise OptionError(
-                f"--fail-below {item!r}: the threshold must be a finite number",
-                fix="e.g. map=0.25",
-            )
-        if not sep or not metric.strip():
-            raise OptionError(f"--fail-below {item!r} is not METRIC=VALUE", fix="e.g. map=0.25")
-    return out

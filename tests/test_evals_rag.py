@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from evals_support import example_suite
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.runnables import RunnableLambda
 from typer.testing import CliRunner
@@ -115,7 +116,8 @@ def test_judge_sends_the_tightened_schema_and_validates_the_reply() -> None:
 
 
 def test_concurrent_judgements_are_serialised_on_one_model() -> None:
-    """Ragas awaits many generations at once; a llama.cpp context must see one at a time."""
+    """Ragas awaits many generations at once; a model that declares no parallel slots (this
+    fake, another LangChain model) sees one at a time (tests/test_evals_together.py: more)."""
     import asyncio
     import threading
 
@@ -371,13 +373,11 @@ def test_rag_suite_answers_with_the_real_model_and_reports(
 ) -> None:
     """A suite over the shipped example documents: bm25 index, embedded model answering."""
     monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
-    examples = Path(__file__).resolve().parents[1] / "evals" / "examples"
-    rows = [json.loads(line) for line in (examples / "rag_qa.jsonl").read_text().splitlines()]
-    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
-    (tmp_path / "suite.yaml").write_text(
-        f"name: rag-tiny\ndataset: qa.jsonl\ndocuments: [{examples / 'rag_docs'}]\n"
+    example_suite(
+        tmp_path,
+        2,
         "metrics: [non_llm_context_recall, rouge, string_similarity]\n"
-        "configurations:\n  - {name: bm25, mode: bm25, k: 2, max_tokens: 24}\n"
+        "configurations:\n  - {name: bm25, mode: bm25, k: 2, max_tokens: 24}\n",
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(

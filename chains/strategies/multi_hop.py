@@ -56,8 +56,10 @@ class MultiHopSources(Sources):
         keep: Keep = list,
         config: RunnableConfig | None = None,
     ) -> list[Found]:
-        """Each question's hops in turn (a hop's query depends on the one before)."""
-        return [self.hops(q, self.k_or_default(k), keep, config) for q in questions]
+        """Each question's hops in turn (a hop's query depends on the one before); the
+        questions together (:meth:`~orchestrator.chains.sources.Sources.together`)."""
+        top = self.k_or_default(k)
+        return self.together(lambda q: self.hops(q, top, keep, config), questions, config)
 
     def follow_up(
         self, question: str, docs: Sequence[Document], config: RunnableConfig | None

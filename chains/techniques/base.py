@@ -5,6 +5,11 @@ returning a dict with at least ``question``, ``technique``, ``answer`` and ``mod
 Options are closed (an unknown keyword is an :class:`~orchestrator.errors.OptionError` with a
 "did you mean"), as everywhere in Orchestrator.
 
+Independent calls (self-consistency's samples, one tree level's proposals or ratings) go
+through :meth:`ModelCalls.together`: made as many at a time as the model decodes together, so
+a local model's batched engine decodes them in the same steps. ``ainvoke`` is LangChain's:
+``invoke`` on a worker thread, so the async path is the same code.
+
 Prompts come from the prompt library and are filled through
 :func:`~orchestrator.prompts.templates.instruction_prompt`, so the question (and any text the
 model wrote that is fed back, such as reasoning) is defused for the model: it can never become
@@ -13,9 +18,10 @@ a control token, and a completion model gets it as one user turn.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
@@ -24,7 +30,11 @@ from pydantic import ConfigDict, model_validator
 from orchestrator.chains.llm_chain import reject_call_options
 from orchestrator.errors import OptionError, reject_unknown_options
 from orchestrator.models import Capabilities, capabilities
+from orchestrator.models.together import map_together, parallel_calls
 from orchestrator.prompts.templates import instruction_prompt
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def text_of(output: Any) -> str:
@@ -57,6 +67,7 @@ class ModelCalls:
     def __init__(self, llm: Runnable[Any, Any]) -> None:
         self.llm = llm
         self.count = 0
+        self._counting = threading.Lock()  # calls made together count from several threads
 
     @cached_property
     def capabilities(self) -> Capabilities:
@@ -65,8 +76,25 @@ class ModelCalls:
 
     def send(self, prompt: Any, config: RunnableConfig | None, **options: Any) -> str:
         """``prompt`` (text or messages) to the model as it is; the reply's text."""
-        self.count += 1
+        with self._counting:
+            self.count += 1
         return text_of(self.llm.invoke(prompt, config, **options))
+
+    def together(
+        self,
+        work: Callable[[T], R],
+        items: Iterable[T],
+        config: RunnableConfig | None,
+        *,
+        until: Callable[[], bool] | None = None,
+    ) -> list[R]:
+        """``work(item)`` for independent items (each making its own calls through this
+        object), made together: as many at a time as the model decodes together (at most the
+        config's ``max_concurrency``), results in item order. ``until``: asked before each
+        item starts; once true no other starts (see
+        :func:`~orchestrator.models.together.map_together`)."""
+        limit = parallel_calls(self.llm, config)
+        return map_together(work, items, limit=limit, until=until)
 
     def ask(
         self,

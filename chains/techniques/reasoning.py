@@ -3,7 +3,8 @@
 - :class:`ChainOfThought`: "Let's think step by step" (Kojima et al. 2022), then the answer
   alone under a grammar; returns ``reasoning`` and ``answer``.
 - :class:`SelfConsistency`: N sampled chains of thought, majority vote on their normalised
-  answers (Wang et al. 2023, "Self-Consistency Improves Chain of Thought Reasoning").
+  answers (Wang et al. 2023, "Self-Consistency Improves Chain of Thought Reasoning"); the
+  samples are drawn together (:meth:`~orchestrator.chains.techniques.base.ModelCalls.together`).
 """
 
 from __future__ import annotations
@@ -78,8 +79,11 @@ class SelfConsistency(Technique, AnswerStep):
     def run(
         self, question: str, calls: ModelCalls, config: RunnableConfig | None
     ) -> dict[str, Any]:
-        drawn = []
-        for seed in range(self.base_seed, self.base_seed + self.samples):
+        """The samples are independent, so they are drawn together (each still reasons and
+        then answers in turn, with its own seed): a batched engine decodes them in the same
+        steps, and the results are those of drawing them one by one."""
+
+        def draw(seed: int) -> dict[str, Any]:
             reasoning, answer = think(
                 self,
                 calls,
@@ -90,9 +94,15 @@ class SelfConsistency(Technique, AnswerStep):
                 temperature=self.temperature,
             )
             normalized = normalize_answer(answer)
-            drawn.append(
-                {"seed": seed, "reasoning": reasoning, "answer": answer, "normalized": normalized}
-            )
+            return {
+                "seed": seed,
+                "reasoning": reasoning,
+                "answer": answer,
+                "normalized": normalized,
+            }
+
+        seeds = range(self.base_seed, self.base_seed + self.samples)
+        drawn = calls.together(draw, seeds, config)
         return {**vote(drawn), "samples": drawn, "base_seed": self.base_seed}
 
 

@@ -9,10 +9,14 @@ as in the paper's code) or a number from 1 to 10. Breadth-first search keeps the
 best solutions per level (the beam) for ``depth`` levels; the best one is then answered with the
 same grammar-constrained answer step as chain-of-thought.
 
+The proposals of one level are made together, and then their ratings (as many at a time as
+the model decodes together: :meth:`~orchestrator.chains.techniques.base.ModelCalls.together`),
+with the seeds and in the order one-by-one calls have.
+
 Bounds: at most ``breadth * proposals`` proposals and as many ratings per level, ``depth``
-levels, and ``time_limit`` seconds, checked before every proposal and rating (a call already
-running finishes; it is bounded by its grammar's token limit). The answer step always runs, so
-an answer comes back whatever stopped the search; ``stop_reason`` says what did:
+levels, and ``time_limit`` seconds, checked before every proposal and rating starts (a call
+already running finishes; it is bounded by its grammar's token limit). The answer step always
+runs, so an answer comes back whatever stopped the search; ``stop_reason`` says what did:
 ``depth`` (every level searched) or ``time_limit``.
 """
 
@@ -127,33 +131,36 @@ class BeamSearch:
         return beam[0], "depth"
 
     def expand(self, beam: list[tuple[str, ...]], level: int) -> list[tuple[str, ...]]:
-        """Proposals for each path of the beam; a thought repeating a sibling is dropped."""
+        """Proposals for each path of the beam, all made together (seeds in path, then
+        proposal order, as one by one); a thought repeating a sibling is dropped."""
+        pairs = [(b, path) for b, path in enumerate(beam) for _ in range(self.tot.proposals)]
+        jobs = [(b, path, self.next_seed + i) for i, (b, path) in enumerate(pairs)]
+        thoughts = self.calls.together(self.propose, jobs, self.config, until=self.out_of_time)
+        self.next_seed += len(thoughts)
         candidates: list[tuple[str, ...]] = []
-        for path in beam:
-            seen: set[str] = set()
-            for _ in range(self.tot.proposals):
-                if self.out_of_time():
-                    return candidates
-                thought = self.propose(path)
-                key = normalize_answer(thought)
-                if key in seen:
-                    continue
-                seen.add(key)
-                candidates.append((*path, thought))
-                self.thoughts.append(
-                    {
-                        "level": level,
-                        "path": list(path),
-                        "thought": thought,
-                        "rating": None,
-                        "score": None,
-                        "kept": False,
-                    }
-                )
+        seen: dict[int, set[str]] = {}
+        # ``thoughts`` is a prefix of ``jobs`` when time ran out
+        for (b, path, _), thought in zip(jobs, thoughts, strict=False):
+            key = normalize_answer(thought)
+            if key in seen.setdefault(b, set()):
+                continue
+            seen[b].add(key)
+            candidates.append((*path, thought))
+            self.thoughts.append(
+                {
+                    "level": level,
+                    "path": list(path),
+                    "thought": thought,
+                    "rating": None,
+                    "score": None,
+                    "kept": False,
+                }
+            )
         return candidates
 
-    def propose(self, path: tuple[str, ...]) -> str:
-        seed, self.next_seed = self.next_seed, self.next_seed + 1
+    def propose(self, job: tuple[int, tuple[str, ...], int]) -> str:
+        """One thought extending the path of ``job`` (beam index, path, seed)."""
+        _, path, seed = job
         return self.calls.ask(
             TOT_PROPOSE,
             {"question": self.question, "steps": _numbered(path) or "(none yet)"},
@@ -164,24 +171,30 @@ class BeamSearch:
             temperature=self.tot.temperature,
         )
 
+    def rate_one(self, path: tuple[str, ...]) -> str:
+        """The model's rating of ``path`` (greedy, under the scale's grammar)."""
+        scale, grammar, _ = RATINGS[self.tot.rating]
+        return self.calls.ask(
+            TOT_RATE,
+            {"question": self.question, "steps": _numbered(path), "scale": scale},
+            self.config,
+            gbnf=grammar,
+            max_tokens=8,
+            temperature=0.0,
+        )
+
     def rate(
         self, candidates: list[tuple[str, ...]]
     ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-        """``(path, record)`` for each candidate rated before time ran out."""
-        scale, grammar, score = RATINGS[self.tot.rating]
+        """``(path, record)`` for each candidate rated before time ran out (all rated
+        together)."""
+        score = RATINGS[self.tot.rating][2]
         records = self.thoughts[len(self.thoughts) - len(candidates) :]
+        stop = self.out_of_time
+        replies = self.calls.together(self.rate_one, candidates, self.config, until=stop)
         rated = []
-        for path, record in zip(candidates, records, strict=True):
-            if self.out_of_time():
-                break
-            reply = self.calls.ask(
-                TOT_RATE,
-                {"question": self.question, "steps": _numbered(path), "scale": scale},
-                self.config,
-                gbnf=grammar,
-                max_tokens=8,
-                temperature=0.0,
-            )
+        # ``replies`` is a prefix of ``candidates`` when time ran out
+        for path, record, reply in zip(candidates, records, replies, strict=False):
             rating = reply.strip().lower()
             try:
                 record["rating"], record["score"] = rating, score(rating)

@@ -223,6 +223,7 @@ class LlamaSettings(CallOptions):
             local=True,
             label=self.model,
             native_tools=chat,
+            parallel=self.n_parallel or DEFAULT_PARALLEL,
             find_ways=lambda: ways,
             find_window=lambda: self.engine_key().n_ctx,
             counter=self.get_num_tokens,

@@ -244,12 +244,13 @@ class Scheduler:
         self._start(request)
 
     def _start(self, request: Request) -> None:
+        if request.candidates is not None:
+            return  # scoring: no sampler, no budget
         engine = self.engine
         request.budget = min(request.sampling.max_tokens, engine.n_ctx - len(request.prompt))
         request.usage.finish_reason = "length"
-        if request.candidates is None:
-            request.sampler = make_sampler(engine.llama, request.sampling, request.grammar)
-            request.text = TextAssembler(request.stop)
+        request.sampler = make_sampler(engine.llama, request.sampling, request.grammar)
+        request.text = TextAssembler(request.stop)
 
     def _batch(self) -> TokenBatch:
         if self.batch is None:

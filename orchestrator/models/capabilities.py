@@ -47,6 +47,10 @@ class Capabilities:
     """How traces and the CLI name the model: the GGUF path, ``NAME at URL``, a class name."""
     native_tools: bool = False
     """``bind_tools`` yields structured tool calls."""
+    parallel: int = 1
+    """Calls the model decodes together (a local model's ``n_parallel``): independent calls
+    (samples, several questions, a judge's prompts) are made this many at a time
+    (:mod:`orchestrator.models.together`). 1 where the model does not say: one at a time."""
     find_ways: Callable[[], tuple[Way, ...]] = field(default=_no_ways, repr=False, compare=False)
     """The call arguments the model honours, strongest first (called once, lazily)."""
     find_window: Callable[[], int | None] = field(
