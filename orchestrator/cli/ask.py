@@ -12,7 +12,6 @@ so a run repeats unless a seed is given).
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +30,7 @@ from orchestrator.cli.common import (
     print_json,
 )
 from orchestrator.errors import OptionError
+from orchestrator.models import model_label
 
 TECHNIQUES = ("plain", "few-shot", "cot", "self-consistency", "tot")
 
@@ -137,13 +137,6 @@ def _technique_options(
     return options
 
 
-def model_label(llm: Any) -> str:
-    """The model as ``--json`` names it (the library's label)."""
-    from orchestrator.models import model_label as label
-
-    return label(llm)
-
-
 def _plain(llm: Any, text: str, system: str | None, as_json: bool) -> None:
     """The model's own answer, streamed (the ``ask`` command before techniques existed)."""
     from langchain_core.messages import HumanMessage, SystemMessage
@@ -153,14 +146,13 @@ def _plain(llm: Any, text: str, system: str | None, as_json: bool) -> None:
     for chunk in llm.stream(messages):
         final = chunk if final is None else final + chunk
         if not as_json and chunk.content:
-            sys.stdout.write(str(chunk.content))
-            sys.stdout.flush()
+            print(chunk.content, end="", flush=True)
     usage = dict(final.usage_metadata or {}) if final is not None else {}
     answer = str(final.content).strip() if final is not None else ""
     if as_json:
         print_json({"answer": answer, "model": model_label(llm), "usage": usage})
     else:
-        sys.stdout.write("\n")
+        print()
 
 
 def _show(result: dict[str, Any]) -> None:

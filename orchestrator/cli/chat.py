@@ -43,6 +43,8 @@ from orchestrator.cli.common import (
     warnings_on_stderr,
 )
 from orchestrator.errors import OptionError, OrchestratorError
+from orchestrator.models import capabilities as model_capabilities
+from orchestrator.models import model_label
 
 PROMPT = "you> "
 
@@ -111,13 +113,13 @@ class ChatState:
             return None
         if self.options.memory_tokens is not None:
             return self.options.memory_tokens
-        if not hasattr(self.llm, "engine_key"):
+        n_ctx = model_capabilities(self.llm).context_window
+        if n_ctx is None:
             raise OptionError(
                 f"the {self.options.memory} memory needs a budget: the served model's context "
                 "size is not known here",
                 fix="add --memory-tokens N (counts are approximate for a served model)",
             )
-        n_ctx = self.llm.engine_key().n_ctx
         return max(64, (n_ctx - int(self.llm.max_tokens)) // 2)
 
 
@@ -241,8 +243,6 @@ def run_tty(state: ChatState) -> None:
 
 def _model_name(llm: Any) -> str:
     info = getattr(llm, "info", None)
-    from orchestrator.models import model_label
-
     return str(info.name) if info is not None else model_label(llm)
 
 

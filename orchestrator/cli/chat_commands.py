@@ -46,8 +46,7 @@ def run_command(state: ChatState, text: str) -> bool:
 
 
 def _say(state: ChatState, text: str = "") -> None:
-    state.out.write(text + "\n")
-    state.out.flush()
+    print(text, file=state.out, flush=True)
 
 
 def _help(state: ChatState, arg: str) -> None:

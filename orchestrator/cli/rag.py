@@ -2,14 +2,12 @@
 
 The command parses its options into a pipeline spec (``spec_from_options("rag", ...)``) and
 runs it with the library's ``build``: the same spec ``serve``'s ``rag`` model, ``mcp``'s
-``rag`` tool and ``eval rag`` build. ``--print-spec`` prints that spec as JSON (never the API
-key); ``--spec FILE`` runs one as written: a pipeline option beside it is an error (the file
-is the whole pipeline), only ``--api-key`` may join it, since no spec file holds a key.
+``rag`` tool and ``eval rag`` build. ``--print-spec`` prints that spec; ``--spec FILE`` runs
+one as written (the rules: :func:`orchestrator.cli.common.pipeline_spec`).
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -104,12 +102,7 @@ def answer(chain: Any, question: str, as_json: bool) -> None:
     if as_json:
         print_json(collect_answer(parts))
         return
-    record = collect_answer(parts, on_text=_write)
-    sys.stdout.write("\n")
+    record = collect_answer(parts, on_text=lambda piece: print(piece, end="", flush=True))
+    print()
     for line in source_lines(record["sources"]) + trace_lines(record):
         console.print(f"[dim]{escape(line)}[/]")
-
-
-def _write(piece: str) -> None:
-    sys.stdout.write(piece)
-    sys.stdout.flush()

@@ -28,22 +28,6 @@ from orchestrator.cli.common import (
     print_spec,
 )
 
-#: serve's options that are not the RAG pipeline's: they may be given beside --spec.
-_NOT_RAG = (
-    "host",
-    "port",
-    "tools",
-    "mcp_config",
-    "store",
-    "max_tokens_limit",
-    "default_max_tokens",
-    "max_body_bytes",
-    "upstream_api_key",
-    "parallel",
-)
-#: serve's options that only model 'rag' reads.
-_RAG_ONLY = ("mode", "k", "strategy", "rerank", "min_similarity", "embedding")
-
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
@@ -132,18 +116,21 @@ def serve(
     --min-similarity and --embedding shape model 'rag' as they shape `orchestrator rag`;
     --spec FILE: model 'rag' runs that RAG spec (the server serves its model, and the agent's
     knowledge_base searches its index); --print-spec prints the RAG spec and exits."""
+    from dataclasses import replace
+
     from orchestrator.extras import require
     from orchestrator.server.config import ServerConfig, check_bind
 
-    # before starting anything (MCP servers, the model): a refused bind should be quick
-    check_bind(
-        ServerConfig(
-            host=host,
-            api_key=api_key or None,
-            max_tokens_limit=max_tokens_limit,
-            default_max_tokens=default_max_tokens,
-        )
+    config = ServerConfig(
+        host=host,
+        port=port,
+        api_key=api_key or None,
+        store=store,
+        max_tokens_limit=max_tokens_limit,
+        default_max_tokens=default_max_tokens,
+        max_body_bytes=max_body_bytes,
     )
+    check_bind(config)  # before starting anything (MCP servers, the model): a quick refusal
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, extra="serve", purpose="orchestrator serve")
     from orchestrator.agents.pipelines import spec_from_options
@@ -158,9 +145,9 @@ def serve(
             fix="add --base-url URL, or leave out --upstream-api-key",
         )
     models: dict[str, Any] = {"model": model, "base_url": base_url, "api_key": upstream_api_key}
-    rag_options: dict[str, Any] = {"mode": mode, "k": k, "strategy": strategy, "rerank": rerank}
-    rag_options.update(min_similarity=min_similarity, embedding=embedding)
-    rag = _rag_spec(context, spec_file, index=index or None, dsn=dsn, **models, **rag_options)
+    rag_only: dict[str, Any] = {"mode": mode, "k": k, "strategy": strategy, "rerank": rerank}
+    rag_only.update(min_similarity=min_similarity, embedding=embedding)
+    rag = _rag_spec(context, spec_file, rag_only, index=index or None, dsn=dsn, **models)
     if show_spec:
         if rag is None:
             raise OptionError("--print-spec prints the RAG spec: add --index", fix="--index DIR")
@@ -174,18 +161,7 @@ def serve(
     agent = spec_from_options(
         "agent", tools=tools, index=knowledge_index(rag, tools), mcp_config=mcp_config, model=chat
     )
-    config = ServerConfig(
-        host=host,
-        port=port,
-        model=chat,
-        rag=rag,
-        agent=agent,
-        api_key=api_key or None,
-        store=store,
-        max_tokens_limit=max_tokens_limit,
-        default_max_tokens=default_max_tokens,
-        max_body_bytes=max_body_bytes,
-    )
+    config = replace(config, model=chat, rag=rag, agent=agent)
     import uvicorn
 
     from orchestrator.server.app import create_app, uvicorn_options
@@ -205,17 +181,20 @@ def serve(
 
 
 def _rag_spec(
-    context: typer.Context, spec_file: Path | None, *, index: list[Path] | None, **options: Any
+    context: typer.Context, spec_file: Path | None, rag_only: dict[str, Any], **options: Any
 ) -> Any:
-    """Model 'rag''s spec: ``--spec FILE``, or the options with ``--index``; ``None`` without
-    either, when a RAG option given (which would do nothing) is an error."""
+    """Model 'rag''s spec: ``--spec FILE``, or the options with ``--index`` (``rag_only``: those
+    only model 'rag' reads); ``None`` without either, when a ``rag_only`` option given (which
+    would do nothing) is an error. serve's other options may be given beside ``--spec``."""
     from orchestrator.errors import OptionError
 
-    if index is not None or spec_file is not None:
+    if options["index"] is not None or spec_file is not None:
+        pipeline = {*options, *rag_only}
+        inputs = tuple(p.name or "" for p in context.command.params if p.name not in pipeline)
         return pipeline_spec(
-            "rag", spec_file, context=context, inputs=_NOT_RAG, index=index, **options
+            "rag", spec_file, context=context, inputs=inputs, **options, **rag_only
         )
-    given = given_flags(context, only=_RAG_ONLY)
+    given = given_flags(context, only=rag_only)
     if given:
         raise OptionError(
             f"{', '.join(given)} shape model 'rag', which needs an index",

@@ -5,7 +5,3 @@ project's pipelines (``rag``, ``agent``, ``story``); the app is
 Needs the ``serve`` extra (FastAPI, uvicorn, prometheus-client). Application shell: nothing in
 the library imports this package.
 """
-
-from orchestrator.server.config import ServerConfig, check_bind, is_loopback
-
-__all__ = ["ServerConfig", "check_bind", "is_loopback"]

@@ -96,11 +96,6 @@ class Backends:
         """Whether the model runs in process on a GGUF (else it is served at a base URL)."""
         return self.capabilities.local
 
-    def engine(self) -> Any:
-        """The local model's llama.cpp engine (for the model's own metrics); a served model
-        has none here (``None``)."""
-        return self.chat.engine if self.local else None
-
     def warm_up(self) -> None:
         """Load a local model's weights now, so the first request does not wait for them (a
         served model was checked at its server when it was made)."""

@@ -219,29 +219,21 @@ def routing_error(
 
 
 def install_handlers(app: FastAPI, on_error: Any) -> None:
-    """Register the handlers; ``on_error(request, api_error)`` records each one."""
+    """Register the one handler of every failure; ``on_error(request, api_error)`` records
+    each one."""
 
-    async def api_error(request: Request, exc: Exception) -> JSONResponse:
-        error = as_api_error(exc)
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RequestValidationError):
+            error = validation_error(exc.errors())
+        elif isinstance(exc, StarletteHTTPException):
+            error = routing_error(
+                request.method, request.url.path, exc.status_code, str(exc.detail), exc.__cause__
+            )
+        else:
+            error = as_api_error(exc)
         on_error(request, error)
         return error.response()
 
-    async def invalid(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        error = validation_error(exc.errors())
-        on_error(request, error)
-        return error.response()
-
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        error = routing_error(
-            request.method, request.url.path, exc.status_code, str(exc.detail), exc.__cause__
-        )
-        on_error(request, error)
-        return error.response()
-
-    app.add_exception_handler(APIError, api_error)
-    app.add_exception_handler(OrchestratorError, api_error)
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, api_error)
+    failures = (APIError, OrchestratorError, RequestValidationError, StarletteHTTPException)
+    for failure in (*failures, Exception):
+        app.add_exception_handler(failure, handle)

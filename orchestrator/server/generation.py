@@ -38,6 +38,27 @@ class Tokens:
     completion: int = 0
     cached: int = 0
 
+    @classmethod
+    def counted(cls, counts: Mapping[str, Any]) -> Tokens:
+        """From OpenAI's names: a completion's ``usage``, ``vars()`` of the engine's ``Usage``."""
+        names = ("prompt_tokens", "completion_tokens", "cached_tokens")
+        return cls(*(int(counts.get(name, 0)) for name in names))
+
+    @classmethod
+    def of_message(cls, usage: Mapping[str, Any]) -> Tokens:
+        """From a LangChain message's ``usage_metadata``."""
+        cached = int(usage.get("input_token_details", {}).get("cache_read", 0))
+        return cls(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), cached)
+
+    def add(self, more: Tokens | None) -> None:
+        if more is not None:
+            self.prompt += more.prompt
+            self.completion += more.completion
+            self.cached += more.cached
+
+    def set(self, other: Tokens) -> None:
+        self.prompt, self.completion, self.cached = other.prompt, other.completion, other.cached
+
     def openai(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt,
@@ -89,8 +110,7 @@ class Tally:
         except GenerationCancelled as exc:
             stopped = exc.usage
             if calls is None and stopped is not None:
-                tokens.prompt, tokens.completion = stopped.prompt_tokens, stopped.completion_tokens
-                tokens.cached = stopped.cached_tokens
+                tokens.set(Tokens.counted(vars(stopped)))
             raise
         except GeneratorExit:
             raise
@@ -99,19 +119,11 @@ class Tally:
             raise
         finally:
             if calls is not None:
-                _copy(calls.tokens, tokens)
+                tokens.set(calls.tokens)
             if outcome != "completed" and not tokens.completion and self.count_tokens:
                 tokens.completion = self.count_tokens("".join(self.text))
             self.metrics.tokens(self.model, tokens.prompt, tokens.completion)
             self.metrics.generations.labels(self.model, outcome).inc()
-
-
-def _copy(source: Tokens, target: Tokens) -> None:
-    target.prompt, target.completion, target.cached = (
-        source.prompt,
-        source.completion,
-        source.cached,
-    )
 
 
 def chat_pieces(
@@ -129,11 +141,8 @@ def chat_pieces(
                 tally.text.append(text)
                 yield Piece(text=text)
             calls.extend(_tool_call(c) for c in chunk.tool_call_chunks or ())
-            usage = chunk.usage_metadata
-            if usage:
-                tokens.prompt = int(usage.get("input_tokens", 0))
-                tokens.completion = int(usage.get("output_tokens", 0))
-                tokens.cached = int(usage.get("input_token_details", {}).get("cache_read", 0))
+            if chunk.usage_metadata:
+                tokens.set(Tokens.of_message(chunk.usage_metadata))
             finish = chunk.response_metadata.get("finish_reason") or finish
         if not (tokens.prompt or tokens.completion):
             _count_unreported(tokens, messages, tally)
@@ -175,8 +184,7 @@ def completion_pieces(
                     tally.text.append(text)
                     yield Piece(text=text)
         finally:
-            tokens.prompt, tokens.completion = usage.prompt_tokens, usage.completion_tokens
-            tokens.cached = usage.cached_tokens
+            tokens.set(Tokens.counted(vars(usage)))
     reason = FINISH_REASONS.get(usage.finish_reason or "stop", "stop")
     yield Piece(finish_reason=reason, usage=tokens)
 
@@ -229,10 +237,10 @@ class UsageTally(BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         usage = error.usage if isinstance(error, GenerationCancelled) else None
         if usage is not None:
-            self._add(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+            self._add(Tokens.counted(vars(usage)))
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
-        prompt = completion = cached = 0
+        found = Tokens()
         reason = None
         for generations in response.generations:
             for generation in generations:
@@ -241,28 +249,16 @@ class UsageTally(BaseCallbackHandler):
                 given = generation.generation_info or {}
                 reason = said.get("finish_reason") or given.get("finish_reason") or reason
                 meta = getattr(message, "usage_metadata", None)
-                info = given.get("usage")
                 if meta:
-                    prompt += int(meta.get("input_tokens", 0))
-                    completion += int(meta.get("output_tokens", 0))
-                    cached += int(meta.get("input_token_details", {}).get("cache_read", 0))
-                elif info:
-                    prompt += int(info.get("prompt_tokens", 0))
-                    completion += int(info.get("completion_tokens", 0))
-                    cached += int(info.get("cached_tokens", 0))
-        if not (prompt or completion):
-            totals = (response.llm_output or {}).get("token_usage") or {}
-            prompt, completion = (
-                int(totals.get("prompt_tokens", 0)),
-                int(totals.get("completion_tokens", 0)),
-            )
-            cached = int(totals.get("cached_tokens", 0))
-        self._add(prompt, completion, cached)
+                    found.add(Tokens.of_message(meta))
+                elif given.get("usage"):
+                    found.add(Tokens.counted(given["usage"]))
+        if not (found.prompt or found.completion):
+            found = Tokens.counted((response.llm_output or {}).get("token_usage") or {})
+        self._add(found)
         if reason:
             self.finish_reason = FINISH_REASONS.get(reason, "stop")
 
-    def _add(self, prompt: int, completion: int, cached: int) -> None:
+    def _add(self, more: Tokens) -> None:
         with self._lock:
-            self.tokens.prompt += prompt
-            self.tokens.completion += completion
-            self.tokens.cached += cached
+            self.tokens.add(more)

@@ -57,59 +57,57 @@ class Metrics:
     @classmethod
     def create(cls) -> Metrics:
         registry = CollectorRegistry()
-
-        def kw() -> dict[str, Any]:
-            return {"registry": registry}
-
         return cls(
             registry=registry,
             requests=Counter(
                 "orchestrator_requests",
                 "HTTP requests answered, by endpoint and status code.",
                 ["endpoint", "status"],
-                **kw(),
+                registry=registry,
             ),
             errors=Counter(
                 "orchestrator_errors",
                 "Requests answered with an error object, by endpoint and error code.",
                 ["endpoint", "code"],
-                **kw(),
+                registry=registry,
             ),
             in_progress=Gauge(
-                "orchestrator_requests_in_progress", "Requests being answered now.", **kw()
+                "orchestrator_requests_in_progress",
+                "Requests being answered now.",
+                registry=registry,
             ),
             latency=Histogram(
                 "orchestrator_request_duration_seconds",
                 "Time from request to the last byte of the answer.",
                 ["endpoint"],
                 buckets=_LATENCY_BUCKETS,
-                **kw(),
+                registry=registry,
             ),
             ttft=Histogram(
                 "orchestrator_time_to_first_token_seconds",
                 "Time from request to the first generated text (queueing included).",
                 ["model"],
                 buckets=_LATENCY_BUCKETS,
-                **kw(),
+                registry=registry,
             ),
             prompt_tokens=Counter(
-                "orchestrator_prompt_tokens", "Tokens read (prompts).", ["model"], **kw()
+                "orchestrator_prompt_tokens", "Tokens read (prompts).", ["model"], registry=registry
             ),
             completion_tokens=Counter(
-                "orchestrator_completion_tokens", "Tokens generated.", ["model"], **kw()
+                "orchestrator_completion_tokens", "Tokens generated.", ["model"], registry=registry
             ),
             generations=Counter(
                 "orchestrator_generations",
                 "Generations, by how they ended: completed (the work was done), cancelled "
                 "(stopped early because the client went away), error.",
                 ["model", "outcome"],
-                **kw(),
+                registry=registry,
             ),
             disconnects=Counter(
                 "orchestrator_client_disconnects",
                 "Requests whose client went away before the answer was complete.",
                 ["endpoint"],
-                **kw(),
+                registry=registry,
             ),
         )
 

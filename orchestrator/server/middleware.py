@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,7 +74,7 @@ class GateMiddleware:
                 return
             refusal = self._too_large()
         self.metrics.errors.labels(endpoint_of(scope["path"]), str(refusal.code)).inc()
-        await _send_error(send, refusal)
+        await refusal.response()(scope, receive, send)
 
     def _auth_error(self, path: str, authorization: str | None) -> APIError | None:
         if self.api_key is None or path in OPEN_PATHS:
@@ -138,15 +137,3 @@ def _replay(body: bytes, disconnected: bool, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _send_error(send: Send, error: APIError) -> None:
-    response: Any = error.response()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": response.raw_headers,
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})

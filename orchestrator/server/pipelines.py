@@ -23,29 +23,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from orchestrator.server.generation import Piece, Tally, Tokens, UsageTally
 
 PIPELINES = ("rag", "agent", "story")
 _STEP_KEYS = ("thought", "action", "action_input", "observation", "parse_error")
-T = TypeVar("T")
 
 
-def _bound(llm: Any, overrides: Mapping[str, Any]) -> Any:
+def bound(llm: Any, overrides: Mapping[str, Any]) -> Any:
+    """``llm`` bound to a request's sampling ``overrides`` (none: ``llm`` itself)."""
     return llm.bind(**overrides) if overrides else llm
-
-
-@contextlib.contextmanager
-def _closing(items: Iterator[T]) -> Iterator[Iterator[T]]:
-    """``items``, closed on the way out: a chain's stream left early (the pieces generator
-    closed) ends inside the pipeline's accounting, not whenever it is collected."""
-    try:
-        yield items
-    finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
 
 
 def _finish(usage: UsageTally, tokens: Tokens, fields: dict[str, Any] | None = None) -> Piece:
@@ -66,11 +54,12 @@ def rag_pieces(
 
     usage = UsageTally()
     sampling = {**answer_model_spec(rag.spec).sampling(), **overrides}
-    chain = build(rag.spec, llm=_bound(chat, sampling), retrievers=rag.retrievers)
+    chain = build(rag.spec, llm=bound(chat, sampling), retrievers=rag.retrievers)
     collector = AnswerCollector()
     with tally.generation(usage) as tokens:
         parts = chain.stream({"question": question}, {"callbacks": [usage]})
-        with _closing(parts):
+        # closed here: a stream left early ends inside the pipeline's accounting
+        with contextlib.closing(parts):
             for part in parts:
                 fields, text = collector.add(part)
                 if fields:
@@ -100,7 +89,7 @@ def agent_pieces(
     with tally.generation(usage) as tokens:
         thought = ""
         events = executor.stream({"input": question}, {"callbacks": [usage]})
-        with _closing(events):
+        with contextlib.closing(events):
             for event in events:
                 kind = event["type"]
                 if kind == "action":
@@ -141,7 +130,7 @@ def story_pieces(
 
     usage = UsageTally()
     with tally.generation(usage) as tokens:
-        result = build(StorySpec(), llm=_bound(chat, overrides)).invoke(
+        result = build(StorySpec(), llm=bound(chat, overrides)).invoke(
             {"summary": summary}, {"callbacks": [usage]}
         )
     fields = {k: result[k] for k in ("summary", "title", "character", "story")}

@@ -30,11 +30,12 @@ from orchestrator.server.schemas import (
     ChatMessage,
     CompletionRequest,
     Sampling,
-    tool_arguments,
+    decode_arguments,
 )
 
 Make = Callable[[], Iterator[Piece]]
-_SAMPLING = ("temperature", "top_p", "seed", "top_k", "min_p", "repeat_penalty")
+#: The request fields that become the model's sampling options (``max_tokens`` apart).
+SAMPLING = ("temperature", "top_p", "seed", "top_k", "min_p", "repeat_penalty")
 
 
 def bad(message: str, param: str | None, fix: str, code: str = "invalid_value") -> APIError:
@@ -45,7 +46,7 @@ def overrides(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
     """The request's sampling options as call options of the server's model: every model
     takes them all by name (a served model sends llama.cpp's ``top_k``, ``min_p`` and
     ``repeat_penalty`` in the request body itself: ``orchestrator.remote.BODY_SAMPLING``)."""
-    found = {name: getattr(body, name) for name in _SAMPLING if getattr(body, name) is not None}
+    found = {name: getattr(body, name) for name in SAMPLING if getattr(body, name) is not None}
     if max_tokens is not None:
         found["max_tokens"] = max_tokens
     return found
@@ -102,7 +103,7 @@ def _calls(message: ChatMessage, i: int) -> list[dict[str, Any]]:
     calls = []
     for j, call in enumerate(message.tool_calls or ()):
         try:
-            args = tool_arguments(call)
+            args = decode_arguments(call.function.arguments)
         except ValueError as exc:
             raise bad(
                 f"the tool call's arguments are not a JSON object: {exc}",
@@ -202,9 +203,7 @@ def plan_chat(
     if kind == "story":
         opts = overrides(body, max_tokens)
         return lambda: pipelines.story_pieces(backends.chat, question, opts, tally)
-    llm = backends.agent_llm
-    sampling = overrides(body, None)
-    agent_llm = llm.bind(**sampling) if sampling else llm
+    agent_llm = pipelines.bound(backends.agent_llm, overrides(body, None))
     spec, tools = backends.agent, backends.tools
     return lambda: pipelines.agent_pieces(
         spec, agent_llm, tools, question, body.wanted_tokens(), tally

@@ -22,13 +22,6 @@ def sse(payload: dict[str, Any]) -> str:
     return f"{head}data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
-def add_tokens(total: Tokens, more: Tokens | None) -> None:
-    if more is not None:
-        total.prompt += more.prompt
-        total.completion += more.completion
-        total.cached += more.cached
-
-
 @dataclass
 class Collected:
     """A whole answer gathered from its pieces (one entry per choice index)."""
@@ -49,7 +42,7 @@ class Collected:
                 self.fields.setdefault("steps", []).append(piece.fields["step"])
         if piece.finish_reason is not None:
             self.finish[index] = piece.finish_reason
-        add_tokens(self.usage, piece.usage)
+        self.usage.add(piece.usage)
 
     def text(self, index: int = 0) -> str:
         return "".join(self.texts.get(index, []))
@@ -70,13 +63,13 @@ class Shape(Protocol):
     def whole(self, got: Collected, n_choices: int = 1) -> dict[str, Any]: ...
 
 
-class ChatShape:
-    """``chat.completion`` and ``chat.completion.chunk`` objects for one request."""
+class _Objects:
+    """What every object of one request's answer carries: its id, time and model."""
 
-    path = "/v1/chat/completions"
+    prefix: str
 
     def __init__(self, model: str) -> None:
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.id = f"{self.prefix}-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model
 
@@ -88,6 +81,13 @@ class ChatShape:
             "model": self.model,
             "system_fingerprint": None,
         }
+
+
+class ChatShape(_Objects):
+    """``chat.completion`` and ``chat.completion.chunk`` objects for one request."""
+
+    path = "/v1/chat/completions"
+    prefix = "chatcmpl"
 
     def opening(self) -> list[dict[str, Any]]:
         return [self._chunk({"role": "assistant", "content": ""})]
@@ -134,24 +134,11 @@ class ChatShape:
         }
 
 
-class CompletionShape:
+class CompletionShape(_Objects):
     """``text_completion`` objects (whole and streamed) for one request."""
 
     path = "/v1/completions"
-
-    def __init__(self, model: str) -> None:
-        self.id = f"cmpl-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-        self.model = model
-
-    def _head(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-        }
+    prefix = "cmpl"
 
     def opening(self) -> list[dict[str, Any]]:
         return []
@@ -165,10 +152,10 @@ class CompletionShape:
             "logprobs": None,
             "finish_reason": piece.finish_reason,
         }
-        return [{**self._head(), "choices": [choice]}]
+        return [{**self._head("text_completion"), "choices": [choice]}]
 
     def usage_chunk(self, usage: Tokens) -> dict[str, Any]:
-        return {**self._head(), "choices": [], "usage": usage.openai()}
+        return {**self._head("text_completion"), "choices": [], "usage": usage.openai()}
 
     def whole(self, got: Collected, n_choices: int = 1) -> dict[str, Any]:
         choices = [
@@ -180,7 +167,7 @@ class CompletionShape:
             }
             for i in range(n_choices)
         ]
-        return {**self._head(), "choices": choices, "usage": got.usage.openai()}
+        return {**self._head("text_completion"), "choices": choices, "usage": got.usage.openai()}
 
 
 def embedding_list(

@@ -3,8 +3,8 @@
 As for chat completions, unknown fields are refused and every standard field is accepted, in
 three groups: honoured (``input``, ``instructions``, ``previous_response_id``, ``tools``,
 ``tool_choice``, ``text.format``, ``max_output_tokens``, ``temperature``, ``top_p``,
-``stream``, ``store``, ``metadata``), no-ops that change nothing about the answer
-(:data:`IGNORED`), and fields accepted only at their default (:data:`UNSUPPORTED_DEFAULTS`),
+``stream``, ``store``, ``metadata``), no-ops that change nothing about the answer (marked so
+where declared), and fields accepted only at their default (:data:`UNSUPPORTED_DEFAULTS`),
 because ignoring another value would change what the client gets. Orchestrator's own fields
 (``extra_body``): ``seed``, ``top_k``, ``min_p``, ``repeat_penalty``.
 
@@ -29,20 +29,6 @@ from pydantic import (
 
 from orchestrator.models.options import MaxTokens, MinP, RepeatPenalty, Temperature, TopK, TopP
 from orchestrator.server.schemas import Closed
-
-#: Fields that never change an answer here; accepted with any value and ignored.
-IGNORED = (
-    "user",
-    "safety_identifier",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "prompt_cache_options",
-    "service_tier",
-    "max_tool_calls",  # it bounds built-in tool calls, and there are none here
-    "image",  # image options; images are refused anyway
-    "parallel_tool_calls",
-    "stream_options",
-)
 
 #: Fields accepted only at these values (``None``: absent); any other value is a 400.
 UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {
@@ -255,14 +241,14 @@ class ResponseRequest(Closed):
     instructions: str | None = None
     previous_response_id: str | None = None
     stream: bool = False
-    stream_options: StreamOptions | None = None
+    stream_options: StreamOptions | None = None  # a no-op
     # bounds: orchestrator.models.SamplingOptions (None: the model's default)
     max_output_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
     top_p: TopP | None = None
     tools: list[FunctionTool] | None = None
     tool_choice: ToolChoice | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: bool | None = None  # a no-op
     text: TextConfig | None = None
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
     store: bool | None = None
@@ -273,15 +259,16 @@ class ResponseRequest(Closed):
     top_k: TopK | None = None
     min_p: MinP | None = None
     repeat_penalty: RepeatPenalty | None = None
-    # accepted, see IGNORED / UNSUPPORTED_DEFAULTS
+    # no-ops: they never change an answer here
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
     prompt_cache_options: dict[str, Any] | None = None
     service_tier: str | None = None
-    max_tool_calls: int | None = Field(default=None, ge=1)
-    image: dict[str, Any] | None = None
+    max_tool_calls: int | None = Field(default=None, ge=1)  # there are no built-in tools
+    image: dict[str, Any] | None = None  # image options; images are refused anyway
+    # accepted only at their defaults (UNSUPPORTED_DEFAULTS)
     background: bool | None = None
     background_options: dict[str, Any] | None = None
     conversation: str | dict[str, Any] | None = None

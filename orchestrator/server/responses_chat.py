@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.server.errors import APIError, validation_error
-from orchestrator.server.plans import bad, check_supported
+from orchestrator.server.plans import SAMPLING, bad, check_supported
 from orchestrator.server.responses import Collected
 from orchestrator.server.responses_api import (
     FunctionCallItem,
@@ -44,11 +44,6 @@ _NAMES = (
     (re.compile(r"(tools\[\d+\])\.function\."), r"\1."),
     (re.compile(r"\bmessages(\[\d+\])?"), "input"),
 )
-
-
-def check_options(body: ResponseRequest) -> None:
-    """Refuse what has no chat equivalent here, naming the Responses field."""
-    check_supported(body)
 
 
 def item_messages(items: list[Item]) -> list[ChatMessage]:
@@ -86,23 +81,16 @@ def _check_arguments(arguments: str, param: str) -> None:
 
 def answer_messages(got: Collected) -> list[ChatMessage]:
     """A finished answer as the assistant message a later turn sees."""
-    calls = [
-        ToolCall(
-            id=call["id"],
-            function=FunctionCall(
-                name=call["function"]["name"], arguments=call["function"]["arguments"]
-            ),
-        )
-        for call in got.tool_calls
-    ]
+    calls = [ToolCall.model_validate(call) for call in got.tool_calls]
     text = got.text().strip()
     content = None if calls and not text else text
     return [ChatMessage(role="assistant", content=content, tool_calls=calls or None)]
 
 
 def chat_request(body: ResponseRequest, history: list[ChatMessage]) -> ChatCompletionRequest:
-    """The chat completions request this Responses request means."""
-    check_options(body)
+    """The chat completions request this Responses request means; what has no chat
+    equivalent here is refused first, naming the Responses field."""
+    check_supported(body)
     system = [ChatMessage(role="system", content=body.instructions)] if body.instructions else []
     messages = [*system, *history, *item_messages(body.items())]
     if not messages:
@@ -113,10 +101,7 @@ def chat_request(body: ResponseRequest, history: list[ChatMessage]) -> ChatCompl
         "stream": body.stream,
         "max_completion_tokens": body.max_output_tokens,
         "parallel_tool_calls": body.parallel_tool_calls,
-        **body.model_dump(
-            include={"temperature", "top_p", "seed", "top_k", "min_p", "repeat_penalty"},
-            exclude_none=True,
-        ),
+        **body.model_dump(include=set(SAMPLING), exclude_none=True),
     }
     if body.tools:
         fields["tools"] = [_chat_tool(t.model_dump(exclude_none=True)) for t in body.tools]

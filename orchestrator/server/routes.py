@@ -32,7 +32,7 @@ from orchestrator.models import capabilities
 from orchestrator.server import plans
 from orchestrator.server.backends import Backends
 from orchestrator.server.errors import as_api_error
-from orchestrator.server.generation import Piece, SessionLocks, Tally
+from orchestrator.server.generation import Piece, SessionLocks, Tally, Tokens
 from orchestrator.server.metrics import Metrics
 from orchestrator.server.responses import (
     DONE,
@@ -40,7 +40,6 @@ from orchestrator.server.responses import (
     Collected,
     CompletionShape,
     Shape,
-    add_tokens,
     embedding_list,
     sse,
 )
@@ -67,7 +66,7 @@ class ServerState:
 
     def __post_init__(self) -> None:
         if self.backends.local:  # a served model's engine is its server's (no busy gauge here)
-            self.metrics.watch_model(self.backends.engine)
+            self.metrics.watch_model(lambda: self.backends.chat.engine)
 
     def tally(self, model: str, llm: Any) -> Tally:
         """Token counts the model layer makes for ``llm`` (a served model's: approximate)."""
@@ -247,7 +246,7 @@ async def _events(
     """The server-sent events of one streamed answer, ending with ``data: [DONE]``. A client
     that leaves cancels the generation, whether it leaves while a piece is being sent (the
     server stops sending: this generator is closed or cancelled) or while one is awaited."""
-    usage_total = Collected().usage
+    usage_total = Tokens()
     ended = False
     try:
         async with _watching(request, cancel):
@@ -256,7 +255,7 @@ async def _events(
             piece: Piece | None = first
             while piece is not None:
                 timer.saw(piece)
-                add_tokens(usage_total, piece.usage)
+                usage_total.add(piece.usage)
                 for payload in shape.chunks(piece):
                     yield sse(payload)
                 piece = await anext(pieces, None)

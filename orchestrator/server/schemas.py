@@ -6,8 +6,8 @@ all accepted, in three groups:
 
 - honoured: ``max_tokens`` / ``max_completion_tokens``, ``temperature``, ``top_p``, ``seed``,
   ``stop``, ``tools``, ``tool_choice``, ``response_format``, ``stream``, ``stream_options``;
-- no-ops, accepted with any value because they change nothing about the answer
-  (:data:`IGNORED_FIELDS`: ``user``, ``metadata``, ``store``, ``parallel_tool_calls``, ...);
+- no-ops, accepted with any value because they change nothing about the answer (``user``,
+  ``metadata``, ``store``, ``parallel_tool_calls``, ...: marked so where declared);
 - unsupported, accepted only at their default value (:data:`UNSUPPORTED_DEFAULTS`: ``n`` other
   than 1, ``logprobs``, ``logit_bias``, penalties, audio ...); any other value is a 400 that
   names the field, because ignoring it would change what the client gets.
@@ -27,17 +27,6 @@ from pydantic_core import PydanticCustomError
 
 from orchestrator.models.options import MaxTokens, MinP, RepeatPenalty, Temperature, TopK, TopP
 from orchestrator.server.errors import printable
-
-#: Fields that never change an answer here; accepted and ignored.
-IGNORED_FIELDS = (
-    "user",
-    "metadata",
-    "store",
-    "parallel_tool_calls",
-    "service_tier",
-    "prompt_cache_key",
-    "safety_identifier",
-)
 
 #: Fields accepted only at these (default) values; ``None`` means "absent" is also fine.
 UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {
@@ -222,13 +211,14 @@ class Sampling(Closed):
     top_k: TopK | None = None
     min_p: MinP | None = None
     repeat_penalty: RepeatPenalty | None = None
-    # accepted, see IGNORED_FIELDS / UNSUPPORTED_DEFAULTS
+    # no-ops: they never change an answer here
     user: str | None = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
     service_tier: str | None = None
     prompt_cache_key: str | None = None
     safety_identifier: str | None = None
+    # accepted only at their defaults (UNSUPPORTED_DEFAULTS)
     n: int | None = None
     logprobs: bool | int | None = None
     logit_bias: dict[str, float] | None = None
@@ -259,7 +249,7 @@ class ChatCompletionRequest(Sampling):
     tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     response_format: ResponseFormat | None = None
     session_id: str | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: bool | None = None  # a no-op
     top_logprobs: int | None = None
     modalities: list[str] | None = None
     audio: Any = None
@@ -275,9 +265,7 @@ class ChatCompletionRequest(Sampling):
 
     def tool_choice_value(self) -> str | dict[str, Any] | None:
         choice = self.tool_choice
-        if choice is None or isinstance(choice, str):
-            return choice
-        return {"type": "function", "function": {"name": choice.function.name}}
+        return choice if choice is None or isinstance(choice, str) else choice.model_dump()
 
     def response_format_value(self) -> dict[str, Any] | None:
         fmt = self.response_format
@@ -311,11 +299,6 @@ class EmbeddingRequest(Closed):
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
-
-
-def tool_arguments(call: ToolCall) -> dict[str, Any]:
-    """A tool call's arguments as a dict; see :func:`decode_arguments`."""
-    return decode_arguments(call.function.arguments)
 
 
 def decode_arguments(arguments: str | None) -> dict[str, Any]:
