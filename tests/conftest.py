@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import orchestrator  # noqa: F401  (first: its telemetry opt-outs, orchestrator/privacy.py)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ORCHESTRATOR_THREADS", "1")
+# Sessions, traces, checkpoints and the evaluation cache of tests land in a throwaway home, never
+# in the user's own (tests that need a particular home set their own).
+os.environ.setdefault("ORCHESTRATOR_HOME", tempfile.mkdtemp(prefix="orchestrator-test-home-"))
 
 import json
 from collections.abc import Iterator

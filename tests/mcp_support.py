@@ -56,7 +56,13 @@ TEST_SERVER = textwrap.dedent(
 def server_env() -> dict[str, str]:
     """What a server subprocess needs: offline, one thread (the MCP SDK passes only a few
     variables of ours on its own)."""
-    keep = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "ORCHESTRATOR_THREADS", "ORCHESTRATOR_MODEL")
+    keep = (
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "ORCHESTRATOR_THREADS",
+        "ORCHESTRATOR_MODEL",
+        "ORCHESTRATOR_HOME",
+    )
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("ORCHESTRATOR_THREADS", "1")

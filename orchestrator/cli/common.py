@@ -197,14 +197,35 @@ def report_error(exc: OrchestratorError) -> None:
         err_console.print(f"[yellow]fix:[/] {escape(exc.fix)}")
 
 
+def traced_command(context: typer.Context, *, no_trace: bool, otlp: str | None) -> None:
+    """Trace the command about to run (the library decides which commands record runs) until
+    its context closes; a bad ``--otlp`` or tracing setting is an error, a store that cannot
+    be opened a warning."""
+    from orchestrator.tracing import command_tracing
+
+    def warn(message: str) -> None:
+        err_console.print(f"[yellow]warning:[/] {escape(message)}")
+
+    tracing = command_tracing(context.invoked_subcommand, no_trace=no_trace, otlp=otlp, warn=warn)
+    try:
+        context.with_resource(tracing)
+    except OrchestratorError as exc:
+        report_error(exc)
+        raise typer.Exit(2) from None
+
+
 def guarded(fn: F) -> F:
-    """Turn expected errors into a red message with the fix and exit code 2 (no traceback)."""
+    """Turn expected errors into a red message with the fix and exit code 2 (no traceback);
+    the run being traced records the error and its fix."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except OrchestratorError as exc:
+            from orchestrator.tracing import record_error
+
+            record_error(exc)
             report_error(exc)
             raise typer.Exit(2) from None
         except ValidationError as exc:
@@ -269,16 +290,21 @@ def pipeline_spec(
     parameters that are not pipeline options (the question, output switches); ``context``:
     the command's, which knows the flags given."""
     from orchestrator.agents.pipelines import load_spec, spec_from_options
+    from orchestrator.tracing import annotate
 
     if spec_file is None:
-        return spec_from_options(kind, **options)
-    given = given_flags(context, NOT_PIPELINE | set(inputs))
-    if given:
-        raise OptionError(
-            f"--spec runs {spec_file} as written; {', '.join(given)} cannot change it",
-            fix="edit the file (write one with --print-spec), or leave out --spec",
-        )
-    return load_spec(spec_file, kind, api_key=options.get("api_key"))
+        spec = spec_from_options(kind, **options)
+    else:
+        given = given_flags(context, NOT_PIPELINE | set(inputs))
+        if given:
+            raise OptionError(
+                f"--spec runs {spec_file} as written; {', '.join(given)} cannot change it",
+                fix="edit the file (write one with --print-spec), or leave out --spec",
+            )
+        spec = load_spec(spec_file, kind, api_key=options.get("api_key"))
+    strategy = getattr(spec, "strategy", None)
+    annotate(pipeline=f"{spec.kind}:{strategy}" if strategy else spec.kind)
+    return spec
 
 
 def given_flags(

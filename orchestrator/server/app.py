@@ -22,6 +22,7 @@ from orchestrator.server.metrics import Metrics, endpoint_of
 from orchestrator.server.middleware import GateMiddleware, MetricsMiddleware
 from orchestrator.server.responses_routes import router as responses_router
 from orchestrator.server.routes import ServerState, router
+from orchestrator.server.trace_requests import TraceMiddleware
 
 
 def create_app(config: ServerConfig, backends: Backends | None = None) -> FastAPI:
@@ -55,6 +56,7 @@ def create_app(config: ServerConfig, backends: Backends | None = None) -> FastAP
     install_handlers(app, on_error)
     app.include_router(router)
     app.include_router(responses_router)
+    app.add_middleware(TraceMiddleware)  # innermost: records the requests the gate admits
     app.add_middleware(
         GateMiddleware,
         api_key=config.api_key,

@@ -136,9 +136,23 @@ def served_tools(options: MCPServerOptions) -> list[str]:
     return ["calculator"] if options.rag is None else ["knowledge_base", "rag", "calculator"]
 
 
+async def traced_call(name: str, work: Callable[[str], Any], argument: str) -> Any:
+    """Run a tool in a worker thread, recorded as one run (``logs --command mcp``)."""
+    import anyio
+
+    from orchestrator.tracing import run
+    from orchestrator.tracing.names import OPERATION, TOOL, TOOL_NAME
+
+    tool = {OPERATION: TOOL, TOOL_NAME: name}
+    with run("mcp", name=f"{TOOL} {name}", pipeline=name, kind="tool", attributes=tool) as call:
+        call.update(input=argument)
+        result = await anyio.to_thread.run_sync(work, argument)
+        call.update(output=getattr(result, "structuredContent", None) or result)
+        return result
+
+
 def build_server(options: MCPServerOptions) -> FastMCP:
     """A FastMCP server with ``calculator``, plus ``knowledge_base`` and ``rag`` given an index."""
-    import anyio
     from mcp.server.fastmcp import FastMCP
 
     from orchestrator.agents.tools.knowledge import KNOWLEDGE_BASE_DESCRIPTION
@@ -158,7 +172,7 @@ def build_server(options: MCPServerOptions) -> FastMCP:
     async def calculator(
         expression: Annotated[str, Field(description="e.g. 2*(3+4) or sqrt(2)")],
     ) -> str:
-        return await anyio.to_thread.run_sync(backend.calculator, expression)
+        return await traced_call("calculator", backend.calculator, expression)
 
     server.add_tool(
         calculator, name="calculator", description=CALCULATOR_DESCRIPTION, structured_output=False
@@ -169,10 +183,10 @@ def build_server(options: MCPServerOptions) -> FastMCP:
     async def knowledge_base(
         query: Annotated[str, Field(description="a question or a few keywords")],
     ) -> str:
-        return await anyio.to_thread.run_sync(backend.knowledge_base, query)
+        return await traced_call("knowledge_base", backend.knowledge_base, query)
 
     async def rag(question: Annotated[str, Field(description="the question to answer")]) -> Any:
-        return await anyio.to_thread.run_sync(backend.rag, question)
+        return await traced_call("rag", backend.rag, question)
 
     server.add_tool(
         knowledge_base,
