@@ -17,6 +17,11 @@ from typing import Any, Literal
 from langchain_core.agents import AgentAction, AgentFinish, AgentStep
 from langchain_core.exceptions import OutputParserException
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_callback_manager_for_config,
+    patch_config,
+)
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field, model_validator
 
@@ -126,11 +131,23 @@ class AgentExecutor(RunnableSerializable[dict[str, Any] | str, dict[str, Any]]):
         if "input" not in inputs:
             raise OptionError("AgentExecutor needs an 'input'", fix='invoke({"input": "..."})')
         printer = VerbosePrinter(self.console) if self.verbose else None
-        run = _Run(self, inputs, config)
-        for event in run.events():
-            if printer is not None:
-                printer(event)
-            yield event
+        config = ensure_config(config)
+        manager = get_callback_manager_for_config(config).on_chain_start(
+            None,
+            inputs,
+            name=config.get("run_name") or self.get_name(),
+            run_id=config.pop("run_id", None),
+        )  # one LangChain run: callbacks (tracing) see each step inside it
+        run = _Run(self, inputs, patch_config(config, callbacks=manager.get_child()))
+        try:
+            for event in run.events():
+                if printer is not None:
+                    printer(event)
+                yield event
+        except BaseException as exc:
+            manager.on_chain_error(exc)
+            raise
+        manager.on_chain_end(event["result"])
         self.last_trace = run.trace
         if self.trace_dir is not None:
             run.trace.save(self.trace_dir)
@@ -174,7 +191,7 @@ class _Run:
             if reason is not None:
                 break
             iteration += 1
-            outcome = yield from self._step()
+            outcome = yield from self._traced_step(iteration)
             if isinstance(outcome, AgentFinish):
                 yield self._finish(outcome, "return_direct" if self.direct else "final_answer")
                 return
@@ -196,12 +213,34 @@ class _Run:
         keep = self.owner.trim_intermediate_steps
         return self.steps[-keep:] if keep > 0 else list(self.steps)
 
-    def _step(self) -> Generator[dict[str, Any], None, AgentFinish | str | None]:
+    def _traced_step(self, n: int) -> Generator[dict[str, Any], None, AgentFinish | str | None]:
+        """:meth:`_step` as a child run named ``agent step N`` (what tracing recognises)."""
+        manager = get_callback_manager_for_config(ensure_config(self.config)).on_chain_start(
+            None, {"input": self.trace.input}, name=f"agent step {n}"
+        )
+        try:
+            outcome = yield from self._step(
+                patch_config(self.config, callbacks=manager.get_child())
+            )
+        except BaseException as exc:
+            manager.on_chain_error(exc)
+            raise
+        if isinstance(outcome, AgentFinish):
+            manager.on_chain_end(outcome.return_values)
+        elif outcome is None and self.steps:
+            manager.on_chain_end({"output": self.steps[-1][1]})
+        else:
+            manager.on_chain_end({"output": outcome or ""})
+        return outcome
+
+    def _step(
+        self, config: RunnableConfig
+    ) -> Generator[dict[str, Any], None, AgentFinish | str | None]:
         """One model call and its tool; returns a finish, a stop reason, or ``None``."""
         started = Timer()
         try:
             text = self.agent.generate(
-                self.inputs, self._visible_steps(), deadline=self.deadline, config=self.config
+                self.inputs, self._visible_steps(), deadline=self.deadline, config=config
             )
         except StepTimeout:
             return "max_execution_time"
@@ -222,10 +261,10 @@ class _Run:
             self.repeated = {"action": decision.tool, "action_input": decision.tool_input}
             return "repeated_action"
         self.seen.add(key)
-        return (yield from self._act(decision, text, started))
+        return (yield from self._act(decision, text, started, config))
 
     def _act(
-        self, decision: AgentAction, text: str, started: Timer
+        self, decision: AgentAction, text: str, started: Timer, config: RunnableConfig
     ) -> Generator[dict[str, Any], None, AgentFinish | None]:
         thought = clean_thought(decision.log.split("\nAction:")[0])
         tool_input = str(decision.tool_input)
@@ -237,7 +276,7 @@ class _Run:
             "action_input": tool_input,
             "actions": [decision],
         }
-        observation = self._run_tool(decision)
+        observation = self._run_tool(decision, config)
         self.steps.append((decision, observation))
         record = StepRecord(
             thought, decision.tool, tool_input, observation, text, False, started.elapsed()
@@ -281,13 +320,13 @@ class _Run:
             "observation": feedback,
         }
 
-    def _run_tool(self, action: AgentAction) -> str:
+    def _run_tool(self, action: AgentAction, config: RunnableConfig) -> str:
         tool = self.tools.get(action.tool)
         if tool is None:
             names = ", ".join(self.tools)
             return f"{action.tool} is not a valid tool, try one of [{names}]."
         try:
-            result = tool.invoke(_tool_input(tool, str(action.tool_input)), self.config)
+            result = tool.invoke(_tool_input(tool, str(action.tool_input)), config)
         except Exception as exc:  # a failing tool is something the agent observes
             return f"Tool {tool.name} failed: {type(exc).__name__}: {exc}"
         text = result if isinstance(result, str) else _stringify(result)

@@ -138,7 +138,11 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         return self.resolved_step_mode == "grammar"
 
     def render(
-        self, inputs: Mapping[str, Any], steps: Sequence[tuple[AgentAction, str]], tail: str = ""
+        self,
+        inputs: Mapping[str, Any],
+        steps: Sequence[tuple[AgentAction, str]],
+        tail: str = "",
+        config: RunnableConfig | None = None,
     ) -> PromptValue:
         """The prompt for the next step (``tail`` is appended to the scratchpad).
 
@@ -153,7 +157,7 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         values["agent_scratchpad"] = format_scratchpad(steps)
         values = safe_values(self.llm, values)
         values["agent_scratchpad"] += tail
-        return self.prompt.invoke(values)
+        return self.prompt.invoke(values, config)
 
     def generate(
         self,
@@ -164,7 +168,7 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         config: RunnableConfig | None = None,
     ) -> str:
         """The model's text for the next step (only the first action is kept by the parser)."""
-        prompt = self.render(inputs, steps)
+        prompt = self.render(inputs, steps, config=config)
 
         def gbnf() -> str:
             chat = capabilities(self.llm).chat
@@ -190,7 +194,7 @@ class ReActAgent(RunnableSerializable[dict[str, Any], AgentAction | AgentFinish]
         """The model's final answer without tools, once ``reason`` ended the loop."""
         note = STOP_NOTES.get(reason, "I must answer now from what I found.")
         lead = "" if steps else " "
-        prompt = self.render(inputs, steps, tail=f"{lead}{note}\n{FINAL_ANSWER}")
+        prompt = self.render(inputs, steps, tail=f"{lead}{note}\n{FINAL_ANSWER}", config=config)
         gbnf = partial(final_grammar, answer_prefix=False)
         return self._constrained(prompt, final_schema, gbnf, final_answer_from_json, None, config)
 

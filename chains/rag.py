@@ -24,11 +24,13 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
+from langchain_core.callbacks import CallbackManagerForChainRun
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict
 
 from orchestrator.chains.llm_chain import reject_call_options
@@ -173,15 +175,22 @@ class RAGChain(RunnableSerializable[Any, dict[str, Any]]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield ``{"question", "sources"}`` once (with ``trace``: also ``strategy`` and what
-        it did), then ``{"answer": piece}`` per piece; ``invoke`` adds ``citations``."""
+        it did), then ``{"answer": piece}`` per piece; ``invoke`` adds ``citations``. One
+        LangChain run: callbacks (tracing) see the retrieval and the answer inside it."""
         reject_call_options(kwargs, "RAGChain")
-        question = question_text(input)
+        yield from self._transform_stream_with_config(iter([input]), self._parts, config)
+
+    def _parts(
+        self, inputs: Iterator[Any], run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> Iterator[dict[str, Any]]:  # fmt: skip
+        question = question_text(next(inputs))
         docs, found = self.retrieve_traced(question, config)
         head = {"strategy": self.strategy, **found} if self.trace else {}
-        yield {"question": question, **head, "sources": source_records(docs)}
+        yield AddableDict({"question": question, **head, "sources": source_records(docs)})
         for piece in self._answer_stream(question, docs, config):
             if piece:
-                yield {"answer": piece}
+                yield AddableDict({"answer": piece})
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any

@@ -14,8 +14,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from orchestrator.errors import DataError
 from orchestrator.migrations import Migration, check_order, pending
+from orchestrator.sqlite_migrations import apply, check_file, tables
+from orchestrator.sqlite_migrations import statements as statements  # re-exported
 
 TABLE = "orchestrator_migrations"
 #: The fix for a file that is not (or no longer) a usable session store.
@@ -38,35 +39,12 @@ check_order(MIGRATIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def statements(sql: str) -> list[str]:
-    """``sql``'s statements, cut only where SQLite says one is complete
-    (:func:`sqlite3.complete_statement`): a ``;`` inside a string literal, a quoted name, a
-    comment or a trigger's ``BEGIN ... END`` does not end a statement. Each is then run with
-    ``execute`` inside the migration's transaction (``executescript`` would commit first)."""
-    found: list[str] = []
-    current = ""
-    for piece in sql.split(";"):
-        current += piece
-        if sqlite3.complete_statement(current + ";"):
-            found.append(current.strip())
-            current = ""
-        else:
-            current += ";"
-    # the last statement may lack its ";"; an unfinished one fails in execute, naming itself
-    found.append(current.removesuffix(";").strip())
-    return [statement for statement in found if statement]
-
-
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
 def applied(conn: sqlite3.Connection) -> list[str]:
     """The migrations the file has (a schema-1 store's are read from its schema_version)."""
-    tables = _tables(conn)
-    if TABLE in tables:
+    found = tables(conn)
+    if TABLE in found:
         return [r[0] for r in conn.execute(f"SELECT name FROM {TABLE} ORDER BY name")]
-    if "orchestrator_meta" not in tables:
+    if "orchestrator_meta" not in found:
         return []
     row = conn.execute("SELECT value FROM orchestrator_meta WHERE key = 'schema_version'")
     version = int((row.fetchone() or ("0",))[0])
@@ -80,45 +58,35 @@ def prepare(conn: sqlite3.Connection, path: Path) -> list[str]:
     """Refuse a file that is not a session store (another program's, corrupted, newer), then
     bring it to this code's schema; returns the migrations applied now. Refusals change
     nothing in the file."""
-    tables = _tables(conn)
-    if tables and "orchestrator_meta" not in tables:
-        raise DataError(
-            f"{path} is an SQLite database of another program, not a session store",
-            fix=MOVE_ASIDE.format(p=path),
-        )
-    if tables:
-        check = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise DataError(f"{path} is corrupted ({check})", fix=MOVE_ASIDE.format(p=path))
+    found = check_file(
+        conn, path, marker="orchestrator_meta", kind="a session store",
+        fix=MOVE_ASIDE.format(p=path),
+    )  # fmt: skip
     todo = pending(MIGRATIONS, applied(conn), store=f"the session store {path}", fix=_NEWER_FIX)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    return migrate(conn, path) if todo or TABLE not in tables else []
+    return migrate(conn, path) if todo or TABLE not in found else []
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> list[str]:
     """Apply what the file lacks in one transaction (another process may have done it while
     this one waited for the lock: then nothing is left to do)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        done = applied(conn)
-        todo = pending(MIGRATIONS, done, store=f"the session store {path}", fix=_NEWER_FIX)
-        for _name, sql in todo:
-            for statement in statements(sql):
-                conn.execute(statement)
+    done: list[str] = []
+
+    def todo() -> list[Migration]:
+        done[:] = applied(conn)
+        return pending(MIGRATIONS, done, store=f"the session store {path}", fix=_NEWER_FIX)
+
+    def record(names: list[str]) -> None:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied REAL)")
         conn.executemany(
             f"INSERT OR IGNORE INTO {TABLE} (name, applied) VALUES (?, ?)",
-            [(name, time.time()) for name in [*done, *(name for name, _ in todo)]],
+            [(name, time.time()) for name in [*done, *names]],
         )
         conn.execute(
             "INSERT INTO orchestrator_meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (str(len(MIGRATIONS)),),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return [name for name, _ in todo]
+
+    return apply(conn, todo, record)
