@@ -6,6 +6,11 @@ The book's agent code runs with only its import lines changed::
 
 ``agentic_rag({name: (retriever, description)}, llm)`` is the book's agentic RAG: a ReAct agent
 with one knowledge-base tool per index, answering with ``[n]`` citations of what it read.
+
+``create_agent(model, tools, ...)`` is the tool-calling agent on LangChain's ``create_agent``
+(LangGraph: checkpoints, approvals, middleware), for local models too; it and ``run_agent``,
+``open_checkpointer`` load on first use (the ``agents`` extra):
+:mod:`orchestrator.agents.tool_agent`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ from orchestrator.agents.tools import (
     load_tools,
     open_knowledge_base,
 )
+from orchestrator.lazy import lazy_getattr
+
+_LAZY = {
+    name: "orchestrator.agents.tool_agent"
+    for name in ("create_agent", "run_agent", "open_checkpointer", "close_checkpointer")
+}
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "KNOWN_TOOLS",
@@ -59,9 +71,13 @@ __all__ = [
     "agentic_rag",
     "agentic_rag_prompt",
     "calculate",
+    "close_checkpointer",
+    "create_agent",
     "create_react_agent",
     "format_scratchpad",
     "load_tools",
+    "open_checkpointer",
     "open_knowledge_base",
+    "run_agent",
     "tool",
 ]

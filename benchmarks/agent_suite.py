@@ -1,4 +1,5 @@
-"""Agent task suite: success and parse-failure rates, grammar on vs off, local models.
+"""Agent task suite: success and parse-failure rates, grammar on vs off, local models; and
+the tool-calling agents against the ReAct agent (``--agents``).
 
 Tasks need the calculator (products of large numbers a small model cannot guess), the local
 knowledge base (facts about invented places, so the answer cannot come from pre-training), or
@@ -7,6 +8,15 @@ both. Each configuration runs every task with the same bounded loop (``--max-ste
 
     ORCHESTRATOR_THREADS=1 python benchmarks/agent_suite.py              # embedded SmolLM2-135M
     ORCHESTRATOR_THREADS=1 python benchmarks/agent_suite.py --model big.gguf --limit 6
+    ORCHESTRATOR_THREADS=1 python benchmarks/agent_suite.py --agents tools,langchain,react
+
+``--agents`` compares ``tools`` (``orchestrator.agents.create_agent``: the local model's
+call-or-answer decision, grammar-constrained calls, limits with a forced final answer),
+``langchain`` (LangChain's ``create_agent`` on ``ChatLlamaCpp`` as it is) and ``react`` (the
+ReAct executor, completion model, grammar on) on the same tools, plus tasks that need no
+tool (:data:`CHAT_TASKS`): the share of tool tasks where a tool was called, of calls whose
+arguments validate against the tool's schema, of correct answers, and of chat tasks
+answered without a tool (``benchmarks/agent_compare.py``).
 """
 
 from __future__ import annotations
@@ -184,7 +194,13 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=60.0, help="seconds per task")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per model call")
     parser.add_argument("--out", type=Path, help="write every row and the summary as JSON")
+    parser.add_argument("--agents", help="compare agents instead: tools, langchain, react")
     args = parser.parse_args()
+    if args.agents:
+        from agent_compare import compare
+
+        compare(args, TASKS, build_knowledge_base)
+        return
     tasks = TASKS[: args.limit] if args.limit else TASKS
     configs = [(m, g) for m in args.modes.split(",") for g in (True, False)]
     console = Console(width=160)

@@ -88,7 +88,8 @@ def _package_data() -> set[str]:
     ]
     found = set()
     for package, patterns in setuptools["package-data"].items():
-        folder = ROOT / setuptools["package-dir"][package]
+        # a package without its own package-dir entry lies where its name says
+        folder = ROOT / setuptools["package-dir"].get(package, package.replace(".", "/"))
         prefix = package.replace(".", "/")
         for pattern in patterns:
             found |= {f"{prefix}/{p.relative_to(folder).as_posix()}" for p in folder.glob(pattern)}

@@ -224,10 +224,12 @@ def test_chat_tool_descriptions_and_results_reach_the_model_as_written(
         ToolMessage(HOSTILE, tool_call_id="call_1"),
     ]
     chat_llm.bind_tools([fetch], tool_choice="none").invoke(history, max_tokens=4)
-    chat_llm.bind_tools([fetch]).invoke([HumanMessage("Say hi.")], max_tokens=48)
+    chat_llm.bind_tools([fetch], tool_choice="any").invoke([HumanMessage("Say hi.")], max_tokens=96)
+    chat_llm.bind_tools([fetch]).invoke([HumanMessage("Say hi.")], max_tokens=96)
     seen = as_seen(chat_llm)
     assert f"Tool result: {seen}" in sent[0]
-    assert f"- fetch: {seen} Arguments schema:" in sent[1]
+    assert f"- fetch: {seen} Arguments schema:" in sent[1]  # the call's tool listing
+    assert any(f"the tool fetch: {seen}<" in prompt for prompt in sent[2:])  # the decision
 
 
 @pytest.mark.integration

@@ -102,7 +102,13 @@ def agent_executor(spec: AgentSpec, llm: Any, tools: list[Any], **options: Any) 
 
 
 def build_agent(spec: AgentSpec, *, on_close: Any = None, **options: Any) -> Any:
-    """The agent a spec names: ``invoke({"input": ...})`` / ``stream`` as the executor's."""
+    """The agent a spec names: for the ReAct loop an executor (``invoke({"input": ...})`` /
+    ``stream``); for ``loop: tools`` a
+    :class:`~orchestrator.agents.pipelines.tool_agent.ToolAgent` (``run(question, ...)``)."""
+    if spec.loop == "tools":
+        from orchestrator.agents.pipelines.tool_agent import build_tool_agent
+
+        return build_tool_agent(spec, on_close=on_close)
     llm, tools = agent_parts(spec, on_close)
     return agent_executor(spec, llm, tools, **options)
 

@@ -83,17 +83,25 @@ def _rag(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _agent(options: dict[str, Any]) -> dict[str, Any]:
-    """``mode`` (the CLI's ``--mode``) is the model's kind: ``completion`` by default for a
-    local GGUF, ``chat`` for a served model; ``--max-tokens`` (``step_max_tokens``) is also
-    the model's token limit."""
+    """``mode`` (the CLI's ``--mode``): ``tools`` is the tool-calling agent (a chat model;
+    its checkpoints go to ``dsn``'s database when one is given); otherwise the ReAct agent
+    on a model of that kind, ``completion`` by default for a local GGUF, ``chat`` for a
+    served model; ``--max-tokens`` (``step_max_tokens``) is also the model's token limit."""
     mode, steps = options.pop("mode", None), options.get("step_max_tokens")
+    loop = "react"
+    if mode == "tools":
+        loop, mode = "tools", "chat"
+        if options.get("checkpoints") is None and options.get("dsn") is not None:
+            options["checkpoints"] = options["dsn"]
     if steps is not None and options.get("max_tokens") is None:
         options["max_tokens"] = steps
     model = model_from_options(options)
     if mode is None:
         mode = "chat" if is_served(model) else "completion"
     if mode not in ("completion", "chat"):
-        raise OptionError(f"unknown --mode {mode!r}", fix="use --mode completion or --mode chat")
+        raise OptionError(
+            f"unknown --mode {mode!r}", fix="use --mode tools, --mode completion or --mode chat"
+        )
     if mode == "completion" and is_served(model):
         raise OptionError(
             "--mode completion needs a local GGUF; a served model is a chat model",
@@ -103,8 +111,13 @@ def _agent(options: dict[str, Any]) -> dict[str, Any]:
     tools = options.pop("tools", None)
     if isinstance(tools, str):
         tools = [n.strip() for n in tools.split(",") if n.strip()]
+    approve = options.pop("approve", None)
+    if isinstance(approve, str):
+        approve = [n.strip() for n in approve.split(",") if n.strip()]
     config = options.pop("mcp_config", None)
     return {
+        "loop": loop,
+        "approve": approve,
         "model": model.model_copy(update={"kind": mode}),
         "index": found[0] if found else None,
         "tools": tools,

@@ -53,6 +53,8 @@ from orchestrator.retrieval import IndexSpec
 SearchMode = Literal["dense", "bm25", "hybrid", "auto"]
 """``auto``: hybrid when the index holds both sides, else the side it was built with."""
 StepMode = Literal["auto", "grammar", "json_schema", "parser"]
+AgentLoop = Literal["react", "tools"]
+"""``react``: the ReAct text loop; ``tools``: the tool-calling agent (``create_agent``)."""
 #: Built-in tool names an agent spec may list (``load_tools`` also takes the book's aliases).
 BUILTIN_TOOLS = ("calculator", "web_search", "knowledge_base")
 
@@ -178,6 +180,25 @@ class AgentSpec(_Spec):
     max_iterations: int = Field(default=5, ge=1)
     max_execution_time: float | None = Field(default=None, gt=0)
     step_max_tokens: int | None = Field(default=None, ge=16)
+    loop: AgentLoop = "react"
+    approve: list[str] = Field(default_factory=list)
+    """``tools`` loop: tools a person approves, edits or rejects before each call."""
+    checkpoints: str | None = None
+    """``tools`` loop: where threads are saved, a SQLite file or a ``postgresql://`` DSN;
+    ``None``: ``$ORCHESTRATOR_HOME/agents/checkpoints.sqlite``."""
+
+    @model_validator(mode="after")
+    def _loop(self) -> AgentSpec:
+        if self.loop == "react" and (self.approve or self.checkpoints):
+            given = "approve" if self.approve else "checkpoints"
+            raise OptionError(
+                f"{given} needs the tool-calling agent", fix="use --mode tools (loop: tools)"
+            )
+        if self.loop == "tools" and self.model.kind == "completion":
+            raise OptionError(
+                "the tool-calling agent needs a chat model", fix="leave model.kind as chat"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tools(self) -> AgentSpec:
@@ -277,6 +298,9 @@ def resolve_paths(
             update["index"] = _index_at(spec.index, root)
         if spec.mcp_config is not None:
             update["mcp_config"] = _absolute(root, spec.mcp_config)
+        written = spec.checkpoints
+        if written is not None and "://" not in written and "=" not in written:
+            update["checkpoints"] = _absolute(root, written)  # a SQLite file, not a DSN
     return spec.model_copy(update=update)
 
 

@@ -1,4 +1,6 @@
-"""``agent``: answer a question with a ReAct agent and its tools, showing every step."""
+"""``agent``: answer a question with an agent and its tools, showing every step: the ReAct
+agent (default), or with ``--mode tools`` the tool-calling agent, whose runs are saved on a
+thread (``--thread``, ``--resume``) and whose ``--approve`` tools wait for a person."""
 
 from __future__ import annotations
 
@@ -61,8 +63,33 @@ ModelKindOpt = Annotated[
     str | None,
     typer.Option(
         "--mode",
-        help="completion (prompt as written) or chat (chat template); default: completion, "
+        help="tools: the tool-calling agent (saved on a thread); completion (prompt as "
+        "written) or chat (chat template): the ReAct agent's model; default: completion, "
         "chat for a served model (--base-url).",
+    ),
+]
+ThreadOpt = Annotated[
+    str | None,
+    typer.Option("--thread", help="--mode tools: the thread to continue (default: a new one)."),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume", help="--mode tools: finish the thread's interrupted run (no question)."
+    ),
+]
+ApproveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--approve", help="--mode tools: comma-separated tools to approve before each call."
+    ),
+]
+CheckpointsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoints",
+        help="--mode tools: where threads are saved, a SQLite file or a postgresql:// DSN "
+        "(default: --dsn's database, else $ORCHESTRATOR_HOME/agents/checkpoints.sqlite).",
     ),
 ]
 
@@ -91,16 +118,21 @@ def agent(
     dsn: DsnOpt = None,
     spec_file: SpecOpt = None,
     show_spec: PrintSpecOpt = False,
+    thread: ThreadOpt = None,
+    resume: ResumeOpt = False,
+    approve: ApproveOpt = None,
+    checkpoints: CheckpointsOpt = None,
 ) -> None:
-    """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer).
-    --print-spec prints the agent spec (JSON); --spec FILE runs one as written."""
+    """Answer QUESTION with a ReAct agent (Thought / Action / Observation ... Final Answer),
+    or with --mode tools the tool-calling agent. --print-spec prints the agent spec (JSON);
+    --spec FILE runs one as written."""
     from orchestrator.agents.pipelines import build
 
     spec = pipeline_spec(
         "agent",
         spec_file,
         context=context,
-        inputs=("question", "trace"),
+        inputs=("question", "trace", "thread", "resume"),
         tools=tools,
         index=index,
         dsn=dsn,
@@ -113,10 +145,23 @@ def agent(
         seed=seed,
         base_url=base_url,
         api_key=api_key,
+        approve=approve,
+        checkpoints=checkpoints,
     )
     if show_spec:
         print_spec(spec)
         return
+    if getattr(spec, "loop", "react") == "tools":
+        from orchestrator.cli.agent_tools import run_tool_agent
+
+        run_tool_agent(spec, question, thread, resume, as_json, context.call_on_close)
+        return
+    if thread is not None or resume:
+        from orchestrator.errors import OptionError
+
+        raise OptionError(
+            "--thread and --resume need the tool-calling agent", fix="add --mode tools"
+        )
     if question is None:
         from orchestrator.errors import OptionError
 

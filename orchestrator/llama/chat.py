@@ -42,6 +42,7 @@ from orchestrator.prompts.safety import GENERIC_CONTROL
 _CALL_EXTRAS = (
     "tools",
     "tool_choice",
+    "parallel_tool_calls",
     "response_format",
     "grammar",
     "ls_structured_output_format",
@@ -195,6 +196,11 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
                 response_metadata={
                     "finish_reason": usage.finish_reason,
                     "model_name": self.info.name,
+                    **(
+                        {"tool_decision": plan.decision.as_metadata()}
+                        if plan.decision is not None
+                        else {}
+                    ),
                 },
                 chunk_position="last",
             )
@@ -232,7 +238,13 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
         tool_choice: str | bool | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:  # type: ignore[override]
-        """Bind tools; ``tool_choice`` may be ``auto``, ``none``, ``any``/``required`` or a name."""
+        """Bind tools; ``tool_choice`` may be ``auto``, ``none``, ``any``/``required`` or a name.
+
+        With ``auto`` (the default) the model decides whether to call a tool or answer, by
+        the likelihoods it gives the request (:mod:`orchestrator.llama.tool_choice`); a call
+        is decoded under a grammar admitting only the tools it pointed to, with arguments
+        valid for their schemas. ``parallel_tool_calls=True`` lets one turn hold several
+        calls (a JSON array of them)."""
         formatted = [structured.openai_tool(tool) for tool in tools]
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 

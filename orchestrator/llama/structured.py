@@ -37,6 +37,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from orchestrator.errors import OptionError
+from orchestrator.llama import tool_choice
 from orchestrator.llama.json_grammar import (
     bundle_schemas,
     checked_grammar,
@@ -49,7 +50,15 @@ if TYPE_CHECKING:
     from orchestrator.llama.chat import ChatLlamaCpp
 
 _FORCED = ("any", "required", True)
-_PROSE_RULE = "prose ::= [^{ \\t\\n] [^\\x00]*"
+#: Appended to the last tool result when the model answers after it.
+ANSWER_REMINDER = 'Answer the question "{question}" with this result.'
+#: Longest string a required argument without a length of its own may have in a call.
+MAX_ARG_CHARS = 200
+#: Most tool calls one turn may hold (``parallel_tool_calls=True``).
+MAX_CALLS = 8
+#: An answer in text when tools are bound: it may not start like a call (after tool results
+#: a small model would otherwise repeat the call it sees in the history, as JSON).
+PROSE_GBNF = "root ::= [^{[ \\t\\n] [^\\x00]*"
 _ROOT_RULE = re.compile(r"^root ::=", re.MULTILINE)
 
 
@@ -60,6 +69,8 @@ class CallPlan:
     messages: list[dict[str, str]]
     grammar: Any = None
     tool_names: list[str] = field(default_factory=list)
+    decision: tool_choice.ToolDecision | None = None
+    """The call-or-answer decision, when the model made one (``tool_choice="auto"``)."""
 
     @property
     def buffer_output(self) -> bool:
@@ -93,11 +104,10 @@ def _merge_system(items: list[dict[str, str]]) -> list[dict[str, str]]:
     return ([{"role": "system", "content": "\n\n".join(systems)}] if systems else []) + rest
 
 
-def _tool_instructions(tools: Sequence[Mapping[str, Any]], forced: bool) -> str:
+def _tool_instructions(tools: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "You can call these tools. To call one, reply with only a JSON object "
-        '{"name": <tool name>, "arguments": {...}}.'
-        + ("" if forced else " Otherwise answer in plain text."),
+        '{"name": <tool name>, "arguments": {...}}; to call several, a JSON array of them.',
     ]
     for tool in tools:
         fn = tool["function"]
@@ -148,13 +158,36 @@ def _call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     options = [
         {
             "type": "object",
-            "properties": {"name": {"const": name}, "arguments": args},
+            "properties": {"name": {"const": name}, "arguments": _nonempty_strings(args)},
             "required": ["name", "arguments"],
         }
         for name, args in zip(names, arguments, strict=True)
     ]
     schema = options[0] if len(options) == 1 else {"anyOf": options}
     return {**schema, "$defs": defs} if defs else schema
+
+
+def _nonempty_strings(args: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``args`` with its required top-level string properties 1 to :data:`MAX_ARG_CHARS`
+    characters long (where the schema sets no length): an empty query or expression is
+    valid JSON but never a call anyone meant (a small model likes to write ``""``), and a
+    bound lets a rambling model still close the call within its token budget."""
+    props = args.get("properties")
+    if not isinstance(props, Mapping):
+        return args
+    required = set(args.get("required") or ())
+    fixed = {
+        key: {**value, "minLength": 1, "maxLength": MAX_ARG_CHARS}
+        if key in required
+        and isinstance(value, Mapping)
+        and value.get("type") == "string"
+        and "minLength" not in value
+        and "enum" not in value
+        and "const" not in value
+        else value
+        for key, value in props.items()
+    }
+    return {**args, "properties": fixed}
 
 
 def _select_tools(
@@ -198,25 +231,52 @@ def plan_call(
     tools, forced = _select_tools(extras.get("tools") or [], extras.get("tool_choice"))
     if not tools:
         return CallPlan(items)
-    note = _tool_instructions(tools, forced)
-    if items and items[0]["role"] == "system":
-        items[0] = {"role": "system", "content": items[0]["content"] + "\n\n" + note}
-    else:
-        items.insert(0, {"role": "system", "content": note})
     for tool in tools:  # errors name the tool and the path inside its own schema
         fn = tool["function"]
         schema_gbnf(
             fn.get("parameters") or {}, label=f"the arguments schema of tool {fn['name']!r}"
         )
-    schema = _call_schema(tools)
-    if forced:
-        grammar = json_schema_grammar(model.engine, schema)
-    else:  # the model may call a tool (JSON under the schema) or answer in prose
-        gbnf = _ROOT_RULE.sub("call ::=", schema_gbnf(schema), count=1)
-        grammar = checked_grammar(
-            model.engine, schema, f"root ::= call | prose\n{_PROSE_RULE}\n{gbnf}"
-        )
-    return CallPlan(items, grammar=grammar, tool_names=[t["function"]["name"] for t in tools])
+    decision = None
+    if not forced:  # the model decides: call (one of the tools it points to) or answer
+        decision = tool_choice.decide(model, messages, tools)
+        if not decision.call:
+            grammar = model.call_grammar(PROSE_GBNF)
+            return CallPlan(_answer_reminder(items, messages), grammar=grammar, decision=decision)
+        tools = [t for name in decision.tools for t in tools if t["function"]["name"] == name]
+    note = _tool_instructions(tools)
+    if items and items[0]["role"] == "system":
+        items[0] = {"role": "system", "content": items[0]["content"] + "\n\n" + note}
+    else:
+        items.insert(0, {"role": "system", "content": note})
+    several = bool(extras.get("parallel_tool_calls"))
+    grammar = checked_grammar(model.engine, _call_schema(tools), calls_gbnf(tools, several))
+    names = [t["function"]["name"] for t in tools]
+    return CallPlan(items, grammar=grammar, tool_names=names, decision=decision)
+
+
+def _answer_reminder(
+    items: list[dict[str, str]], messages: Sequence[BaseMessage]
+) -> list[dict[str, str]]:
+    """After tool results, the answer turn is reminded of the question (a small model
+    otherwise comments on the result instead of answering with it)."""
+    if not messages or not isinstance(messages[-1], ToolMessage) or items[-1]["role"] != "user":
+        return items
+    request, _ = tool_choice.last_request(messages)
+    if not request:
+        return items
+    note = ANSWER_REMINDER.format(question=request)
+    return [*items[:-1], {"role": "user", "content": f"{items[-1]['content']}\n\n{note}"}]
+
+
+def calls_gbnf(tools: Sequence[Mapping[str, Any]], several: bool) -> str:
+    """GBNF for one call ``{"name": ..., "arguments": ...}`` of one of ``tools`` (arguments
+    valid for its schema) or, with ``several``, also a JSON array of up to
+    :data:`MAX_CALLS` such calls."""
+    gbnf = _ROOT_RULE.sub("call ::=", schema_gbnf(_call_schema(tools)), count=1)
+    if not several:
+        return f"root ::= call\n{gbnf}"
+    more = f'( "," " "? call ){{0,{MAX_CALLS - 1}}}'
+    return f'root ::= call | "[" call {more} "]"\n{gbnf}'
 
 
 def response_format_schema(fmt: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,21 +296,27 @@ def response_format_schema(fmt: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def final_chunk(text: str, plan: CallPlan) -> ChatGenerationChunk:
-    """The whole buffered answer: a tool call when it parses as one, else plain text."""
+    """The whole buffered answer: tool calls when it parses as one call or an array of
+    calls of the plan's tools, else plain text."""
     stripped = text.strip()
     try:
-        data = json.loads(stripped) if stripped.startswith("{") else None
+        data = json.loads(stripped, strict=False) if stripped[:1] in ("{", "[") else None
     except json.JSONDecodeError:
         data = None
-    if isinstance(data, dict) and data.get("name") in plan.tool_names:
-        call = tool_call_chunk(
-            name=data["name"],
-            args=json.dumps(data.get("arguments") or {}),
+    found = data if isinstance(data, list) else [data]
+    calls = [c for c in found if isinstance(c, dict) and c.get("name") in plan.tool_names]
+    if not calls or len(calls) != len(found):
+        return ChatGenerationChunk(message=AIMessageChunk(content=stripped))
+    chunks = [
+        tool_call_chunk(
+            name=call["name"],
+            args=json.dumps(call.get("arguments") or {}),
             id=f"call_{uuid.uuid4().hex[:24]}",
-            index=0,
+            index=index,
         )
-        return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[call]))
-    return ChatGenerationChunk(message=AIMessageChunk(content=stripped))
+        for index, call in enumerate(calls)
+    ]
+    return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
 
 
 def with_structured_output(
