@@ -36,6 +36,13 @@ _LAZY = {
     "run_suite": "orchestrator.evals.runner",
     "gate": "orchestrator.evals.runner",
     "write_reports": "orchestrator.evals.report",
+    "compare_items": "orchestrator.evals.compare",
+    "paired": "orchestrator.evals.compare",
+    "load_items": "orchestrator.evals.items",
+    "EvalCache": "orchestrator.evals.cache",
+    "evaluate_agent": "orchestrator.evals.agents",
+    "load_tasks": "orchestrator.evals.agents",
+    "generate_dataset": "orchestrator.evals.generate",
 }
 
 

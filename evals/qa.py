@@ -1,14 +1,15 @@
 """RAG question sets: JSONL with Ragas' field names, read strictly, answered by a pipeline.
 
 Each line: ``user_input`` and ``reference`` (required), optionally ``retrieved_contexts``,
-``response``, ``reference_contexts`` (for the non-LLM context metrics) and ``id``. A sample
+``response``, ``reference_contexts`` (for the non-LLM context metrics), ``reference_context_ids``
+(the index passages they are, as ``eval generate`` writes) and ``id``. A sample
 without ``response`` / ``retrieved_contexts`` gets them from a RAG pipeline (an index + model).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from orchestrator.errors import DataError
 from orchestrator.models.together import map_together
 
 REQUIRED = ("user_input", "reference")
-OPTIONAL = ("retrieved_contexts", "response", "reference_contexts", "id")
+OPTIONAL = ("retrieved_contexts", "response", "reference_contexts", "reference_context_ids", "id")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class QASample:
     retrieved_contexts: list[str] | None = None
     response: str | None = None
     reference_contexts: list[str] | None = None
+    reference_context_ids: list[str] | None = None
     where: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
     trace: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +72,7 @@ def parse_sample(row: Any, where: str, number: int) -> QASample:
     contexts = row.get("retrieved_contexts")
     references = row.get("reference_contexts")
     response = row.get("response")
+    ids = row.get("reference_context_ids")
     if response is not None and not isinstance(response, str):
         raise DataError(f"{where}: 'response' must be a string", fix="write the answer as text")
     return QASample(
@@ -83,28 +86,38 @@ def parse_sample(row: Any, where: str, number: int) -> QASample:
         reference_contexts=None
         if references is None
         else _strings(references, "reference_contexts", where),
+        reference_context_ids=None
+        if ids is None
+        else _strings(ids, "reference_context_ids", where),
         where=where,
     )
 
 
-def load_qa(path: str | Path) -> list[QASample]:
-    """Read a question set; a malformed line, an unknown field or an empty file is an error."""
+def jsonl_objects(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """``(file:line, parsed)`` for each non-blank line of a JSONL file; a missing file or a
+    line that is not JSON is a :class:`DataError` naming it."""
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: no such file", fix="check the --dataset path")
-    samples: list[QASample] = []
     with file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             where = f"{file}:{number}"
             try:
-                row = json.loads(line)
+                yield where, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(
                     f"{where}: not valid JSON ({exc.msg})", fix="one JSON object per line"
                 ) from None
-            samples.append(parse_sample(row, where, len(samples) + 1))
+
+
+def load_qa(path: str | Path) -> list[QASample]:
+    """Read a question set; a malformed line, an unknown field or an empty file is an error."""
+    file = Path(path)
+    samples: list[QASample] = []
+    for where, row in jsonl_objects(file):
+        samples.append(parse_sample(row, where, len(samples) + 1))
     if not samples:
         raise DataError(
             f"{file}: the question set is empty",

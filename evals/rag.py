@@ -159,11 +159,9 @@ class RagEvaluation:
 
     @property
     def mean(self) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for name in self.metrics:
-            values = [s["scores"][name] for s in self.samples if name in s["scores"]]
-            out[name] = math.fsum(values) / len(values) if values else None
-        return out
+        from orchestrator.evals.items import score_means
+
+        return score_means(self.samples, self.metrics)
 
     def to_json(self) -> dict[str, Any]:
         return {

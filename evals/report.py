@@ -20,6 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.evals import report_extra as extra
+
 if TYPE_CHECKING:
     from jinja2 import Environment
     from matplotlib.figure import Figure
@@ -66,7 +68,7 @@ def _values(config: Mapping[str, Any], metric: str) -> list[float]:
     return [s["scores"][metric] for s in config["samples"] if metric in s["scores"]]
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A figure on its own Agg canvas: no pyplot, no global backend, no figure registry."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -76,7 +78,7 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
@@ -84,7 +86,7 @@ def _png(fig: Figure) -> bytes:
 
 def _comparison(results: Mapping[str, Any], metrics: list[str]) -> bytes:
     configs = results["configurations"]
-    fig = _figure(min(12.0, max(6.0, 0.9 * len(metrics) * len(configs))), 4)
+    fig = new_figure(min(12.0, max(6.0, 0.9 * len(metrics) * len(configs))), 4)
     ax = fig.subplots()
     width = 0.8 / max(len(configs), 1)
     for i, config in enumerate(configs):
@@ -94,14 +96,14 @@ def _comparison(results: Mapping[str, Any], metrics: list[str]) -> bytes:
     ax.set_ylabel("mean")
     ax.set_title("per-configuration comparison")
     ax.legend(fontsize="small")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _distribution(results: Mapping[str, Any], metrics: list[str]) -> bytes:
     configs = results["configurations"]
     cols = max(1, min(3, len(metrics)))
     rows = max(1, (len(metrics) + cols - 1) // cols)
-    fig = _figure(4.2 * cols, 3.2 * rows)
+    fig = new_figure(4.2 * cols, 3.2 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
         data = [_values(c, metric) or [0.0] for c in configs]
@@ -113,11 +115,11 @@ def _distribution(results: Mapping[str, Any], metrics: list[str]) -> bytes:
         ax.axis("off")
     unit = "query" if results["kind"] == "retrieval" else "sample"
     fig.suptitle(f"per-{unit} distribution")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _pr_curve(results: Mapping[str, Any]) -> bytes:
-    fig = _figure(5.5, 4)
+    fig = new_figure(5.5, 4)
     ax = fig.subplots()
     for config in results["configurations"]:
         recall, precision = zip(*config["pr_curve"], strict=True)
@@ -128,7 +130,7 @@ def _pr_curve(results: Mapping[str, Any]) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize="small")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _pairs(config: Mapping[str, Any], x: str, y: str) -> list[tuple[float, float]]:
@@ -138,7 +140,7 @@ def _pairs(config: Mapping[str, Any], x: str, y: str) -> list[tuple[float, float
 
 def _citations(results: Mapping[str, Any], pairs: list[tuple[str, str]]) -> bytes:
     """Citation recall against precision, one point per sample, a panel per entailment."""
-    fig = _figure(4.6 * len(pairs), 4)
+    fig = new_figure(4.6 * len(pairs), 4)
     axes = fig.subplots(1, len(pairs), squeeze=False)[0]
     for ax, (x, y) in zip(axes, pairs, strict=True):
         for config in results["configurations"]:
@@ -152,7 +154,7 @@ def _citations(results: Mapping[str, Any], pairs: list[tuple[str, str]]) -> byte
         ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize="small")
     fig.suptitle("citations per sample (ALCE)")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def figures(results: Mapping[str, Any]) -> dict[str, bytes]:
@@ -211,8 +213,8 @@ def _details(results: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
             items = [
                 {
                     "id": s["id"],
-                    "question": s.get("user_input") or "",
-                    "answer": s.get("response") or "",
+                    "question": s.get("user_input") or s.get("input") or "",
+                    "answer": s.get("response") or s.get("output") or "",
                     "cells": [_number(s["scores"].get(m)) for m in metrics],
                 }
                 for s in config["samples"]
@@ -251,6 +253,9 @@ def markdown(
             ]
             lines += [f"| {a} | {b} | {c} | {d.replace('|', '/')} |" for a, b, c, d in fails]
             lines.append("")
+    lines += extra.spread_markdown(results)
+    lines += extra.comparison_markdown(results.get("comparison") or [], "Against the baseline")
+    lines += extra.cache_markdown(results)
     lines += ["## Gate", ""]
     lines += [f"- FAIL: {f}" for f in gate_failures] or ["- pass"]
     lines += ["", "## Figures", ""]
@@ -284,7 +289,8 @@ def html_report(
         }
         for name, png in images.items()
     ]
-    return _environment().get_template(TEMPLATE).render(
+    template = _environment().get_template(TEMPLATE)
+    return template.render(
         results=results,
         header=header,
         rows=rows,
@@ -295,6 +301,9 @@ def html_report(
         unit="query" if results["kind"] == "retrieval" else "sample",
         units="queries" if results["kind"] == "retrieval" else "samples",
         details=_details(results),
+        comparison=extra.comparison_rows(results.get("comparison") or []),
+        spread=extra.spread_rows(results),
+        cache=extra.cache_rows(results),
     )
 
 
@@ -302,18 +311,31 @@ def write_reports(
     results: Mapping[str, Any],
     out_dir: str | Path,
     gate_failures: Sequence[str] = (),
+    baseline: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``results.json``, ``report.md`` (+ ``figures/*.png``) and ``report.html``."""
+    """Write ``results.json``, ``items.jsonl`` (:mod:`evals.items`), ``report.md`` (+
+    ``figures/*.png``) and ``report.html``. ``baseline``: the run ``results["comparison"]``
+    compared with, whose items the per-item plot draws."""
+    from orchestrator.evals.items import results_items, write_items
+
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     payload = {**results, "gate": {"passed": not gate_failures, "failures": list(gate_failures)}}
     paths = {
         "results": out / "results.json",
+        "items": out / "items.jsonl",
         "markdown": out / "report.md",
         "html": out / "report.html",
     }
     paths["results"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_items(results, out)
     images = figures(results)
+    if results.get("comparison") and baseline is not None:
+        plot = extra.item_plot(
+            results["comparison"], results_items(baseline), results_items(results)
+        )
+        if plot is not None:
+            images["per_item.png"] = plot
     for name, png in images.items():
         (out / "figures" / name).write_bytes(png)
     names = [f"figures/{n}" for n in images]

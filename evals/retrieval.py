@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import DataError
-from orchestrator.evals.metrics import evaluate_run, precision_recall_points
+from orchestrator.evals.items import TOP_IDS
+from orchestrator.evals.metrics import evaluate_run, precision_recall_points, rank_documents
 from orchestrator.evals.trec import write_run
 
 DEFAULT_METRICS = ("map", "ndcg_cut_10", "recip_rank", "P_10", "recall_100")
@@ -46,6 +47,7 @@ class RetrievalEvaluation:
             "settings": self.settings,
             "mean": self.mean,
             "per_query": self.per_query,
+            "top": {qid: rank_documents(scores)[:TOP_IDS] for qid, scores in self.run.items()},
             "pr_curve": [list(p) for p in self.pr_curve],
             "seconds": round(self.seconds, 3),
             "run_file": str(self.run_file) if self.run_file else None,

@@ -53,13 +53,13 @@ def run_suite(
     ``--api-key``). With ``ray``, queries, answers and judgements run on Ray workers.
     ``repeat``: a sampled configuration (temperature > 0) runs that many times, with seeds
     base + i (:mod:`evals.repeat`). ``cache``: answers and verdicts come from, and go to, the
-    evaluation cache (:mod:`evals.cache`; not on Ray)."""
+    evaluation cache (:mod:`evals.cache`; RAG suites, not on Ray)."""
     if ray is not None:
         ray.start()
     if repeat < 1:
         raise OptionError(f"--repeat {repeat}: runs at least once", fix="give --repeat 1 or more")
     started = dt.datetime.now(dt.UTC)
-    store = EvalCache() if cache and ray is None else None
+    store = EvalCache() if cache and ray is None and suite.kind == "rag" else None
     try:
         with progress_bar(progress) as task:
             run = _SuiteRun(suite, base, task, progress, ray, dict(models or {}), store)
@@ -321,6 +321,8 @@ def pipeline_spec(
             "embedding": config.embedding,
             "search_options": config.options,
             "prompt": config.prompt,
+            "temperature": config.temperature,
+            "seed": config.seed,
         }
         # the suite's relative paths are the suite file's, as a spec file's are its own
         flags = spec_from_options("rag", **{**options, **fields})

@@ -77,6 +77,10 @@ class PipelineConfig(_Strict):
     base_url: str | None = Field(default=None, description="the model's server (served model)")
     prompt: str | None = Field(default=None, description="prompt name or template (RAG)")
     max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(
+        default=None, ge=0, description="answering model's sampling (> 0: --repeat runs it N times)"
+    )
+    seed: int | None = Field(default=None, description="the sampled model's (base) seed")
     options: dict[str, Any] | None = Field(default=None, description="open_retriever options")
 
     @field_validator("dsn")

@@ -3,7 +3,10 @@
     orchestrator eval retrieval --dataset BEIR_DIR [--mode hybrid] [--rerank llm [-m M.gguf]]
     orchestrator eval rag --dataset QA.jsonl --index DIR [--metrics ...] [-m M.gguf] [--json]
     orchestrator eval SUITE.yaml [--out DIR] [--baseline PREVIOUS.json] [--fail-below map=0.3]
-                                 [-m M.gguf]
+                                 [--fail-drop map=0.02] [--repeat N] [--no-cache] [-m M.gguf]
+    orchestrator eval compare RUN_A RUN_B [--json] [--fail-drop map=0.02]
+    orchestrator eval agent --dataset TASKS.jsonl [--tools ...]   (orchestrator/cli/eval_agent.py)
+    orchestrator eval generate --index DIR -n 50 [--out QA.jsonl]
 
 ``eval retrieval`` and ``eval rag`` are one-configuration suites: the same flags give the
 same spec as ``orchestrator rag`` (``--print-spec``), which the suite runner
@@ -16,13 +19,13 @@ reranks with ``--rerank llm``, writes a strategy's queries, and in RAG answers.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
+from orchestrator.cli import eval_agent
 from orchestrator.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -46,8 +49,19 @@ from orchestrator.cli.common import (
     print_json,
     print_spec,
 )
+from orchestrator.cli.eval_compare import (
+    FailDropOpt,
+    NoCacheOpt,
+    OutDirOpt,
+    RepeatOpt,
+    SeedOpt,
+    compare,
+    mean_table,
+    ray_plan,
+    write_run,
+)
 from orchestrator.cli.ray_options import RayOpt, RayWorkersOpt, check_ray_workers
-from orchestrator.errors import DataError, OptionError
+from orchestrator.errors import OptionError
 
 MetricsHelp = (
     "Comma separated: Ragas metrics, the book's citation_recall, citation_precision, fluency, "
@@ -71,6 +85,11 @@ eval_app = typer.Typer(
     no_args_is_help=True,
     help="Evaluate retrieval and RAG: eval retrieval | eval rag | eval SUITE.yaml.",
 )
+
+
+eval_app.command("compare")(compare)
+eval_app.command("agent")(eval_agent.agent)
+eval_app.command("generate")(eval_agent.generate)
 
 
 def register(app: typer.Typer) -> None:
@@ -108,19 +127,8 @@ def _run(suite: Any, as_json: bool, ray: str | None, workers: int | None, **kw: 
     """The one configuration's results, run by the suite runner."""
     from orchestrator.evals.runner import run_suite
 
-    plan = _ray_plan(ray, workers)
+    plan = ray_plan(ray, workers)
     return run_suite(suite, Path.cwd(), None, progress=not as_json, ray=plan, **kw)
-
-
-def _table(title: str, mean: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("mean", justify="right")
-    for name, value in mean.items():
-        table.add_row(name, "n/a" if value is None else f"{value:.4f}")
-    console.print(table)
 
 
 @eval_app.command("retrieval")
@@ -157,6 +165,8 @@ def retrieval(
     embedding: EmbeddingOpt = None,
     spec_file: SpecOpt = None,
     show_spec: PrintSpecOpt = False,
+    out: OutDirOpt = None,
+    repeat: RepeatOpt = 1,
 ) -> None:
     """Retrieve for every judged query of a BEIR dataset; print trec_eval measures.
     --strategy measures a RAG strategy's retrieval; --model then writes its queries.
@@ -185,14 +195,18 @@ def retrieval(
     )  # fmt: skip
     if model is not None:
         suite.check_model_used("")
-    results = _run(suite, as_json, ray, ray_workers, models={"api_key": api_key}, run_file=run_file)
+    results = _run(
+        suite, as_json, ray, ray_workers, models={"api_key": api_key}, run_file=run_file,
+        repeat=repeat,
+    )  # fmt: skip
+    write_run(results, out)
     result = results["configurations"][0]
     if as_json:
         print_json(result["mean"])
         return
     used = result["settings"]
     shown = " · ".join([used["mode"]] + [used["strategy"]] * (used["strategy"] != "plain"))
-    _table(f"{dataset} · {shown} · {len(result['per_query'])} queries", result["mean"])
+    mean_table(f"{dataset} · {shown} · {len(result['per_query'])} queries", result["mean"])
     if result["run_file"]:
         console.print(f"[dim]run written to {result['run_file']}[/]")
 
@@ -240,6 +254,9 @@ def rag(
     ray_workers: RayWorkersOpt = None,
     spec_file: SpecOpt = None,
     show_spec: PrintSpecOpt = False,
+    out: OutDirOpt = None,
+    repeat: RepeatOpt = 1,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Answer (where needed, as `orchestrator rag` would) and score a question set with Ragas
     on a local judge (with --base-url: --model answers and --judge-model judges on that
@@ -267,12 +284,17 @@ def rag(
     )
     suite = Suite(name="eval-rag", dataset=str(dataset), metrics=chosen, judge=judge,
                   configurations=[config])  # fmt: skip
-    payload = _run(suite, as_json, ray, ray_workers, models={"api_key": api_key})
+    payload = _run(
+        suite, as_json, ray, ray_workers, models={"api_key": api_key}, repeat=repeat,
+        cache=not no_cache,
+    )  # fmt: skip
+    write_run(payload, out)
     result = payload["configurations"][0]
     if as_json:
-        print_json({k: result[k] for k in ("mean", "scored", "judge", "samples", "failed")})
+        keys = ("mean", "scored", "judge", "samples", "failed", "spread", "cache")
+        print_json({k: result[k] for k in keys if k in result})
         return
-    _table(f"{dataset} · {len(result['samples'])} samples", result["mean"])
+    mean_table(f"{dataset} · {len(result['samples'])} samples", result["mean"])
     for failure in result["failed"]:
         err_console.print(
             f"[yellow]not scored[/] {failure['id']} {failure['metric']}: {failure['reason']}"
@@ -297,7 +319,12 @@ def suite(
         list[str] | None, typer.Option("--fail-below", help="METRIC=VALUE (repeatable).")
     ] = None,
     tolerance: Annotated[
-        float, typer.Option("--tolerance", min=0, help="Allowed drop below the baseline.")
+        float,
+        typer.Option(
+            "--tolerance",
+            min=0,
+            help="Drop allowed against the baseline (metrics not in --fail-drop).",
+        ),
     ] = 0.0,
     judge_model: Annotated[
         str | None, typer.Option("--judge-model", help="GGUF judging (overrides the suite's).")
@@ -317,17 +344,26 @@ def suite(
     as_json: JsonOpt = False,
     ray: RayOpt = None,
     ray_workers: RayWorkersOpt = None,
+    fail_drop: FailDropOpt = None,
+    repeat: RepeatOpt = 1,
+    no_cache: NoCacheOpt = False,
+    seed: SeedOpt = 0,
 ) -> None:
-    """Run a suite (results.json, report.md, report.html); exit 1 on a failed threshold or
-    a regression against the baseline. With --base-url, --model / --judge-model (and the
-    suite's model names) are names of models on that server."""
+    """Run a suite (results.json, items.jsonl, report.md, report.html); exit 1 on a failed
+    threshold or a regression against the baseline: a significant drop (paired test per
+    item) whose 95% interval is beyond --fail-drop's size (or --tolerance). With --base-url,
+    --model / --judge-model (and the suite's model names) name models on that server."""
+    from orchestrator.evals.compare import parse_sizes
+    from orchestrator.evals.gate import baseline_comparison
+    from orchestrator.evals.items import read_results
     from orchestrator.evals.report import write_reports
     from orchestrator.evals.runner import gate, model_path, parse_fail_below, run_suite
     from orchestrator.evals.suite import load_suite
 
     cwd = Path.cwd()
     thresholds = parse_fail_below(fail_below or [])
-    previous = _read_baseline(baseline) if baseline else None
+    sizes = parse_sizes(fail_drop or [])
+    previous = read_results(baseline) if baseline else None
     spec, base = load_suite(path)
     if judge_model:
         judge = spec.judge.model_copy(update={"model": model_path(cwd, judge_model, base_url)})
@@ -336,49 +372,28 @@ def suite(
         spec.check_model_used(f"{path}: ")
     models = {"model": model_path(cwd, model, base_url), "base_url": base_url}
     results = run_suite(
-        spec, base, out, progress=not as_json, ray=_ray_plan(ray, ray_workers),
-        models={**models, "api_key": api_key},
+        spec, base, out, progress=not as_json, ray=ray_plan(ray, ray_workers),
+        models={**models, "api_key": api_key}, repeat=repeat, cache=not no_cache,
     )  # fmt: skip
-    failures = gate(results, thresholds=thresholds, baseline=previous, tolerance=tolerance)
-    paths = write_reports(results, out, failures)
+    if previous is not None:
+        results["comparison"] = baseline_comparison(results, previous, seed=seed)
+    failures = gate(
+        results, thresholds=thresholds, baseline=previous, tolerance=tolerance,
+        fail_drop=sizes, comparisons=results.get("comparison"),
+    )  # fmt: skip
+    paths = write_reports(results, out, failures, baseline=previous)
     if as_json:
         means = {c["name"]: c["mean"] for c in results["configurations"]}
         reports = {k: str(v) for k, v in paths.items()}
         print_json(
             {"suite": results["suite"], "passed": not failures, "failures": failures,
-             "mean": means, "reports": reports}
+             "mean": means, "reports": reports, "comparison": results.get("comparison")}
         )  # fmt: skip
     else:
         for config in results["configurations"]:
-            _table(f"{results['suite']} · {config['name']}", config["mean"])
+            mean_table(f"{results['suite']} · {config['name']}", config["mean"])
         for failure in failures:
             err_console.print(f"[bold red]FAIL[/] {failure}")
         console.print(f"reports: {paths['markdown']}  {paths['html']}  {paths['results']}")
     if failures:
         raise typer.Exit(1)
-
-
-def _ray_plan(ray: str | None, workers: int | None) -> Any:
-    """``--ray``/``--ray-workers`` as an ``evals.distributed.RayPlan``, connected now (a
-    wrong address fails before any model loads); None without ``--ray``."""
-    check_ray_workers(ray, workers)
-    if ray is None:
-        return None
-    from orchestrator.evals.distributed import RayPlan
-
-    plan = RayPlan(ray, workers)
-    plan.start()
-    return plan
-
-
-def _read_baseline(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"{path}: not a readable results.json ({exc})",
-            fix="pass the results.json of a previous suite run",
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("configurations"), list):
-        raise DataError(f"{path}: has no 'configurations'", fix="pass a suite's results.json")
-    return data
