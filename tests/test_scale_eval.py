@@ -164,4 +164,6 @@ def test_cli_eval_rag_ray_equals_serial_per_sample(ray_session: RaySession, tmp_
     serial = runner.invoke(app, [*args, "--json"])
     spread = runner.invoke(app, [*args, "--json", "--ray", "local"])
     assert serial.exit_code == 0 and spread.exit_code == 0, spread.output
-    assert json.loads(spread.stdout) == json.loads(serial.stdout)
+    alone = json.loads(serial.stdout)
+    alone.pop("cache", None)  # the evaluation cache's counts: not kept on Ray
+    assert json.loads(spread.stdout) == alone

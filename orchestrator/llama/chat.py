@@ -178,7 +178,10 @@ class ChatLlamaCpp(LlamaSettings, BaseChatModel):
             yield structured.final_chunk("".join(pieces), plan)
         else:
             yield from _text_chunks(pieces, run_manager)
-        if plan.grammar is not None and usage.finish_reason in ("length", "timeout"):
+        # a decided plain answer (its grammar only keeps it from starting like a call) may be cut
+        answering = plan.decision is not None and not plan.tool_names
+        cut = usage.finish_reason in ("length", "timeout")
+        if plan.grammar is not None and not answering and cut:
             raise TruncatedOutputError(
                 f"constrained output was cut off ({usage.finish_reason}) after "
                 f"{usage.completion_tokens} tokens, before the JSON was complete",
